@@ -1,0 +1,351 @@
+"""A fake browser tab for tests and benches.
+
+`FakeBrowser` is an aiortc peer that plays speech (a generated WAV) and a
+solid-colour camera, and records the audio it receives. `ServerLeg` is the
+server side of the browser leg built from the SAME streamlit-webrtc track
+types the app uses (`AudioSinkTrack` / `VideoSinkTrack` callbacks for mic and
+camera, `PcmAudioSource` for the assistant's voice), instantiated directly
+outside Streamlit. `openai_shaped_answer` reshapes a complete SDP answer the
+way OpenAI's documentation shows one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import time
+import wave
+from typing import Awaitable, Callable
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from streamlit_webrtc.pcm_source import PcmAudioSource
+from streamlit_webrtc.sink import AudioSinkTrack, VideoSinkTrack
+
+RATE = 48_000
+PTIME = 0.020
+SAMPLES = int(RATE * PTIME)
+SILENCE_RMS = 200.0  # int16 rms above this counts as "real audio"
+
+
+def rms(pcm: np.ndarray) -> float:
+    if pcm.size == 0:
+        return 0.0
+    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)))
+
+
+def read_wav_48k_mono(path) -> np.ndarray:
+    """A WAV file as int16 mono samples at 48 kHz (linear resampling if needed)."""
+    with wave.open(str(path), "rb") as wav:
+        rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
+        if width != 2:
+            raise ValueError(f"{path}: expected 16-bit PCM, got {8 * width}-bit")
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+    if channels > 1:
+        pcm = pcm.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    if rate != RATE:
+        n_out = int(len(pcm) * RATE / rate)
+        pcm = np.interp(np.linspace(0, len(pcm) - 1, n_out), np.arange(len(pcm)), pcm).astype(np.int16)
+    return pcm
+
+
+class _PacedAudioTrack(MediaStreamTrack):
+    """20 ms mono s16 frames at 48 kHz, paced in real time like a microphone."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._start: float | None = None
+        self._pts = 0
+
+    def _samples(self) -> np.ndarray:
+        raise NotImplementedError
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._pts += SAMPLES
+            wait = self._start + self._pts / RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        frame = av.AudioFrame.from_ndarray(self._samples().reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, RATE)
+        return frame
+
+
+class ToneTrack(_PacedAudioTrack):
+    """A continuous sine tone (for plain connectivity tests)."""
+
+    def __init__(self, hz: float, amplitude: int = 8000) -> None:
+        super().__init__()
+        self._hz, self._amplitude, self._n = hz, amplitude, 0
+
+    def _samples(self) -> np.ndarray:
+        t = (np.arange(SAMPLES) + self._n) / RATE
+        self._n += SAMPLES
+        return (self._amplitude * np.sin(2 * math.pi * self._hz * t)).astype(np.int16)
+
+
+class SpeechTrack(_PacedAudioTrack):
+    """Silence, except for utterances queued with `say`; remembers when each one ended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue = np.zeros(0, dtype=np.int16)
+        self.speech_ended_at: float | None = None
+        self._ended = asyncio.Event()
+
+    def say(self, pcm48k: np.ndarray) -> None:
+        self._queue = np.concatenate([self._queue, pcm48k.astype(np.int16)])
+        self.speech_ended_at = None
+        self._ended.clear()
+
+    async def wait_spoken(self, timeout: float = 30.0) -> float:
+        await asyncio.wait_for(self._ended.wait(), timeout)
+        assert self.speech_ended_at is not None
+        return self.speech_ended_at
+
+    def _samples(self) -> np.ndarray:
+        out = np.zeros(SAMPLES, dtype=np.int16)
+        if self._queue.size:
+            chunk = self._queue[:SAMPLES]
+            out[: chunk.size] = chunk
+            self._queue = self._queue[SAMPLES:]
+            if not self._queue.size:
+                self.speech_ended_at = time.monotonic()
+                self._ended.set()
+        return out
+
+
+class SolidVideoTrack(MediaStreamTrack):
+    """A solid-colour camera at `fps`."""
+
+    kind = "video"
+
+    def __init__(self, rgb: tuple[int, int, int], size: tuple[int, int] = (320, 240), fps: int = 10) -> None:
+        super().__init__()
+        width, height = size
+        image = np.empty((height, width, 3), dtype=np.uint8)
+        image[:, :] = rgb
+        self._image = image
+        self._fps = fps
+        self._start: float | None = None
+        self._n = 0
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._n += 1
+            wait = self._start + self._n / self._fps - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        frame = av.VideoFrame.from_ndarray(self._image, format="rgb24")
+        frame.pts = self._n * (90_000 // self._fps)
+        frame.time_base = fractions.Fraction(1, 90_000)
+        return frame
+
+
+class AudioRecorder:
+    """Reads a remote audio track; keeps energy totals and the time of first real audio."""
+
+    def __init__(self) -> None:
+        self._sum_sq = 0.0
+        self._count = 0
+        self._first = asyncio.Event()
+        self.first_audio_at: float | None = None
+        self.frames = 0
+        self._task: asyncio.Task | None = None
+
+    def start(self, track: MediaStreamTrack) -> None:
+        self._task = asyncio.ensure_future(self._run(track))
+
+    def mark(self) -> None:
+        """Forget what was heard so far (start of a new turn)."""
+        self._sum_sq, self._count = 0.0, 0
+        self.first_audio_at = None
+        self._first.clear()
+
+    def received_rms(self) -> float:
+        return math.sqrt(self._sum_sq / self._count) if self._count else 0.0
+
+    async def wait_for_audio(self, timeout: float) -> float:
+        await asyncio.wait_for(self._first.wait(), timeout)
+        assert self.first_audio_at is not None
+        return self.first_audio_at
+
+    async def _run(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                now = time.monotonic()
+                pcm = frame.to_ndarray().reshape(-1)
+                self.frames += 1
+                self._sum_sq += float(np.sum(pcm.astype(np.float64) ** 2))
+                self._count += pcm.size
+                if self.first_audio_at is None and rms(pcm) > SILENCE_RMS:
+                    self.first_audio_at = now
+                    self._first.set()
+        except (MediaStreamError, asyncio.CancelledError):
+            return
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+Answerer = Callable[[str], Awaitable[str]]
+
+
+class FakeBrowser:
+    """The browser tab: mic (speech), camera (solid colour), speaker (recorder)."""
+
+    def __init__(self, rgb: tuple[int, int, int] | None = (0, 0, 255), data_channel: bool = False) -> None:
+        self.pc = RTCPeerConnection()
+        self.mic = SpeechTrack()
+        self.speaker = AudioRecorder()
+        self.pc.addTransceiver(self.mic, direction="sendrecv")
+        if rgb is not None:
+            self.pc.addTransceiver(SolidVideoTrack(rgb), direction="sendrecv")
+        self.channel = self.pc.createDataChannel("oai-events") if data_channel else None
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            self.speaker.start(track)
+
+    @property
+    def first_audio_at(self) -> float | None:
+        return self.speaker.first_audio_at
+
+    def received_rms(self) -> float:
+        return self.speaker.received_rms()
+
+    async def connect(self, answerer: Answerer) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await answerer(self.pc.localDescription.sdp)
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    def play_wav(self, path) -> None:
+        self.mic.say(read_wav_48k_mono(path))
+
+    async def close(self) -> None:
+        self.mic.stop()
+        await self.speaker.stop()
+        await self.pc.close()
+
+
+class ServerLeg:
+    """The server side of the browser leg, as streamlit-webrtc builds it, wired to a bridge.
+
+    Mic frames go to `bridge.on_mic_frame` through an `AudioSinkTrack`, camera
+    frames to `bridge.on_video_frame` through a `VideoSinkTrack`, and the
+    assistant's voice comes from `self.voice` (a `PcmAudioSource`, 48 kHz) that
+    the bridge is given as its `audio_out`. When the browser's mic track ends
+    (the browser leg closed), `on_ended` is called.
+    """
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection()
+        self.voice = PcmAudioSource(sample_rate=RATE)
+        self.bridge = None
+        self.on_ended: Callable[[], None] | None = None
+        self._sinks: list = []
+        self.pc.on("track", self._on_track)
+
+    def attach(self, bridge, on_ended: Callable[[], None] | None = None) -> None:
+        self.bridge = bridge
+        self.on_ended = on_ended
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            sink = AudioSinkTrack(callback=self._mic)
+            sink._on_ended_callback = self._ended
+        else:
+            sink = VideoSinkTrack(callback=self._video)
+        sink.addTrack(track)
+        sink.start()
+        self._sinks.append(sink)
+
+    def _mic(self, frame: av.AudioFrame) -> None:
+        if self.bridge is not None:
+            self.bridge.on_mic_frame(frame)
+
+    def _video(self, frame: av.VideoFrame) -> None:
+        if self.bridge is not None:
+            self.bridge.on_video_frame(frame)
+
+    def _ended(self) -> None:
+        if self.on_ended is not None:
+            self.on_ended()
+
+    async def accept(self, offer_sdp: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "audio":
+                transceiver.sender.replaceTrack(self.voice.track)
+                transceiver.direction = "sendrecv"
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription.sdp
+
+    async def close(self) -> None:
+        for sink in self._sinks:
+            sink.stop()
+        self.voice.track.stop()
+        await self.pc.close()
+
+
+_TRANSPORT_PREFIXES = ("a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:", "a=setup:")
+_DIRECTION_LINES = ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive")
+
+
+def openai_shaped_answer(answer_sdp: str, where: str = "session") -> str:
+    """Reshape a complete answer the way OpenAI's documentation shows one.
+
+    ICE credentials, fingerprint and DTLS setup appear once (at session level,
+    or only in the first media section with ``where="first"``) and no media
+    section has a direction attribute. Only the first media section keeps its
+    candidates (BUNDLE).
+    """
+    lines = [line for line in answer_sdp.replace("\r\n", "\n").split("\n") if line]
+    session: list[str] = []
+    media: list[list[str]] = []
+    for line in lines:
+        if line.startswith("m="):
+            media.append([line])
+        elif media:
+            media[-1].append(line)
+        else:
+            session.append(line)
+    transport = [line for line in media[0] if line.startswith(_TRANSPORT_PREFIXES)]
+    # keep one fingerprint, like the documented answer
+    fingerprint = next(line for line in transport if line.startswith("a=fingerprint:"))
+    transport = [line for line in transport if not line.startswith("a=fingerprint:")] + [fingerprint]
+    out_media = []
+    for index, section in enumerate(media):
+        kept = [
+            line
+            for line in section
+            if not line.startswith(_TRANSPORT_PREFIXES)
+            and line not in _DIRECTION_LINES
+            and not (index > 0 and (line.startswith("a=candidate:") or line == "a=end-of-candidates"))
+        ]
+        if where == "first" and index == 0:
+            kept.extend(transport)
+        out_media.append(kept)
+    if where == "session":
+        session.extend(transport)
+    out = session + [line for section in out_media for line in section]
+    return "\r\n".join(out) + "\r\n"
