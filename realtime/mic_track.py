@@ -1,0 +1,196 @@
+"""The bridge's upstream audio track: browser mic frames in, paced 20 ms mono frames out."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+__all__ = ["MicTrack", "MicStats", "SAMPLE_RATE", "SAMPLES_PER_FRAME"]
+
+SAMPLE_RATE = 48000
+SAMPLES_PER_FRAME = 960  # 20 ms
+TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+# If the loop stalls longer than this, re-anchor the clock instead of bursting to catch up.
+_MAX_LAG_S = 0.2
+
+
+@dataclass(frozen=True)
+class MicStats:
+    pushed_frames: int
+    sent_frames: int
+    silence_frames: int  # frames sent with no mic audio at all (muted or starved)
+    dropped_ms: float  # mic audio dropped because the queue was over its cap
+    queued_ms: float
+    muted: bool
+
+
+class MicTrack(MediaStreamTrack):
+    """An aiortc audio track fed by ``push()`` from another thread.
+
+    ``push(frame)`` takes browser mic frames (s16 interleaved stereo 48 kHz, 960
+    samples, as streamlit-webrtc delivers them; mono, planar and other rates are
+    converted too), downmixes them to mono and queues the samples. The queue holds
+    at most ``max_queue_ms``; beyond that the oldest samples are dropped so latency
+    cannot build up.
+
+    ``recv()`` paces itself in real time like aiortc's ``AudioStreamTrack`` and
+    always returns a 20 ms s16 mono 48 kHz frame: queued mic audio, padded with
+    silence when there is not enough (or all silence when muted). Its pts starts
+    at 0 and grows by exactly 960 per frame whatever the browser's timestamps do.
+    """
+
+    kind = "audio"
+
+    def __init__(
+        self,
+        *,
+        max_queue_ms: float = 200.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        if not max_queue_ms >= 20:
+            raise ValueError(f"max_queue_ms must be >= 20, got {max_queue_ms!r}")
+        self._max_samples = int(SAMPLE_RATE * max_queue_ms / 1000)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._chunks: deque[np.ndarray] = deque()
+        self._queued = 0
+        self._muted = False
+        self._resampler: av.AudioResampler | None = None
+        self._pts: int | None = None
+        self._start = 0.0
+        self._pushed = 0
+        self._sent = 0
+        self._silence = 0
+        self._dropped_samples = 0
+
+    # ------------------------------------------------------------------ producer side
+
+    def push(self, frame: av.AudioFrame) -> None:
+        """Queue one mic frame. Thread-safe and cheap (no blocking beyond a short lock)."""
+        if not isinstance(frame, av.AudioFrame):
+            raise TypeError(f"push() takes av.AudioFrame, got {type(frame).__name__}")
+        if self.readyState != "live":
+            return
+        mono = self._to_mono48k(frame)
+        with self._lock:
+            self._pushed += 1
+            if self._muted or mono.size == 0:
+                return
+            self._chunks.append(mono)
+            self._queued += mono.size
+            excess = self._queued - self._max_samples
+            while excess > 0:
+                head = self._chunks[0]
+                if head.size <= excess:
+                    self._chunks.popleft()
+                    cut = head.size
+                else:
+                    self._chunks[0] = head[excess:]
+                    cut = excess
+                self._queued -= cut
+                self._dropped_samples += cut
+                excess -= cut
+
+    def _to_mono48k(self, frame: av.AudioFrame) -> np.ndarray:
+        fmt, layout, rate = frame.format.name, frame.layout.name, frame.sample_rate
+        if fmt == "s16" and rate == SAMPLE_RATE and layout in ("stereo", "mono"):
+            pcm = frame.to_ndarray().reshape(-1)
+            if layout == "mono":
+                return pcm.astype(np.int16, copy=True)
+            pairs = pcm.reshape(-1, 2).astype(np.int32)
+            return ((pairs[:, 0] + pairs[:, 1]) // 2).astype(np.int16)
+        # Anything else (planar, float, other rates/layouts): let libswresample do it.
+        with self._lock:
+            if self._resampler is None:
+                self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            resampler = self._resampler
+            out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+        return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
+
+    @property
+    def muted(self) -> bool:
+        with self._lock:
+            return self._muted
+
+    @muted.setter
+    def muted(self, value: bool) -> None:
+        with self._lock:
+            self._muted = bool(value)
+            if self._muted:
+                self._chunks.clear()
+                self._queued = 0
+
+    def set_muted(self, value: bool) -> None:
+        self.muted = value
+
+    def stats(self) -> MicStats:
+        with self._lock:
+            return MicStats(
+                pushed_frames=self._pushed,
+                sent_frames=self._sent,
+                silence_frames=self._silence,
+                dropped_ms=self._dropped_samples * 1000 / SAMPLE_RATE,
+                queued_ms=self._queued * 1000 / SAMPLE_RATE,
+                muted=self._muted,
+            )
+
+    # ------------------------------------------------------------------ consumer side
+
+    def _take(self, n: int) -> tuple[np.ndarray, int]:
+        out = np.zeros(n, dtype=np.int16)
+        filled = 0
+        with self._lock:
+            while filled < n and self._chunks:
+                head = self._chunks[0]
+                take = min(n - filled, head.size)
+                out[filled : filled + take] = head[:take]
+                if take == head.size:
+                    self._chunks.popleft()
+                else:
+                    self._chunks[0] = head[take:]
+                self._queued -= take
+                filled += take
+            self._sent += 1
+            if filled == 0:
+                self._silence += 1
+        return out, filled
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._pts is None:
+            self._pts = 0
+            self._start = self._clock()
+        else:
+            self._pts += SAMPLES_PER_FRAME
+            wait = self._start + self._pts / SAMPLE_RATE - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif wait < -_MAX_LAG_S:
+                # Stalled loop: keep pts continuous but stop trying to catch up.
+                self._start = self._clock() - self._pts / SAMPLE_RATE
+            if self.readyState != "live":
+                raise MediaStreamError
+        pcm, _ = self._take(SAMPLES_PER_FRAME)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._pts
+        frame.time_base = TIME_BASE
+        return frame
+
+    def stop(self) -> None:
+        with self._lock:
+            self._chunks.clear()
+            self._queued = 0
+        super().stop()

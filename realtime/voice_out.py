@@ -1,0 +1,233 @@
+"""The assistant's voice: upstream remote audio track -> s16 mono 48 kHz -> ``audio_out``.
+
+``audio_out`` is streamlit-webrtc's ``PcmAudioSource`` in the app (anything with
+``push(bytes)`` and ``clear()`` works). Its buffer has no cap, and any drift between
+the provider's clock and the browser leg's clock, or a burst after a network stall,
+would add latency for the rest of the call. `VoiceOut` caps it.
+
+How much is buffered, and why it is measured this way
+-----------------------------------------------------
+``PcmAudioSource`` pulls 20 ms frames from its own ``av.AudioFifo`` on the browser
+leg's media clock, which we do not see: it starts only when the browser track is
+consumed, stalls when that loop is busy, and stops when the browser leaves. Own
+accounting (samples pushed minus wall-clock time elapsed) would assume a consumer
+that runs exactly in real time from the first push, and it drifts in precisely the
+cases the cap exists for. So, when ``audio_out`` is a ``PcmAudioSource`` (it has
+``_fifo`` and ``_lock``, true of the pinned streamlit-webrtc 0.79 and checked by a
+test), `VoiceOut` reads ``_fifo.samples`` under the source's own ``_lock`` (the
+lock ``push``, ``clear`` and the track's callback take) and drops the oldest excess
+by reading it out of the fifo under that lock: exact, O(1), and thread-safe. Each
+``clear()`` replaces the fifo, so it is looked up afresh every time.
+
+For any other sink (no fifo to look into) it falls back to that own accounting, a
+leaky bucket drained at ``sample_rate`` in real time, and since it cannot take
+samples back out of an opaque sink it drops the excess of the incoming chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+__all__ = ["VoiceOut", "VoiceStats"]
+
+_LEVEL_WINDOW_S = 0.2
+
+
+@dataclass(frozen=True)
+class VoiceStats:
+    frames: int  # frames received from the upstream track
+    pushed_ms: float  # audio handed to audio_out
+    dropped_ms: float  # audio dropped to keep the buffer under the cap
+    current_buffer_ms: float
+    level: float  # RMS of the last 200 ms received, 0..1 of full scale (0 if none lately)
+    clears: int
+
+
+class _FifoGauge:
+    """Exact buffered-sample count of a streamlit-webrtc PcmAudioSource."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+
+    def queued(self) -> int:
+        with self._source._lock:
+            return int(self._source._fifo.samples)
+
+    def push_capped(self, pcm: np.ndarray, cap: int) -> int:
+        """Push, then drop the oldest samples over ``cap``. Returns samples dropped."""
+        self._source.push(pcm)
+        with self._source._lock:
+            fifo = self._source._fifo
+            excess = int(fifo.samples) - cap
+            if excess > 0:
+                fifo.read(excess)
+                return excess
+        return 0
+
+    def cleared(self) -> None:
+        pass
+
+
+class _BucketGauge:
+    """Own accounting for an opaque sink: a leaky bucket drained in real time."""
+
+    def __init__(self, sink: Any, sample_rate: int, clock: Callable[[], float]) -> None:
+        self._sink = sink
+        self._rate = sample_rate
+        self._clock = clock
+        self._level = 0.0
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def _drain(self) -> None:
+        now = self._clock()
+        self._level = max(0.0, self._level - (now - self._at) * self._rate)
+        self._at = now
+
+    def queued(self) -> int:
+        with self._lock:
+            self._drain()
+            return int(self._level)
+
+    def push_capped(self, pcm: np.ndarray, cap: int) -> int:
+        with self._lock:
+            self._drain()
+            room = max(0, cap - int(self._level))
+            keep = pcm[:room]
+            self._level += keep.size
+        if keep.size:
+            self._sink.push(keep.tobytes())
+        return pcm.size - keep.size
+
+    def cleared(self) -> None:
+        with self._lock:
+            self._level = 0.0
+            self._at = self._clock()
+
+
+def _is_pcm_source(obj: Any) -> bool:
+    fifo = getattr(obj, "_fifo", None)
+    lock = getattr(obj, "_lock", None)
+    return isinstance(fifo, av.AudioFifo) and hasattr(lock, "acquire")
+
+
+class VoiceOut:
+    """Relay the upstream peer's audio to ``audio_out`` with a capped buffer."""
+
+    def __init__(
+        self,
+        audio_out: Any,
+        *,
+        max_buffer_ms: float = 400.0,
+        sample_rate: int = 48000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not (callable(getattr(audio_out, "push", None)) and callable(getattr(audio_out, "clear", None))):
+            raise TypeError("audio_out must have push(bytes) and clear() methods")
+        if not max_buffer_ms >= 20:
+            raise ValueError(f"max_buffer_ms must be >= 20, got {max_buffer_ms!r}")
+        source_rate = getattr(audio_out, "sample_rate", sample_rate)
+        if source_rate != sample_rate:
+            raise ValueError(f"audio_out plays {source_rate} Hz but VoiceOut was given sample_rate={sample_rate}")
+        self.audio_out = audio_out
+        self.sample_rate = sample_rate
+        self.max_buffer_ms = float(max_buffer_ms)
+        self._cap = int(sample_rate * max_buffer_ms / 1000)
+        self._clock = clock
+        self._gauge: _FifoGauge | _BucketGauge = (
+            _FifoGauge(audio_out) if _is_pcm_source(audio_out) else _BucketGauge(audio_out, sample_rate, clock)
+        )
+        self.exact_gauge = isinstance(self._gauge, _FifoGauge)
+        self._lock = threading.Lock()
+        self._resampler: av.AudioResampler | None = None
+        self._levels: deque[tuple[float, float, int]] = deque()  # (time, sum of squares, samples)
+        self._frames = 0
+        self._pushed = 0
+        self._dropped = 0
+        self._clears = 0
+
+    # ------------------------------------------------------------------ conversion
+
+    def _to_mono(self, frame: av.AudioFrame) -> np.ndarray:
+        fmt, layout, rate = frame.format.name, frame.layout.name, frame.sample_rate
+        if fmt == "s16" and rate == self.sample_rate and layout in ("stereo", "mono"):
+            pcm = frame.to_ndarray().reshape(-1)
+            if layout == "mono":
+                return pcm.astype(np.int16, copy=False)
+            pairs = pcm.reshape(-1, 2).astype(np.int32)
+            return ((pairs[:, 0] + pairs[:, 1]) // 2).astype(np.int16)
+        with self._lock:
+            if self._resampler is None:
+                self._resampler = av.AudioResampler(format="s16", layout="mono", rate=self.sample_rate)
+            out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
+
+    # ------------------------------------------------------------------ API
+
+    def push_frame(self, frame: av.AudioFrame) -> None:
+        """Convert one decoded frame and hand it to ``audio_out``, keeping the cap."""
+        pcm = self._to_mono(frame)
+        now = self._clock()
+        with self._lock:
+            self._frames += 1
+            if pcm.size:
+                f = pcm.astype(np.float32) / 32768.0
+                self._levels.append((now, float(np.dot(f, f)), int(pcm.size)))
+            while self._levels and now - self._levels[0][0] > _LEVEL_WINDOW_S:
+                self._levels.popleft()
+        if not pcm.size:
+            return
+        dropped = self._gauge.push_capped(pcm, self._cap)
+        with self._lock:
+            self._pushed += pcm.size
+            self._dropped += dropped
+
+    def clear(self) -> None:
+        """Drop everything buffered (barge-in, Interrupt). Thread-safe."""
+        self.audio_out.clear()
+        self._gauge.cleared()
+        with self._lock:
+            self._clears += 1
+            self._levels.clear()
+
+    async def run(self, track: MediaStreamTrack) -> None:
+        """Relay ``track`` until it ends (MediaStreamError). Cancel the task to stop early."""
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if isinstance(frame, av.AudioFrame):
+                self.push_frame(frame)
+
+    def buffer_ms(self) -> float:
+        return self._gauge.queued() * 1000 / self.sample_rate
+
+    def level(self) -> float:
+        now = self._clock()
+        with self._lock:
+            recent = [(s, n) for t, s, n in self._levels if now - t <= _LEVEL_WINDOW_S]
+        total = sum(n for _, n in recent)
+        return float(np.sqrt(sum(s for s, _ in recent) / total)) if total else 0.0
+
+    def stats(self) -> VoiceStats:
+        buffered = self.buffer_ms()
+        level = self.level()
+        with self._lock:
+            return VoiceStats(
+                frames=self._frames,
+                pushed_ms=self._pushed * 1000 / self.sample_rate,
+                dropped_ms=self._dropped * 1000 / self.sample_rate,
+                current_buffer_ms=buffered,
+                level=level,
+                clears=self._clears,
+            )
