@@ -1,0 +1,421 @@
+"""Offline speech for the local engine: text to speech, speech to text, voice activity.
+
+Everything here is blocking and thread-safe; the engine's IO edge calls it from a thread pool.
+Audio in and out is pcm16 little-endian mono at 24 kHz (the Realtime wire format).
+
+- ``synthesize`` drives libespeak-ng from the ``espeakng-loader`` wheel through ctypes. espeak-ng
+  keeps global state and is not thread-safe, so every call is serialized by one lock.
+- ``transcribe`` uses pocketsphinx with its bundled en-US model; decoders are costly to build, so a
+  small lock-guarded pool of them is created lazily and reused.
+- ``SpeechDetector`` is a streaming voice activity detector built on pocketsphinx's ``Vad`` with an
+  energy gate and a simple hangover/endpointing rule. It holds no audio beyond one partial frame.
+
+Nothing is downloaded: both models ship inside their wheels.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "VOICES",
+    "DEFAULT_VOICE",
+    "SAMPLE_RATE",
+    "SpeechDetector",
+    "SpeechEdge",
+    "synthesize",
+    "transcribe",
+]
+
+SAMPLE_RATE = 24_000
+"""Rate of every pcm16 buffer this module takes or returns."""
+
+_ESPEAK_RATE = 22_050
+_RECOGNIZER_RATE = 16_000
+
+
+# --------------------------------------------------------------------------------------------
+# Voices
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _EspeakVoice:
+    name: str  # espeak voice "language+variant"
+    pitch: int  # espeakPITCH, 0..100 (50 = normal)
+    rate: int  # espeakRATE, words per minute (175 = normal)
+    pitch_range: int  # espeakRANGE, 0..100 (50 = normal)
+
+
+# Each provider voice gets its own variant and pitch so a voice change is audible. Pitches are
+# spread so that neighbouring voices of the same gender still differ by a clear step.
+_VOICE_MAP: dict[str, _EspeakVoice] = {
+    "alloy": _EspeakVoice("en-us+m3", 50, 175, 50),
+    "ash": _EspeakVoice("en-us+m1", 30, 165, 40),
+    "ballad": _EspeakVoice("en-gb-x-rp+m2", 40, 150, 70),
+    "coral": _EspeakVoice("en-us+f2", 60, 175, 60),
+    "echo": _EspeakVoice("en-us+m5", 15, 170, 30),
+    "sage": _EspeakVoice("en+f1", 45, 160, 50),
+    "shimmer": _EspeakVoice("en-us+f4", 85, 185, 80),
+    "verse": _EspeakVoice("en-us+m7", 70, 180, 60),
+    "marin": _EspeakVoice("en-us+f3", 72, 170, 55),
+    "cedar": _EspeakVoice("en+m4", 25, 160, 45),
+}
+
+VOICES: tuple[str, ...] = tuple(_VOICE_MAP)
+"""Provider voice names that map to distinct espeak voices."""
+
+DEFAULT_VOICE = "alloy"
+
+
+# --------------------------------------------------------------------------------------------
+# espeak-ng through ctypes
+# --------------------------------------------------------------------------------------------
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_PARAM_RATE = 1
+_PARAM_VOLUME = 2
+_PARAM_PITCH = 3
+_PARAM_RANGE = 4
+_EE_OK = 0
+
+# int callback(short *wav, int numsamples, espeak_EVENT *events); return 0 to continue.
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+_MAX_TEXT_CHARS = 20_000
+
+
+class _Espeak:
+    """The process-wide espeak-ng library. Every method must be called with ``_ESPEAK_LOCK`` held."""
+
+    def __init__(self) -> None:
+        import espeakng_loader
+
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_SetSynthCallback.argtypes = [_SYNTH_CALLBACK]
+        lib.espeak_SetSynthCallback.restype = None
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_SetParameter.restype = ctypes.c_int
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.POINTER(ctypes.c_uint),
+            ctypes.c_void_p,
+        ]
+        lib.espeak_Synth.restype = ctypes.c_int
+        lib.espeak_Synchronize.argtypes = []
+        lib.espeak_Synchronize.restype = ctypes.c_int
+
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), 0
+        )
+        if rate <= 0:
+            raise RuntimeError(f"espeak-ng failed to initialize (code {rate})")
+        self.rate = rate
+        self._lib = lib
+        self._chunks: list[bytes] = []
+        # Keep a reference: ctypes callbacks must outlive their use by C.
+        self._callback = _SYNTH_CALLBACK(self._collect)
+        lib.espeak_SetSynthCallback(self._callback)
+        self._voice: _EspeakVoice | None = None
+
+    def _collect(self, wav, numsamples, _events) -> int:  # called by C on the synthesizing thread
+        if numsamples > 0 and wav:
+            self._chunks.append(ctypes.string_at(wav, numsamples * 2))
+        return 0
+
+    def _select(self, voice: _EspeakVoice) -> None:
+        if voice == self._voice:
+            return
+        if self._lib.espeak_SetVoiceByName(voice.name.encode()) != _EE_OK:
+            # A variant missing from the data set: fall back to the bare language.
+            self._lib.espeak_SetVoiceByName(voice.name.split("+")[0].encode())
+        self._lib.espeak_SetParameter(_PARAM_RATE, voice.rate, 0)
+        self._lib.espeak_SetParameter(_PARAM_PITCH, voice.pitch, 0)
+        self._lib.espeak_SetParameter(_PARAM_RANGE, voice.pitch_range, 0)
+        self._lib.espeak_SetParameter(_PARAM_VOLUME, 100, 0)
+        self._voice = voice
+
+    def synth(self, text: str, voice: _EspeakVoice) -> bytes:
+        self._select(voice)
+        data = text.encode("utf-8") + b"\0"
+        buf = ctypes.create_string_buffer(data, len(data))
+        self._chunks = []
+        try:
+            code = self._lib.espeak_Synth(buf, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+            if code != _EE_OK:
+                raise RuntimeError(f"espeak-ng could not synthesize (code {code})")
+            self._lib.espeak_Synchronize()
+            return b"".join(self._chunks)
+        finally:
+            self._chunks = []
+
+
+_ESPEAK_LOCK = threading.Lock()
+_espeak: _Espeak | None = None
+
+
+def _clean_text(text: str) -> str:
+    # Control characters can make espeak read out odd things; keep line breaks as pauses.
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
+    return cleaned[:_MAX_TEXT_CHARS].strip()
+
+
+def synthesize(text: str, voice: str) -> bytes:
+    """Speak ``text`` in the provider voice ``voice``: pcm16 LE mono 24 kHz.
+
+    Unknown voice names use ``DEFAULT_VOICE``. Empty (or whitespace-only) text gives ``b""``.
+    Text beyond 20,000 characters is not spoken.
+    """
+    global _espeak
+    cleaned = _clean_text(text)
+    if not cleaned:
+        return b""
+    spec = _VOICE_MAP.get(voice.lower() if isinstance(voice, str) else "", _VOICE_MAP[DEFAULT_VOICE])
+    with _ESPEAK_LOCK:
+        if _espeak is None:
+            _espeak = _Espeak()
+        raw = _espeak.synth(cleaned, spec)
+        source_rate = _espeak.rate
+    return _resample(raw, source_rate, SAMPLE_RATE)
+
+
+# --------------------------------------------------------------------------------------------
+# Resampling (linear interpolation; speech quality is not the point, speed is)
+# --------------------------------------------------------------------------------------------
+
+
+def _resample(pcm16: bytes, src_rate: int, dst_rate: int) -> bytes:
+    samples = np.frombuffer(pcm16[: len(pcm16) - len(pcm16) % 2], dtype="<i2")
+    return _resample_array(samples, src_rate, dst_rate).astype("<i2").tobytes()
+
+
+def _resample_array(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    if src_rate == dst_rate or samples.size == 0:
+        return samples.astype(np.int16, copy=False)
+    x = samples.astype(np.float32)
+    if dst_rate < src_rate:
+        # Cheap anti-alias: a short moving average before decimating.
+        width = max(1, round(src_rate / dst_rate))
+        if width > 1:
+            x = np.convolve(x, np.full(width, 1.0 / width, dtype=np.float32), mode="same")
+    n_out = int(samples.size * dst_rate // src_rate)
+    positions = np.arange(n_out, dtype=np.float64) * (src_rate / dst_rate)
+    y = np.interp(positions, np.arange(samples.size, dtype=np.float64), x)
+    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+
+
+# --------------------------------------------------------------------------------------------
+# Speech to text: pocketsphinx with its bundled en-US model
+# --------------------------------------------------------------------------------------------
+
+
+class _DecoderPool:
+    """Lazily built pocketsphinx decoders, at most ``size`` of them, each used by one thread at a time."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._idle: list = []
+        self._created = 0
+        self._cond = threading.Condition()
+
+    def acquire(self):
+        with self._cond:
+            while True:
+                if self._idle:
+                    return self._idle.pop()
+                if self._created < self._size:
+                    self._created += 1
+                    break
+                self._cond.wait()
+        try:
+            return _new_decoder()
+        except BaseException:
+            with self._cond:
+                self._created -= 1
+                self._cond.notify()
+            raise
+
+    def release(self, decoder) -> None:
+        with self._cond:
+            self._idle.append(decoder)
+            self._cond.notify()
+
+
+def _new_decoder():
+    import pocketsphinx
+
+    # Default config = the bundled en-US acoustic model, dictionary and language model.
+    return pocketsphinx.Decoder(loglevel="FATAL")
+
+
+_DECODERS = _DecoderPool(size=max(2, min(4, os.cpu_count() or 2)))
+
+
+def transcribe(pcm24k: bytes) -> str:
+    """Recognize English speech in pcm16 LE mono 24 kHz audio. Lowercase words, "" for silence."""
+    samples = np.frombuffer(pcm24k[: len(pcm24k) - len(pcm24k) % 2], dtype="<i2")
+    if samples.size < SAMPLE_RATE // 10:  # under 100 ms: nothing to recognize
+        return ""
+    pcm16k = _resample_array(samples, SAMPLE_RATE, _RECOGNIZER_RATE).tobytes()
+    decoder = _DECODERS.acquire()
+    try:
+        decoder.start_utt()
+        try:
+            decoder.process_raw(pcm16k, False, True)
+        finally:
+            decoder.end_utt()
+        hyp = decoder.hyp()
+        text = hyp.hypstr if hyp is not None else ""
+    finally:
+        _DECODERS.release(decoder)
+    return " ".join(text.lower().split())
+
+
+# --------------------------------------------------------------------------------------------
+# Voice activity: a streaming detector
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpeechEdge:
+    """A change between silence and speech at ``audio_ms`` in the audio fed so far."""
+
+    kind: Literal["started", "stopped"]
+    audio_ms: int
+
+
+_FRAME_MS = 30
+_FRAME_SAMPLES = SAMPLE_RATE * _FRAME_MS // 1000  # 720 at 24 kHz -> 480 at 16 kHz
+_FRAME_BYTES = _FRAME_SAMPLES * 2
+_START_FRAMES = 3  # 90 ms of consecutive speech frames open a speech region
+
+
+def _energy_gate_dbfs(threshold: float) -> float:
+    """Frame RMS (dBFS) a frame needs to count as speech: -70 dBFS at 0, -45 at 0.5, -20 at 1."""
+    return -70.0 + 50.0 * threshold
+
+
+def _vad_mode(threshold: float) -> int:
+    # pocketsphinx modes 0 (loose) .. 3 (strict); a higher threshold is stricter.
+    return min(3, int(threshold * 4))
+
+
+class SpeechDetector:
+    """Streaming voice activity detection over pcm16 LE mono 24 kHz.
+
+    ``feed`` takes chunks of any size and returns the edges found so far. A region opens after
+    90 ms of consecutive speech frames (its ``started`` edge is placed where that run began) and
+    closes once ``silence_ms`` of non-speech has followed (its ``stopped`` edge is placed where the
+    speech ended; it is reported only after the silence has been seen). ``threshold`` (0..1) sets
+    how loud and clear speech must be: it picks pocketsphinx's VAD mode and an energy gate, so a
+    higher threshold ignores quieter speech. ``prefix_padding_ms`` is kept for the caller, which
+    applies it. Memory is bounded: only a partial frame is carried between calls.
+    """
+
+    def __init__(self, threshold: float = 0.5, silence_ms: int = 500, prefix_padding_ms: int = 300) -> None:
+        import pocketsphinx
+
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
+        if silence_ms < 0 or prefix_padding_ms < 0:
+            raise ValueError("silence_ms and prefix_padding_ms must not be negative")
+        self.threshold = float(threshold)
+        self.silence_ms = int(silence_ms)
+        self.prefix_padding_ms = int(prefix_padding_ms)
+        self._vad = pocketsphinx.Vad(mode=_vad_mode(threshold), sample_rate=_RECOGNIZER_RATE, frame_length=0.03)
+        if self._vad.frame_bytes != _FRAME_BYTES * 2 // 3:
+            raise RuntimeError(f"unexpected pocketsphinx VAD frame size {self._vad.frame_bytes}")
+        # Compare mean squares rather than taking a log per frame.
+        self._gate_ms = (32768.0 * 10 ** (_energy_gate_dbfs(threshold) / 20.0)) ** 2
+        self._silence_frames = max(1, -(-self.silence_ms // _FRAME_MS))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all audio: back to silence at position 0."""
+        self._remainder = b""
+        self._frames = 0  # whole frames processed
+        self._offset_ms = 0  # caller's position minus ours (see ``feed``'s at_ms)
+        self._in_speech = False
+        self._run = 0  # consecutive speech frames while silent
+        self._quiet = 0  # consecutive non-speech frames while speaking
+        self._last_speech_end = 0  # frame index just past the last speech frame
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    @property
+    def position_ms(self) -> int:
+        """Position just past the last audio fed, in the caller's timeline."""
+        return (self._frames * _FRAME_SAMPLES + len(self._remainder) // 2) * 1000 // SAMPLE_RATE + self._offset_ms
+
+    def feed(self, pcm24k: bytes, *, at_ms: int | None = None) -> list[SpeechEdge]:
+        """Add audio; return the edges it completes.
+
+        ``at_ms``, if given, is where this chunk starts in the caller's timeline (e.g. after the
+        caller dropped audio); edge positions are reported in that timeline. Without it, chunks
+        are taken to follow each other.
+        """
+        if at_ms is not None:
+            ours = (self._frames * _FRAME_SAMPLES + len(self._remainder) // 2) * 1000 // SAMPLE_RATE
+            self._offset_ms = int(at_ms) - ours
+        data = self._remainder + bytes(pcm24k)
+        whole = len(data) - len(data) % _FRAME_BYTES
+        self._remainder = data[whole:]
+        if not whole:
+            return []
+        edges: list[SpeechEdge] = []
+        frames = np.frombuffer(data[:whole], dtype="<i2").reshape(-1, _FRAME_SAMPLES)
+        energies = np.mean(frames.astype(np.float32) ** 2, axis=1)
+        # 24 kHz -> 16 kHz by linear interpolation, frame by frame (3 samples -> 2).
+        triples = frames.reshape(frames.shape[0], -1, 3).astype(np.int32)
+        down = np.empty((frames.shape[0], triples.shape[1], 2), dtype=np.int16)
+        down[:, :, 0] = triples[:, :, 0]
+        down[:, :, 1] = (triples[:, :, 1] + triples[:, :, 2]) // 2
+        down = down.reshape(frames.shape[0], -1)
+        for i in range(frames.shape[0]):
+            speech = energies[i] >= self._gate_ms and self._vad.is_speech(down[i].tobytes())
+            self._step(bool(speech), edges)
+            self._frames += 1
+        return edges
+
+    def _ms(self, frame_index: int) -> int:
+        return frame_index * _FRAME_MS + self._offset_ms
+
+    def _step(self, speech: bool, edges: list[SpeechEdge]) -> None:
+        index = self._frames
+        if not self._in_speech:
+            self._run = self._run + 1 if speech else 0
+            if self._run >= _START_FRAMES:
+                self._in_speech = True
+                self._quiet = 0
+                self._last_speech_end = index + 1
+                edges.append(SpeechEdge("started", max(0, self._ms(index + 1 - self._run))))
+                self._run = 0
+            return
+        if speech:
+            self._quiet = 0
+            self._last_speech_end = index + 1
+            return
+        self._quiet += 1
+        if self._quiet >= self._silence_frames:
+            self._in_speech = False
+            self._run = 0
+            edges.append(SpeechEdge("stopped", max(0, self._ms(self._last_speech_end))))
