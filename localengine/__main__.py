@@ -1,0 +1,51 @@
+"""CLI: ``python -m localengine --host 127.0.0.1 --port 0``.
+
+Prints ``localengine listening on http://HOST:PORT/v1`` as its first stdout line (flushed), then
+serves until SIGTERM or SIGINT, and shuts down cleanly (calls hung up, sockets closed).
+Accepted keys come from ``LOCALENGINE_API_KEYS`` (comma list; unset = any non-empty key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from .config import EngineConfig
+from .runner import start_engine
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localengine",
+                                     description="Offline server that speaks the OpenAI Realtime protocol.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one (default 8765)")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        engine = start_engine(EngineConfig.from_env(), host=args.host, port=args.port)
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"localengine: cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(f"localengine listening on {engine.base_url}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            if not engine._thread.is_alive():
+                print("localengine: server thread ended unexpectedly", file=sys.stderr, flush=True)
+                return 1
+    finally:
+        engine.stop()
+    print("localengine stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Helpers for the engine's integration tests: schema validation, waiting, an aiortc client peer."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from openai.types.realtime import RealtimeServerEvent
+from pydantic import TypeAdapter
+
+SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
+API_KEY = "sk-local-test-key"
+
+
+def validated(event: Any) -> dict[str, Any]:
+    """Validate one server event (dict or SDK model) against the SDK's union; return it as a dict."""
+    if hasattr(event, "model_dump"):
+        event = event.model_dump(mode="json", exclude_unset=True)
+    SERVER_EVENT.validate_python(event)
+    return event
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def rms(pcm16: bytes) -> float:
+    x = np.frombuffer(pcm16, dtype="<i2").astype(np.float64)
+    return float(np.sqrt(np.mean(x * x))) if x.size else 0.0
+
+
+class PcmTrack(MediaStreamTrack):
+    """Plays pcm16 mono 24 kHz (e.g. generated speech) as 20 ms 48 kHz frames, then silence."""
+
+    kind = "audio"
+
+    def __init__(self, pcm24k: bytes = b"") -> None:
+        super().__init__()
+        x = np.frombuffer(pcm24k, dtype="<i2")
+        self._pcm = np.repeat(x, 2).astype("<i2").tobytes()  # 24 -> 48 kHz
+        self._pos = 0
+        self._start: float | None = None
+        self._ts = 0
+
+    def feed(self, pcm24k: bytes) -> None:
+        x = np.frombuffer(pcm24k, dtype="<i2")
+        self._pcm = self._pcm[self._pos:] + np.repeat(x, 2).astype("<i2").tobytes()
+        self._pos = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._ts += 960
+            wait = self._start + self._ts / 48000 - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        chunk = self._pcm[self._pos:self._pos + 1920]
+        self._pos += len(chunk)
+        frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+        frame.planes[0].update(chunk.ljust(1920, b"\x00"))
+        frame.pts = self._ts
+        frame.sample_rate = 48000
+        frame.time_base = fractions.Fraction(1, 48000)
+        return frame
+
+
+class RtcClient:
+    """A client peer like a browser tab: mic track out, records the voice in, ``oai-events`` channel."""
+
+    def __init__(self, mic_pcm24k: bytes = b"") -> None:
+        self.pc = RTCPeerConnection()
+        self.mic = PcmTrack(mic_pcm24k)
+        self.pc.addTrack(self.mic)
+        self.channel = self.pc.createDataChannel("oai-events")
+        self.events: list[dict[str, Any]] = []
+        self.received = bytearray()  # pcm16 mono 48 kHz
+        self._reader: asyncio.Task[None] | None = None
+        self.opened = asyncio.Event()
+        self.channel.on("open", self.opened.set)
+        self.channel.on("message", self._on_message)
+        self.pc.on("track", self._on_track)
+
+    def _on_message(self, message: str | bytes) -> None:
+        self.events.append(validated(json.loads(message)))
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            self._reader = asyncio.ensure_future(self._read(track))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+        try:
+            while True:
+                frame = await track.recv()
+                for out in resampler.resample(frame):
+                    self.received += bytes(out.planes[0])[: out.samples * 2]
+        except MediaStreamError:
+            pass
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def answer(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        await asyncio.wait_for(self.opened.wait(), 10)
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.channel.send(json.dumps(event))
+
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.events]
+
+    async def wait_event(self, type_: str, timeout: float = 15.0, start: int = 0) -> dict[str, Any]:
+        def found() -> bool:
+            return any(e["type"] == type_ for e in self.events[start:])
+        await wait_until(found, timeout, f"{type_!r} on the data channel (saw {self.types()[start:]})")
+        return next(e for e in self.events[start:] if e["type"] == type_)
+
+    async def close(self) -> None:
+        self.mic.stop()
+        await self.pc.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
