@@ -1,0 +1,247 @@
+"""VoiceOut: the provider's voice into streamlit-webrtc's PcmAudioSource, with a capped buffer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import av
+import numpy as np
+import pytest
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from streamlit_webrtc.pcm_source import PcmAudioSource
+
+from realtime.mic_track import MicTrack
+from realtime.voice_out import VoiceOut
+
+FRAME_MS = 20
+
+
+def decoded_frame(left, right=None, n=960) -> av.AudioFrame:
+    """What aiortc's Opus decoder yields: s16 interleaved stereo 48 kHz."""
+    left = np.broadcast_to(np.asarray(left, np.int16), (n,))
+    right = left if right is None else np.broadcast_to(np.asarray(right, np.int16), (n,))
+    inter = np.empty(2 * n, np.int16)
+    inter[0::2], inter[1::2] = left, right
+    frame = av.AudioFrame.from_ndarray(inter.reshape(1, -1), format="s16", layout="stereo")
+    frame.sample_rate = 48000
+    return frame
+
+
+class BurstTrack(MediaStreamTrack):
+    """An upstream remote track that delivers frames as fast as it is asked, then ends."""
+
+    kind = "audio"
+
+    def __init__(self, frames: list[av.AudioFrame]) -> None:
+        super().__init__()
+        self._frames = list(frames)
+
+    async def recv(self):
+        await asyncio.sleep(0)
+        if not self._frames:
+            self.stop()
+            raise MediaStreamError
+        return self._frames.pop(0)
+
+
+class Recorder:
+    """A sink with no visible buffer (exercises VoiceOut's own accounting)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.clears = 0
+
+    def push(self, pcm: bytes) -> None:
+        self.chunks.append(pcm)
+
+    def clear(self) -> None:
+        self.clears += 1
+
+
+def test_pcm_audio_source_works_outside_streamlit_and_exposes_its_fifo():
+    """The pinned streamlit-webrtc keeps a fifo + lock we can measure exactly."""
+    source = PcmAudioSource(sample_rate=48000)
+    voice = VoiceOut(source)
+    assert voice.exact_gauge
+    assert voice.buffer_ms() == 0
+    voice.push_frame(decoded_frame(1000))
+    assert voice.buffer_ms() == pytest.approx(20.0)
+    source.clear()  # clear() replaces the fifo: the gauge must follow it
+    assert voice.buffer_ms() == 0
+
+
+async def test_stereo_is_downmixed_and_played_in_order():
+    source = PcmAudioSource(sample_rate=48000)
+    voice = VoiceOut(source)
+    voice.push_frame(decoded_frame(1000, 3000))
+    voice.push_frame(decoded_frame(-500, -1500))
+    played = [await source.track.recv() for _ in range(3)]
+    try:
+        values = [set(f.to_ndarray().reshape(-1).tolist()) for f in played]
+        assert values == [{2000}, {-1000}, {0}]  # then silence on underrun
+        assert all(f.layout.name == "mono" and f.sample_rate == 48000 for f in played)
+    finally:
+        source.track.stop()
+
+
+async def test_buffer_never_exceeds_the_cap_when_fed_faster_than_real_time():
+    source = PcmAudioSource(sample_rate=48000)
+    voice = VoiceOut(source, max_buffer_ms=400)
+    # 3 s of audio, each 20 ms frame tagged with its index, arriving in a burst.
+    upstream = BurstTrack([decoded_frame(i + 1) for i in range(150)])
+    seen: list[float] = []
+
+    original = voice.push_frame
+
+    def watched(frame):
+        original(frame)
+        seen.append(voice.buffer_ms())
+
+    voice.push_frame = watched  # observe the buffer after every frame
+    player = source.track
+    played: list[int] = []
+
+    async def browser():  # the browser leg pulls 20 ms frames in real time
+        while True:
+            frame = await player.recv()
+            played.append(int(frame.to_ndarray()[0, 0]))
+
+    consumer = asyncio.ensure_future(browser())
+    try:
+        await asyncio.wait_for(voice.run(upstream), 5)
+        burst_done_at = len(played)
+
+        async def until_last_frame_heard():
+            while 150 not in played:
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(until_last_frame_heard(), 2)
+    finally:
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+        player.stop()
+    assert len(seen) == 150
+    assert max(seen) <= 400 + FRAME_MS
+    stats = voice.stats()
+    assert stats.frames == 150 and stats.pushed_ms == pytest.approx(3000)
+    # What was not kept was dropped, and accounted for.
+    assert stats.dropped_ms >= 3000 - 400 - FRAME_MS * len(played) - FRAME_MS
+    # The oldest audio went: the browser heard the newest frames, not a 3 s backlog.
+    # The browser then hears exactly the newest 400 ms, in order: no 3 s backlog.
+    # (A frame may have been pulled between the last push and the end of run().)
+    after_burst = [v for v in played[burst_done_at:] if v]
+    assert after_burst == list(range(after_burst[0], 151))
+    assert 19 <= len(after_burst) <= 20
+
+
+def test_clear_empties_the_buffer_for_barge_in():
+    source = PcmAudioSource(sample_rate=48000)
+    voice = VoiceOut(source)
+    for _ in range(10):
+        voice.push_frame(decoded_frame(4000))
+    assert voice.buffer_ms() == pytest.approx(200.0)
+    voice.clear()
+    stats = voice.stats()
+    assert stats.current_buffer_ms == 0 and stats.clears == 1 and stats.level == 0
+    voice.push_frame(decoded_frame(4000))  # the next response plays normally
+    assert voice.buffer_ms() == pytest.approx(20.0)
+
+
+def test_level_is_rms_of_the_last_200_ms():
+    now = [50.0]
+    source = PcmAudioSource(sample_rate=48000)
+    voice = VoiceOut(source, clock=lambda: now[0])
+    assert voice.level() == 0
+    t = np.arange(960) / 48000
+    for i in range(20):  # 400 ms: quiet first, then a loud tone for the last 200 ms
+        amp = 0.01 if i < 10 else 0.5
+        samples = (amp * 32767 * np.sin(2 * np.pi * 500 * (t + i * 0.02))).astype(np.int16)
+        voice.push_frame(decoded_frame(samples))
+        now[0] += 0.02
+    assert voice.level() == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
+    now[0] += 0.3  # the assistant stopped talking: no frames for 300 ms
+    assert voice.stats().level == 0
+
+
+def test_opaque_sink_uses_own_accounting_and_keeps_the_cap():
+    now = [0.0]
+    sink = Recorder()
+    voice = VoiceOut(sink, max_buffer_ms=400, clock=lambda: now[0])
+    assert not voice.exact_gauge
+    for _ in range(50):  # 1 s in a burst
+        voice.push_frame(decoded_frame(7))
+    accepted = sum(len(c) for c in sink.chunks) // 2
+    assert accepted == 400 * 48  # 400 ms of mono samples
+    assert voice.stats().dropped_ms == pytest.approx(600)
+    now[0] += 0.2  # the sink played 200 ms
+    assert voice.buffer_ms() == pytest.approx(200)
+    for _ in range(20):
+        voice.push_frame(decoded_frame(7))
+    assert sum(len(c) for c in sink.chunks) // 2 == 600 * 48
+    voice.clear()
+    assert sink.clears == 1 and voice.buffer_ms() == 0
+
+
+def test_bad_sinks_and_settings_are_refused_clearly():
+    with pytest.raises(TypeError, match="push"):
+        VoiceOut(object())
+    with pytest.raises(ValueError, match="24000 Hz"):
+        VoiceOut(PcmAudioSource(sample_rate=24000))
+    with pytest.raises(ValueError, match="max_buffer_ms"):
+        VoiceOut(Recorder(), max_buffer_ms=0)
+
+
+async def test_other_rates_are_resampled():
+    source = PcmAudioSource(sample_rate=48000)
+    voice = VoiceOut(source)
+    wave = (0.5 * np.sin(2 * np.pi * 300 * np.arange(2400) / 24000)).astype(np.float32)
+    frame = av.AudioFrame.from_ndarray(wave.reshape(1, -1), format="flt", layout="mono")
+    frame.sample_rate = 24000  # 100 ms at 24 kHz
+    voice.push_frame(frame)
+    assert 80 <= voice.buffer_ms() <= 100
+    source.track.stop()
+
+
+async def test_relays_a_real_upstream_peer_into_the_browser_source():
+    """aiortc decodes the provider's Opus; VoiceOut turns it into audible browser audio."""
+    upstream, bridge_pc = RTCPeerConnection(), RTCPeerConnection()
+    provider_voice = MicTrack()  # a paced track we can feed: the "provider"
+    source = PcmAudioSource(sample_rate=48000)
+    voice = VoiceOut(source, max_buffer_ms=400)
+    got: asyncio.Future = asyncio.get_running_loop().create_future()
+    bridge_pc.on("track", lambda t: got.done() or got.set_result(t))
+    relay = None
+    try:
+        upstream.addTrack(provider_voice)
+        await upstream.setLocalDescription(await upstream.createOffer())
+        await bridge_pc.setRemoteDescription(upstream.localDescription)
+        await bridge_pc.setLocalDescription(await bridge_pc.createAnswer())
+        await upstream.setRemoteDescription(bridge_pc.localDescription)
+        remote = await asyncio.wait_for(got, 10)
+        first = await asyncio.wait_for(remote.recv(), 10)
+        # What aiortc's decoder actually delivers:
+        assert (first.format.name, first.layout.name, first.sample_rate) == ("s16", "stereo", 48000)
+        relay = asyncio.ensure_future(voice.run(remote))
+        t = np.arange(960) / 48000
+        loud = 0
+        for i in range(150):
+            s = (12000 * np.sin(2 * np.pi * 440 * (t + i * 0.02))).astype(np.int16)
+            provider_voice.push(decoded_frame(s))
+            frame = await asyncio.wait_for(source.track.recv(), 2)
+            x = frame.to_ndarray().reshape(-1).astype(np.float64) / 32768
+            if np.sqrt(np.mean(x**2)) > 0.1:
+                loud += 1
+            assert voice.buffer_ms() <= 400 + FRAME_MS
+            if loud >= 20:
+                break
+        assert loud >= 20, f"browser source played only {loud} loud frames"
+        assert voice.stats().level > 0.1
+    finally:
+        if relay is not None:
+            relay.cancel()
+            await asyncio.gather(relay, return_exceptions=True)
+        provider_voice.stop()
+        source.track.stop()
+        await upstream.close()
+        await bridge_pc.close()
