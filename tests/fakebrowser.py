@@ -349,3 +349,116 @@ def openai_shaped_answer(answer_sdp: str, where: str = "session") -> str:
         session.extend(transport)
     out = session + [line for section in out_media for line in section]
     return "\r\n".join(out) + "\r\n"
+
+
+class ReshapingProxy:
+    """A loopback HTTP proxy in front of an engine that reshapes SDP answers like OpenAI's docs.
+
+    Forwards every request to `upstream` (e.g. ``http://127.0.0.1:1234/v1``) and,
+    for ``POST .../realtime/calls`` answers, rewrites the SDP with
+    `openai_shaped_answer(where=...)`. Counts answers rewritten. Runs uvicorn in
+    its own thread; use as a context manager.
+    """
+
+    def __init__(self, upstream: str, where: str = "session") -> None:
+        import socket
+        import threading
+
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        self.upstream = upstream.rstrip("/")
+        self.where = where
+        self.reshaped = 0
+
+        async def forward(request):
+            import httpx2
+
+            tail = request.url.path.removeprefix("/v1")
+            body = await request.body()
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+            async with httpx2.AsyncClient(timeout=20) as client:
+                reply = await client.request(request.method, self.upstream + tail, content=body, headers=headers)
+            content = reply.content
+            out_headers = {k: v for k, v in reply.headers.items() if k.lower() in ("location", "content-type")}
+            if request.method == "POST" and tail.rstrip("/") == "/realtime/calls" and reply.status_code < 300:
+                content = openai_shaped_answer(reply.text, where=self.where).encode()
+                self.reshaped += 1
+            return Response(content, status_code=reply.status_code, headers=out_headers)
+
+        app = Starlette(routes=[Route("/v1/{path:path}", forward, methods=["GET", "POST", "DELETE"])])
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> "ReshapingProxy":
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("proxy did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+
+
+async def wait_until(predicate: Callable[[], object], timeout: float, what: str = "condition", step: float = 0.02):
+    """Poll a cheap predicate (e.g. on a bridge snapshot) until it is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
+        await asyncio.sleep(step)
+
+
+class BridgedCall:
+    """FakeBrowser -> ServerLeg (streamlit-webrtc tracks) -> Bridge -> provider, as one context.
+
+    Closing the browser leg closes the bridge (hang-up), as the app wires it.
+    """
+
+    def __init__(self, settings, rgb: tuple[int, int, int] | None = (0, 0, 255), tools=None) -> None:
+        from realtime.bridge import Bridge
+
+        self.leg = ServerLeg()
+        self.bridge = Bridge(settings, self.leg.voice, tools=tools)
+        self.leg.attach(self.bridge, on_ended=self.bridge.close_soon)
+        self.browser = FakeBrowser(rgb)
+
+    async def __aenter__(self) -> "BridgedCall":
+        await self.browser.connect(self.leg.accept)
+        self.bridge.start()
+        await wait_until(
+            lambda: self.bridge.snapshot().state in ("connected", "failed", "closed"), 20, "the bridge to connect"
+        )
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.browser.close()
+        await self.leg.close()
+        await asyncio.to_thread(self.bridge.close, 5.0)
+
+    def texts(self, role: str) -> list[str]:
+        return [item.text for item in self.bridge.snapshot().transcript if item.role == role and item.final]
+
+    async def reply_after(self, count_before: int, timeout: float = 30.0) -> str:
+        """The text of the next final assistant item."""
+        texts = await wait_until(
+            lambda: self.texts("assistant")[count_before:], timeout, "a final assistant reply"
+        )
+        return texts[0]

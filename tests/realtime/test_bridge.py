@@ -1,0 +1,122 @@
+"""The Bridge end to end: fake browser -> streamlit-webrtc tracks -> Bridge -> local engine."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from openai.types.realtime import RealtimeClientEvent
+from pydantic import TypeAdapter
+
+from realtime import loop as bg
+from realtime.settings import CameraSettings, Settings
+from tests.fakebrowser import SILENCE_RMS, BridgedCall, read_wav_48k_mono, wait_until
+from tests.media import speech_wav
+
+CLIENT_EVENT = TypeAdapter(RealtimeClientEvent)
+
+
+def settings_for(engine, **changes) -> Settings:
+    return Settings(api_key="test-key", base_url=engine.base_url, **changes)
+
+
+def client_events(call: BridgedCall, kind: str | None = None) -> list:
+    return [e for e in call.bridge.events.snapshot() if e.direction == "client" and (kind is None or e.type == kind)]
+
+
+async def test_speech_gets_a_transcript_and_a_spoken_reply_back_at_the_browser(engine, tmp_path):
+    wav = speech_wav(tmp_path / "hello.wav", "hello there how are you", tail_silence_ms=0)
+    async with BridgedCall(settings_for(engine, camera=CameraSettings(enabled=False))) as call:
+        assert call.bridge.snapshot().state == "connected"
+        assert call.bridge.snapshot().call_id
+        call.browser.speaker.mark()
+        call.browser.play_wav(wav)
+        ended = await call.browser.mic.wait_spoken()
+        heard = await call.browser.speaker.wait_for_audio(timeout=30)
+        assert heard > ended  # the voice came after the user stopped talking
+        await wait_until(lambda: call.texts("assistant"), 20, "the assistant's transcript")
+        user = [i for i in call.bridge.snapshot().transcript if i.role == "user"]
+        assert user and user[0].kind == "audio"
+        await wait_until(lambda: user[0].id in {i.id for i in call.bridge.snapshot().transcript if i.final}, 10)
+        # the reply's voice reached the browser with real energy, for a while
+        await asyncio.sleep(1.0)
+        assert call.browser.received_rms() > SILENCE_RMS
+        snap = await wait_until(lambda: call.bridge.snapshot().turns and call.bridge.snapshot(), 10, "turn metrics")
+        assert snap.turns[0].first_audio_ms is not None and snap.turns[0].first_audio_ms > 0
+        assert snap.rtc.packets_sent > 0 and snap.rtc.packets_received > 0
+        for logged in client_events(call):
+            CLIENT_EVENT.validate_python(logged.payload)
+
+
+async def test_solid_blue_camera_gets_a_reply_naming_blue(engine):
+    async with BridgedCall(settings_for(engine), rgb=(0, 0, 255)) as call:
+        await wait_until(lambda: call.bridge.snapshot().images_in_context >= 1, 10, "a camera frame to be sent")
+        images = [e for e in client_events(call, "conversation.item.create")
+                  if e.payload["item"]["content"][0]["type"] == "input_image"]
+        assert images and images[0].size < 60 * 1024
+        before = len(call.texts("assistant"))
+        call.bridge.send_text("what do you see?")
+        reply = await call.reply_after(before)
+        assert "blue" in reply.lower()
+
+
+async def test_typed_delayed_add_runs_the_tool_and_the_reply_says_7(engine):
+    async with BridgedCall(settings_for(engine, camera=CameraSettings(enabled=False)), rgb=None) as call:
+        before = len(call.texts("assistant"))
+        call.bridge.send_text("delayed add 2 and 5")
+        reply = await call.reply_after(before, timeout=30)
+        assert "7" in reply
+        tools = [i for i in call.bridge.snapshot().transcript if i.role == "tool"]
+        assert tools[0].tool_name == "delayed_add" and "7" in (tools[0].tool_result or "")
+        outputs = client_events(call, "conversation.item.create")
+        assert any(e.payload["item"]["type"] == "function_call_output" for e in outputs)
+
+
+async def test_mid_call_settings_update_changes_the_next_reply(engine):
+    settings = settings_for(engine, camera=CameraSettings(enabled=False))
+    async with BridgedCall(settings, rgb=None) as call:
+        before = len(call.texts("assistant"))
+        call.bridge.send_text("hello")
+        await call.reply_after(before)
+        change = call.bridge.update_settings(settings.replace(instructions="Say: the pineapple is ripe."))
+        assert change.applied == ("instructions",) and change.needs_restart == ()
+        await wait_until(lambda: client_events(call, "session.update"), 5, "session.update to go out")
+        assert len(client_events(call, "session.update")) == 1
+        before = len(call.texts("assistant"))
+        call.bridge.send_text("how are you")
+        reply = await call.reply_after(before)
+        assert "pineapple is ripe" in reply.lower()
+        # the voice cannot change after the assistant has spoken: reported, not dropped
+        change = call.bridge.update_settings(call.bridge.settings.replace(voice="cedar"))
+        assert change.needs_restart == ("voice",) and change.applied == ()
+
+
+async def test_malformed_server_event_becomes_an_error_item_and_the_call_goes_on(engine):
+    async with BridgedCall(settings_for(engine, camera=CameraSettings(enabled=False)), rgb=None) as call:
+        bg.call_soon(call.bridge._on_message, "{not json")  # as if the data channel delivered it
+        bg.call_soon(call.bridge._on_message, '{"type": "response.done", "response": 5}')
+        errors = await wait_until(
+            lambda: [i for i in call.bridge.snapshot().transcript if i.role == "error"], 5, "an error item"
+        )
+        assert "malformed" in errors[0].text.lower()
+        before = len(call.texts("assistant"))
+        call.bridge.send_text("hello")
+        assert await call.reply_after(before)
+        assert call.bridge.snapshot().state == "connected"
+
+
+async def test_events_sent_before_the_channel_opens_are_queued_not_dropped(engine):
+    from realtime.bridge import Bridge
+    from streamlit_webrtc.pcm_source import PcmAudioSource
+
+    bridge = Bridge(settings_for(engine, camera=CameraSettings(enabled=False)), PcmAudioSource(sample_rate=48000))
+    try:
+        bridge.send_text("delayed add 1 and 1")  # before start(): must survive until the channel opens
+        bridge.start()
+        reply = await wait_until(
+            lambda: [i.text for i in bridge.snapshot().transcript if i.role == "assistant" and i.final], 30, "a reply"
+        )
+        assert "2" in reply[0]
+    finally:
+        await asyncio.to_thread(bridge.close)
