@@ -1,0 +1,47 @@
+"""Diagnostics: connection, WebRTC stats, per-turn latency, token usage and cost of this tab's conversation."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.conversation import peek_conversation
+from ui.diagnostics_view import render_connection, render_rtc, render_turns, render_usage
+from ui.format import engine_label
+
+st.title("Diagnostics")
+
+conv = peek_conversation()
+bridge = conv.latest_bridge if conv is not None else None
+
+if bridge is None:
+    st.info(
+        "No conversation in this tab yet. Once you start one on the **Conversation** page, this page shows "
+        "the connection state, WebRTC statistics (round-trip time, jitter, packets lost, audio levels), "
+        "the latency of each turn (end of your speech or message to the assistant's first audio and text), "
+        "and the tokens used with an estimated cost.",
+        icon=":material/monitoring:",
+    )
+    st.stop()
+
+
+@st.fragment(run_every=1.0 if conv.active else None)
+def diagnostics() -> None:
+    try:
+        snap = bridge.snapshot()
+    except Exception as exc:  # noqa: BLE001 - a message, never a traceback
+        st.error(f"The conversation state could not be read ({type(exc).__name__}).")
+        return
+    if not conv.active:
+        st.caption("Figures from this tab's last conversation (it has ended).")
+    render_connection(snap, engine_label(conv.settings.backend))
+    if snap.error is not None:
+        st.error(snap.error.message, icon=":material/error:")
+    st.subheader("WebRTC to the model")
+    render_rtc(snap)
+    st.subheader("Latency per turn")
+    render_turns(snap)
+    st.subheader("Tokens and cost")
+    render_usage(snap)
+
+
+diagnostics()

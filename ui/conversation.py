@@ -1,0 +1,143 @@
+"""One conversation per Streamlit session: owns the Bridge's lifecycle, nothing else.
+
+The media callbacks (streamlit-webrtc's loop) and the page (script threads) both reach the bridge
+through the `Conversation` kept in `st.session_state`; nothing here is module-global, so two tabs
+are two conversations. It holds no protocol logic: it starts, forwards to, and closes a Bridge.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+import streamlit as st
+
+from realtime.settings import Settings
+
+_STATE_KEY = "realtime_studio.conversation"
+_log = logging.getLogger(__name__)
+
+
+class Conversation:
+    """This session's current Bridge (or none) and the last one, for the Events/Diagnostics pages."""
+
+    def __init__(self, settings: Settings, bridge_factory: Callable[..., Any] | None = None) -> None:
+        self.settings = settings
+        self._bridge_factory = bridge_factory
+        self._lock = threading.Lock()
+        self._bridge: Any = None
+        self._last_bridge: Any = None
+        self._shutdown_observer: Any = None
+        self.start_error: str | None = None
+        self.restart_note: tuple[str, ...] = ()  # settings changed mid-call that need a new call
+
+    # -- read side (page) -------------------------------------------------------------------
+    @property
+    def bridge(self) -> Any:
+        """The live bridge, or None when no call is running."""
+        return self._bridge
+
+    @property
+    def latest_bridge(self) -> Any:
+        """The live bridge, else the one from the call that ended last (its log stays readable)."""
+        return self._bridge if self._bridge is not None else self._last_bridge
+
+    @property
+    def active(self) -> bool:
+        return self._bridge is not None
+
+    def snapshot(self) -> Any:
+        bridge = self.latest_bridge
+        return None if bridge is None else bridge.snapshot()
+
+    # -- media callbacks (streamlit-webrtc's loop: cheap, never block) ----------------------
+    def on_mic_frame(self, frame: Any) -> None:
+        bridge = self._bridge
+        if bridge is not None:
+            bridge.on_mic_frame(frame)
+
+    def on_video_frame(self, frame: Any) -> Any:
+        bridge = self._bridge
+        if bridge is not None and self.settings.camera.enabled:
+            bridge.on_video_frame(frame)
+        return frame  # echoed back: the self-view
+
+    def on_browser_leg_ended(self) -> None:
+        """The browser's mic track ended (tab closed, network gone): hang up off the media loop."""
+        threading.Thread(target=self.stop, name="conversation-stop", daemon=True).start()
+
+    # -- lifecycle (script thread) ----------------------------------------------------------
+    def start(self, audio_out: Any) -> None:
+        """Create and start a Bridge for this call if none is running. Idempotent."""
+        with self._lock:
+            if self._bridge is not None:
+                return
+            factory = self._bridge_factory
+            if factory is None:
+                from realtime.bridge import Bridge
+
+                factory = Bridge
+            self.start_error = None
+            self.restart_note = ()
+            try:
+                bridge = factory(self.settings, audio_out)
+                bridge.start()
+            except Exception as exc:  # noqa: BLE001 - shown on the page, never a traceback
+                _log.warning("could not start the conversation: %s", type(exc).__name__)
+                self.start_error = _describe(exc)
+                return
+            self._bridge = bridge
+            self._last_bridge = bridge
+
+    def stop(self) -> None:
+        """Hang up and close the current Bridge (blocking, at most a couple of seconds). Idempotent."""
+        with self._lock:
+            bridge, self._bridge = self._bridge, None
+        if bridge is not None:
+            try:
+                bridge.close()
+            except Exception as exc:  # noqa: BLE001
+                _log.warning("closing the conversation failed: %s", type(exc).__name__)
+
+    def apply_settings(self, settings: Settings) -> Any:
+        """Remember new settings; push them to a live call. Returns the SettingsChange or None."""
+        self.settings = settings
+        bridge = self._bridge
+        if bridge is None:
+            return None
+        change = bridge.update_settings(settings)
+        if change.needs_restart:
+            self.restart_note = tuple(dict.fromkeys((*self.restart_note, *change.needs_restart)))
+        return change
+
+    def watch_session_end(self) -> None:
+        """Close the call when this Streamlit session goes away (tab closed, server stopping)."""
+        if self._shutdown_observer is not None:
+            return
+        from streamlit_webrtc.shutdown import SessionShutdownObserver
+
+        self._shutdown_observer = SessionShutdownObserver(self._on_session_end)
+
+    def _on_session_end(self) -> None:
+        self._shutdown_observer = None
+        self.stop()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def get_conversation(default_settings: Callable[[], Settings]) -> Conversation:
+    """This session's Conversation, created on first use."""
+    conv = st.session_state.get(_STATE_KEY)
+    if conv is None:
+        conv = Conversation(default_settings())
+        st.session_state[_STATE_KEY] = conv
+    return conv
+
+
+def peek_conversation() -> Conversation | None:
+    """This session's Conversation if the main page created one (the other pages only read)."""
+    return st.session_state.get(_STATE_KEY)
