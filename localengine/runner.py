@@ -10,6 +10,7 @@ joins the thread. It is idempotent.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 from collections.abc import Coroutine
@@ -27,6 +28,21 @@ T = TypeVar("T")
 START_TIMEOUT = 15.0
 
 
+class _DenialLogFilter(logging.Filter):
+    """uvicorn's websockets-sansio protocol logs a false error after a handshake denial.
+
+    The engine refuses bad WebSocket keys with an HTTP 401 through the ASGI denial-response
+    extension; uvicorn 0.54 writes that response correctly and then, because it does not mark the
+    handshake complete, logs "ASGI callable returned without completing handshake." (and sends
+    nothing more). Only that one message is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+_denial_filter = _DenialLogFilter()
+
+
 class RunningEngine:
     """A started engine. ``base_url`` is e.g. ``http://127.0.0.1:41234/v1``."""
 
@@ -41,6 +57,9 @@ class RunningEngine:
             self._sock.close()
             raise
         self.port: int = self._sock.getsockname()[1]
+        uvicorn_error = logging.getLogger("uvicorn.error")
+        if _denial_filter not in uvicorn_error.filters:
+            uvicorn_error.addFilter(_denial_filter)
         self.app = build_app(config)
         self.state: EngineState = self.app.state.engine
         self._server = uvicorn.Server(uvicorn.Config(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import secrets
@@ -119,7 +120,7 @@ class EngineState:
         now = time.time()
         for value in [v for v, s in self.secrets.items() if s.expires_at <= now]:
             del self.secrets[value]
-        secret = ClientSecret("ek_" + secrets.token_hex(24), now + ttl_seconds, session)
+        secret = ClientSecret("ek_" + secrets.token_hex(24), float(int(now + ttl_seconds)), session)
         self.secrets[secret.value] = secret
         return secret
 
@@ -427,10 +428,11 @@ async def realtime_ws(ws: WebSocket) -> None:
             await _deny(ws, _error(503, "The engine is stopping.", code="engine_stopping",
                                    type_="server_error"))
             return
+        driver, owned = state.new_driver("websocket", state.secret_session(key)), True
+        # The model named in the URL is the session's model from its first event (no extra
+        # session.updated, as with the real service).
         model = ws.query_params.get("model") or DEFAULT_MODEL
-        initial = _merge_session(state.secret_session(key), None)
-        initial = {**(initial or {}), "model": model} if initial else {"model": model}
-        driver, owned = state.new_driver("websocket", initial), True
+        driver.session.settings = dataclasses.replace(driver.session.settings, model=model)
 
     await ws.accept(subprotocol=subprotocol)
     state.sockets.add(ws)

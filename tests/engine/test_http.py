@@ -53,18 +53,22 @@ def test_missing_key_gets_openai_shaped_401(engine):
 
 async def test_wrong_key_is_rejected_when_keys_are_restricted(restricted, caplog):
     caplog.set_level(logging.DEBUG)
-    bad = AsyncOpenAI(base_url=restricted.base_url, api_key="sk-not-on-the-list")
-    with pytest.raises(openai.AuthenticationError) as err:
-        await bad.realtime.client_secrets.create()
+    async with AsyncOpenAI(base_url=restricted.base_url, api_key="sk-not-on-the-list") as bad:
+        with pytest.raises(openai.AuthenticationError) as err:
+            await bad.realtime.client_secrets.create()
     assert err.value.status_code == 401
     assert err.value.code == "invalid_api_key"
-    good = AsyncOpenAI(base_url=restricted.base_url, api_key=ALLOWED)
-    assert (await good.realtime.client_secrets.create()).value.startswith("ek_")
+    async with AsyncOpenAI(base_url=restricted.base_url, api_key=ALLOWED) as good:
+        assert (await good.realtime.client_secrets.create()).value.startswith("ek_")
     assert "sk-not-on-the-list" not in caplog.text and ALLOWED not in caplog.text
 
 
 async def test_client_secret_is_a_key_until_it_expires(restricted):
-    client = AsyncOpenAI(base_url=restricted.base_url, api_key=ALLOWED)
+    async with AsyncOpenAI(base_url=restricted.base_url, api_key=ALLOWED) as client:
+        await _client_secret_checks(restricted, client)
+
+
+async def _client_secret_checks(restricted, client):
     secret = await client.realtime.client_secrets.create(
         session={"type": "realtime", "instructions": "Say: Hello from the secret."},
         expires_after={"anchor": "created_at", "seconds": 10},
@@ -77,11 +81,11 @@ async def test_client_secret_is_a_key_until_it_expires(restricted):
     assert secret.session.instructions == "Say: Hello from the secret."
 
     # The ephemeral key opens a session, and that session carries the secret's configuration.
-    eph = AsyncOpenAI(base_url=restricted.base_url, api_key=secret.value)
-    async with eph.realtime.connect(model="gpt-realtime") as conn:
-        created = validated(await conn.recv())
-        assert created["type"] == "session.created"
-        assert created["session"]["instructions"] == "Say: Hello from the secret."
+    async with AsyncOpenAI(base_url=restricted.base_url, api_key=secret.value) as eph:
+        async with eph.realtime.connect(model="gpt-realtime") as conn:
+            created = validated(await conn.recv())
+    assert created["type"] == "session.created"
+    assert created["session"]["instructions"] == "Say: Hello from the secret."
 
     # A short-lived one (the engine's default TTL here is 2 s) stops working once expired.
     short = await client.realtime.client_secrets.create()
@@ -105,19 +109,19 @@ def test_client_secret_bad_body_is_400(engine):
 
 
 async def test_hangup_unknown_call_is_404(engine):
-    client = AsyncOpenAI(base_url=engine.base_url, api_key=API_KEY)
-    with pytest.raises(openai.NotFoundError) as err:
-        await client.realtime.calls.hangup("rtc_nope")
+    async with AsyncOpenAI(base_url=engine.base_url, api_key=API_KEY) as client:
+        with pytest.raises(openai.NotFoundError) as err:
+            await client.realtime.calls.hangup("rtc_nope")
     assert "rtc_nope" in err.value.message
 
 
 async def test_websocket_auth_failure_is_a_clear_401(restricted):
     import websockets
 
-    bad = AsyncOpenAI(base_url=restricted.base_url, api_key="sk-wrong")
-    with pytest.raises(websockets.exceptions.InvalidStatus) as err:
-        async with bad.realtime.connect(model="gpt-realtime"):
-            pass
+    async with AsyncOpenAI(base_url=restricted.base_url, api_key="sk-wrong") as bad:
+        with pytest.raises(websockets.exceptions.InvalidStatus) as err:
+            async with bad.realtime.connect(model="gpt-realtime"):
+                pass
     assert err.value.response.status_code == 401
     assert b"invalid_api_key" in err.value.response.body
 
