@@ -75,7 +75,7 @@ CREATE TABLE images (
 CREATE TABLE turns (
     conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
     seq           INTEGER NOT NULL,
-    response_id   TEXT,
+    turn_id       TEXT,
     latency_ms    REAL,
     input_tokens  INTEGER,
     output_tokens INTEGER,
@@ -134,7 +134,7 @@ class StoredItem:
 @dataclass(frozen=True)
 class StoredTurn:
     seq: int
-    response_id: str | None
+    turn_id: str | None
     latency_ms: float | None
     input_tokens: int | None
     output_tokens: int | None
@@ -449,14 +449,14 @@ class HistoryStore:
                     " FROM items WHERE conversation_id = ? ORDER BY seq", (conversation_id,)))
             turns = []
             for r in conn.execute(
-                    "SELECT seq, response_id, latency_ms, input_tokens, output_tokens, total_tokens,"
+                    "SELECT seq, turn_id, latency_ms, input_tokens, output_tokens, total_tokens,"
                     " cost_usd, details, created_at FROM turns WHERE conversation_id = ? ORDER BY seq",
                     (conversation_id,)):
                 try:
                     details = json.loads(r[7])
                 except ValueError:
                     details = {}
-                turns.append(StoredTurn(seq=r[0], response_id=r[1], latency_ms=r[2], input_tokens=r[3],
+                turns.append(StoredTurn(seq=r[0], turn_id=r[1], latency_ms=r[2], input_tokens=r[3],
                                         output_tokens=r[4], total_tokens=r[5], cost_usd=r[6],
                                         details=details, created_at=r[8]))
             return ConversationRecord(summary=self._summary(row), settings=settings, items=items,
@@ -572,6 +572,7 @@ class Recorder:
         self._seq: dict[str, int] = {}
         self._turn_seq: dict[str, int] = {}
         self._secrets: dict[str, tuple[str, ...]] = {}
+        self._models: dict[str, str] = {}
         self.notice: str | None = None
         self.written = 0
         self.dropped = 0
@@ -586,6 +587,7 @@ class Recorder:
         backend = str(getattr(settings, "backend", None) or record.get("backend") or "")
         model = str(getattr(settings, "model", None) or record.get("model") or "")
         self._secrets[cid] = _secret_values(settings)
+        self._models[cid] = model
         self._put(_Start(cid, time.time() if started_at is None else started_at,
                          json.dumps(record, ensure_ascii=False), backend, model))
         return cid
@@ -728,9 +730,12 @@ class Recorder:
                          " VALUES (?, ?, ?, '{}', '', '')", (cid, op.at, op.at))
         conn.execute("UPDATE conversations SET last_at = MAX(last_at, ?) WHERE id = ?", (op.at, cid))
         if hasattr(update, "role") and hasattr(update, "kind"):
-            self._write_item(conn, cid, op.at, update)
-        else:
+            if getattr(update, "final", True) is not False:   # only final items are history
+                self._write_item(conn, cid, op.at, update)
+        elif hasattr(update, "turn_id") or hasattr(update, "usage"):
             self._write_turn(conn, cid, op.at, update)
+        else:
+            log.debug("history: ignored an update of type %s", type(update).__name__)
 
     def _next(self, counters: dict[str, int], conn: sqlite3.Connection, table: str, cid: str) -> int:
         if cid not in counters:
@@ -762,32 +767,37 @@ class Recorder:
             conn.execute("INSERT OR REPLACE INTO images (conversation_id, seq, jpeg) VALUES (?, ?, ?)",
                          (cid, seq, bytes(thumb)))
 
+    def _model_of(self, conn: sqlite3.Connection, cid: str) -> str:
+        if cid not in self._models:
+            row = conn.execute("SELECT model FROM conversations WHERE id = ?", (cid,)).fetchone()
+            self._models[cid] = row[0] if row else ""
+        return self._models[cid]
+
     def _write_turn(self, conn: sqlite3.Connection, cid: str, at: float, turn: Any) -> None:
+        """A completed ``TurnMetrics``: latency to first audio (else first text), tokens, and the
+        cost estimated the way the bridge does (``estimate_cost(usage, model)``)."""
+        from .pricing import estimate_cost
+
         details = _plain(turn)
         if not isinstance(details, dict):
             details = {"value": details}
         usage = getattr(turn, "usage", None)
-
-        def num(names: Iterable[str], src: Any = turn) -> Any:
-            v = _getattr_first(src, names)
-            if v is None and usage is not None and src is turn:
-                v = _getattr_first(usage, names)
-            return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-        latency = num(("latency_ms", "response_latency_ms", "first_audio_ms", "time_to_first_audio_ms",
-                       "first_audio_latency_ms", "first_token_ms"))
-        in_tok = num(("input_tokens",))
-        out_tok = num(("output_tokens",))
-        total = num(("total_tokens",))
-        if total is None and in_tok is not None and out_tok is not None:
-            total = in_tok + out_tok
-        cost = num(("cost_usd", "cost", "estimated_cost_usd"))
-        response_id = _getattr_first(turn, ("response_id", "id"))
+        latency = _getattr_first(turn, ("first_audio_ms", "first_text_ms"))
+        in_tok = getattr(usage, "input_tokens", None)
+        out_tok = getattr(usage, "output_tokens", None)
+        total = getattr(usage, "total_tokens", None)
+        cost = None
+        if usage is not None:
+            try:
+                cost = float(estimate_cost(usage, self._model_of(conn, cid)))
+            except (TypeError, AttributeError, ValueError):
+                cost = None
+        turn_id = getattr(turn, "turn_id", None)
         seq = self._next(self._turn_seq, conn, "turns", cid)
-        conn.execute("INSERT INTO turns (conversation_id, seq, response_id, latency_ms, input_tokens,"
+        conn.execute("INSERT INTO turns (conversation_id, seq, turn_id, latency_ms, input_tokens,"
                      " output_tokens, total_tokens, cost_usd, details, created_at)"
                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     (cid, seq, None if response_id is None else str(response_id), latency, in_tok,
+                     (cid, seq, None if turn_id is None else str(turn_id), latency, in_tok,
                       out_tok, total, cost, json.dumps(details, ensure_ascii=False), at))
 
 
@@ -896,7 +906,7 @@ def export_json(record: ConversationRecord) -> str:
             for i in record.items
         ],
         "turns": [
-            {"seq": t.seq, "response_id": t.response_id, "latency_ms": t.latency_ms,
+            {"seq": t.seq, "turn_id": t.turn_id, "latency_ms": t.latency_ms,
              "input_tokens": t.input_tokens, "output_tokens": t.output_tokens,
              "total_tokens": t.total_tokens, "cost_usd": t.cost_usd, "details": dict(t.details),
              "created_at": _iso(t.created_at)}
@@ -914,3 +924,40 @@ def open_history(path: str | os.PathLike[str] | None = None, **kwargs: Any) -> t
         log.warning("%s", exc.message)
         return None, exc.message
     return store, store.notice
+
+
+_process_lock = threading.Lock()
+_process_store: HistoryStore | None = None
+_process_notice: str | None = None
+_process_failed_at: float | None = None
+_RETRY_UNAVAILABLE_S = 10.0
+
+
+def process_store() -> tuple[HistoryStore | None, str | None]:
+    """The one history store of this server process, opened on first use from
+    ``REALTIME_HISTORY_DB`` (default ``./data/realtime-studio.db``) and flushed at exit.
+
+    Returns ``(store, notice)``: ``notice`` is a sentence for the page when the file was damaged
+    and replaced, or why history is off (then ``store`` is None; opening is retried after 10 s).
+    """
+    global _process_store, _process_notice, _process_failed_at
+    with _process_lock:
+        if _process_store is not None:
+            return _process_store, _process_store.notice or _process_store_recorder_notice()
+        now = time.monotonic()
+        if _process_failed_at is not None and now - _process_failed_at < _RETRY_UNAVAILABLE_S:
+            return None, _process_notice
+        store, notice = open_history()
+        _process_notice = notice
+        if store is None:
+            _process_failed_at = now
+            return None, notice
+        _process_store, _process_failed_at = store, None
+        import atexit
+        atexit.register(store.close)
+        return store, notice
+
+
+def _process_store_recorder_notice() -> str | None:
+    rec = _process_store._recorder if _process_store is not None else None  # noqa: SLF001
+    return rec.notice if rec is not None else None
