@@ -119,7 +119,8 @@ class ToolRegistry:
         return [t.session_dict() for t in self._tools.values() if wanted is None or t.name in wanted]
 
     async def run(self, name: str, arguments_json: str | bytes | None) -> str:
-        """Run one tool call; always returns a JSON string and never raises (except cancellation)."""
+        """Run one tool call; always returns a JSON string and never raises (except cancellation).
+        Arguments the schema does not declare are ignored (the model sometimes adds some)."""
         tool = self._tools.get(name)
         if tool is None:
             known = ", ".join(self._tools) or "none"
