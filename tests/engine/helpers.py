@@ -137,3 +137,51 @@ class RtcClient:
         await self.pc.close()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
+
+
+class EventStream:
+    """Reads raw server events from an SDK ``AsyncRealtimeConnection``, validating every one."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.events: list[dict[str, Any]] = []
+
+    async def next(self, timeout: float = 15.0) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.conn.recv_bytes(), timeout)
+        event = validated(json.loads(raw))
+        self.events.append(event)
+        return event
+
+    async def until(self, type_: str, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Events up to and including the first ``type_``; fails on a timeout."""
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {type_!r} within {timeout}s; saw {[e['type'] for e in seen]}")
+            try:
+                event = await self.next(left)
+            except asyncio.TimeoutError:
+                raise AssertionError(
+                    f"no {type_!r} within {timeout}s; saw {[e['type'] for e in seen]}"
+                ) from None
+            seen.append(event)
+            if event["type"] == type_:
+                return seen
+
+
+def first(events: list[dict[str, Any]], type_: str) -> dict[str, Any]:
+    for event in events:
+        if event["type"] == type_:
+            return event
+    raise AssertionError(f"no {type_!r} among {[e['type'] for e in events]}")
+
+
+def reply_text(events: list[dict[str, Any]]) -> str:
+    """The assistant's words in a response: output text, else the audio transcript."""
+    for type_ in ("response.output_text.done", "response.output_audio_transcript.done"):
+        for event in events:
+            if event["type"] == type_:
+                return event.get("text") or event.get("transcript") or ""
+    raise AssertionError(f"no reply text among {[e['type'] for e in events]}")
