@@ -165,6 +165,7 @@ class AudioRecorder:
         self._count = 0
         self._first = asyncio.Event()
         self.first_audio_at: float | None = None
+        self.last_audio_at: float | None = None
         self.frames = 0
         self._task: asyncio.Task | None = None
 
@@ -185,6 +186,13 @@ class AudioRecorder:
         assert self.first_audio_at is not None
         return self.first_audio_at
 
+    async def wait_quiet(self, quiet_s: float = 1.0, timeout: float = 30.0) -> None:
+        """Wait until no real audio has arrived for `quiet_s` (the reply finished playing)."""
+        await wait_until(
+            lambda: self.last_audio_at is None or time.monotonic() - self.last_audio_at > quiet_s,
+            timeout, "the received audio to go quiet", step=0.05,
+        )
+
     async def _run(self, track: MediaStreamTrack) -> None:
         try:
             while True:
@@ -194,9 +202,11 @@ class AudioRecorder:
                 self.frames += 1
                 self._sum_sq += float(np.sum(pcm.astype(np.float64) ** 2))
                 self._count += pcm.size
-                if self.first_audio_at is None and rms(pcm) > SILENCE_RMS:
-                    self.first_audio_at = now
-                    self._first.set()
+                if rms(pcm) > SILENCE_RMS:
+                    self.last_audio_at = now
+                    if self.first_audio_at is None:
+                        self.first_audio_at = now
+                        self._first.set()
         except (MediaStreamError, asyncio.CancelledError):
             return
 
