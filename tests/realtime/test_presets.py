@@ -1,0 +1,172 @@
+"""Presets: save/load/delete round-trip, read-only built-ins, hand-broken files and entries."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from realtime.presets import BUILTIN_PRESETS, PresetError, PresetStore, presets_path
+from realtime.settings import Settings
+
+KEY = "sk-test-PRESETS-MUST-NOT-KEEP-THIS-0123456789"
+
+
+@pytest.fixture
+def presets(tmp_path):
+    return PresetStore(tmp_path / "presets.json")
+
+
+def custom() -> Settings:
+    return Settings(api_key=KEY).replace(
+        model="gpt-realtime-mini", voice="cedar", instructions="Speak like a pirate.\nKeep it short.",
+        turn_detection={"mode": "semantic_vad", "eagerness": "high"}, transcription_model="whisper-1",
+        output_modalities="text", camera={"enabled": False, "interval_s": 5.0, "detail": "low"},
+        tools=("echo_upper",))
+
+
+def comparable(s: Settings) -> Settings:
+    return s.replace(api_key="", base_url=None, ice_servers=())
+
+
+def test_a_saved_preset_loads_back_exactly_and_survives_a_new_store(presets, tmp_path):
+    presets.save("Pirate", custom())
+    again = PresetStore(tmp_path / "presets.json")
+    loaded, warnings = again.load("pirate", Settings())        # names are case-insensitive
+    assert warnings == ()
+    assert comparable(loaded) == comparable(custom())
+    assert "Pirate" in again.names()
+
+
+def test_loading_keeps_the_current_key_and_never_stores_one(presets, tmp_path):
+    presets.save("Pirate", custom())
+    raw = (tmp_path / "presets.json").read_bytes()
+    assert KEY.encode() not in raw and b"api_key" not in raw
+    mine = Settings(api_key="sk-mine-abcdefghijkl")
+    loaded, _ = presets.load("Pirate", mine)
+    assert loaded.api_key == "sk-mine-abcdefghijkl"
+
+
+def test_the_model_is_optional(presets):
+    presets.save("No model", custom(), include_model=False)
+    loaded, warnings = presets.load("No model", Settings(model="gpt-realtime"))
+    assert warnings == () and loaded.model == "gpt-realtime" and loaded.voice == "cedar"
+
+
+def test_builtins_are_listed_first_load_cleanly_and_cannot_be_changed(presets):
+    names = presets.names()
+    assert names[:3] == ("Concise assistant", "Describe what you see", "Tool demo")
+    for preset in BUILTIN_PRESETS:
+        loaded, warnings = presets.load(preset.name, Settings())
+        assert warnings == (), (preset.name, warnings)
+        assert loaded != Settings()
+    seeing, _ = presets.load("Describe what you see", Settings().replace(camera={"enabled": False}))
+    assert seeing.camera.enabled and seeing.camera.detail == "high" and seeing.tools == ()
+    tools, _ = presets.load("Tool demo", Settings().replace(tools=()))
+    assert set(tools.tools) == {"get_datetime", "delayed_add", "echo_upper"}
+    with pytest.raises(PresetError, match="built-in"):
+        presets.delete("Tool demo")
+    with pytest.raises(PresetError, match="built-in"):
+        presets.save("tool DEMO", custom())
+    assert presets.names() == names
+
+
+def test_save_overwrites_by_name_and_delete_removes(presets):
+    presets.save("Mine", custom())
+    presets.save("mine", Settings().replace(voice="ash"))
+    assert [n for n in presets.names() if n.casefold() == "mine"] == ["mine"]
+    loaded, _ = presets.load("Mine", Settings())
+    assert loaded.voice == "ash"
+    assert presets.delete("MINE") is True
+    assert presets.delete("MINE") is False
+    with pytest.raises(PresetError, match="no preset named"):
+        presets.load("Mine", Settings())
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 61, None])
+def test_bad_names_are_refused_with_a_message(presets, name):
+    with pytest.raises(PresetError):
+        presets.save(name, custom())
+    assert not presets.path.exists()
+
+
+def test_a_preset_with_wrong_and_missing_fields_loads_what_is_valid(presets, tmp_path):
+    (tmp_path / "presets.json").write_text(json.dumps({"version": 1, "presets": [
+        {"name": "Half broken", "settings": {
+            "voice": "sage", "threshold": "banana", "camera": True, "tools": ["get_datetime", "format_disk"],
+            "turn": 7, "api_key": "sk-smuggled", "colour": "red", "camera_interval": 4}},
+        {"name": "Empty"},
+    ]}))
+    base = Settings().replace(camera={"enabled": False})
+    loaded, warnings = presets.load("Half broken", base)
+    assert loaded.voice == "sage" and loaded.camera.enabled is True and loaded.camera.interval_s == 4.0
+    assert loaded.tools == ("get_datetime",)
+    assert loaded.turn_detection == base.turn_detection and loaded.api_key == ""
+    text = "\n".join(warnings)
+    for word in ("threshold", "format_disk", "turn", "api_key", "colour"):
+        assert word in text, word
+    empty, warnings = presets.load("Empty", base)
+    assert empty == base and "holds no settings" in warnings[0]
+
+
+def test_broken_entries_are_skipped_and_named_the_rest_still_list(presets, tmp_path):
+    (tmp_path / "presets.json").write_text(json.dumps({"presets": [
+        "not an object", {"name": ""}, {"name": "Concise assistant", "settings": {"voice": "ash"}},
+        {"name": "Good", "settings": {"voice": "ash"}}, {"name": "good", "settings": {}}, {"settings": {}},
+    ]}))
+    assert presets.names()[3:] == ("Good",)
+    assert presets.notice and "entry 1" in presets.notice and "already taken" in presets.notice
+    loaded, _ = presets.load("Concise assistant", Settings())
+    assert loaded.voice == "marin"                        # the built-in, not the impostor
+
+
+def test_a_corrupt_file_is_moved_aside_and_builtins_keep_working(presets, tmp_path):
+    junk = '{"presets": [ {"name": "half-writ'
+    (tmp_path / "presets.json").write_text(junk)
+    assert presets.names() == tuple(p.name for p in BUILTIN_PRESETS)
+    asides = list(tmp_path.glob("presets.json.corrupt-*"))
+    assert len(asides) == 1 and asides[0].read_text() == junk
+    assert "moved aside" in presets.notice and asides[0].name in presets.notice
+    presets.save("Fresh", custom())                         # and saving works again
+    assert "Fresh" in presets.names()
+    assert asides[0].read_text() == junk
+
+
+def test_a_file_with_the_wrong_shape_is_kept_not_overwritten(presets, tmp_path):
+    (tmp_path / "presets.json").write_text('{"hello": "world"}')
+    presets.save("Fresh", custom())
+    asides = list(tmp_path.glob("presets.json.corrupt-*"))
+    assert len(asides) == 1 and json.loads(asides[0].read_text()) == {"hello": "world"}
+    assert presets.names()[3:] == ("Fresh",)
+
+
+def test_concurrent_saves_keep_every_preset(presets):
+    errors: list[BaseException] = []
+
+    def save(n: int) -> None:
+        try:
+            presets.save(f"P{n}", Settings().replace(voice="echo"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert set(presets.names()[3:]) == {f"P{n}" for n in range(16)}
+
+
+def test_the_file_lives_next_to_the_history_database(tmp_path):
+    assert presets_path(tmp_path / "data" / "realtime-studio.db") == tmp_path / "data" / "presets.json"
+
+
+def test_an_unwritable_location_is_a_message(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    store = PresetStore(blocker / "presets.json")
+    assert store.names()[:3] == tuple(p.name for p in BUILTIN_PRESETS)
+    with pytest.raises(PresetError, match="could not be saved"):
+        store.save("X", custom())
