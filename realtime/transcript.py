@@ -396,7 +396,8 @@ class Transcript:
         if previous is not None:
             self._place(e.id, previous)
         if role == "assistant":
-            if done and item.get("status") in ("completed", "incomplete", None):
+            status = item.get("status")
+            if status in ("completed", "incomplete") or (done and status is None):
                 e.final = True
         elif kind == "audio" and role == "user":
             if not self.expect_input_transcripts or (texts and not transcript_pending and done):
