@@ -185,3 +185,14 @@ def reply_text(events: list[dict[str, Any]]) -> str:
             if event["type"] == type_:
                 return event.get("text") or event.get("transcript") or ""
     raise AssertionError(f"no reply text among {[e['type'] for e in events]}")
+
+
+def voiced_ms(pcm16: bytes, rate: int = 48_000, threshold: float = 500.0) -> int:
+    """Milliseconds of 20 ms windows whose RMS is above ``threshold`` (speech, not silence/noise)."""
+    x = np.frombuffer(pcm16[: len(pcm16) - len(pcm16) % 2], dtype="<i2").astype(np.float64)
+    win = rate // 50
+    n = x.size // win
+    if n == 0:
+        return 0
+    frames = x[: n * win].reshape(n, win)
+    return int(np.sum(np.sqrt(np.mean(frames * frames, axis=1)) > threshold)) * 20

@@ -1,0 +1,148 @@
+"""WebRTC calls: the SDK's ``realtime.calls`` plus an aiortc client peer (like a browser tab).
+
+The reply voice must arrive as audio with real energy on the client's remote track, events on
+the ``oai-events`` data channel (each validated with the SDK's models), and ``calls.hangup``
+must end the call on the server (peer closed, nothing left).
+"""
+
+from __future__ import annotations
+
+import pytest
+from openai import AsyncOpenAI
+
+from tests.engine.helpers import API_KEY, EventStream, RtcClient, reply_text, voiced_ms, wait_until
+from tests.media import silence_pcm24k, speech_pcm24k
+
+
+@pytest.fixture
+async def client(engine):
+    async with AsyncOpenAI(base_url=engine.base_url, api_key=API_KEY) as c:
+        yield c
+
+
+async def _call(client, peer: RtcClient, session: dict | None = None) -> str:
+    offer = await peer.offer()
+    kwargs = {"session": session} if session is not None else {}
+    raw = await client.realtime.calls.with_raw_response.create(sdp=offer, **kwargs)
+    assert raw.status_code == 201
+    assert raw.headers["content-type"].startswith("application/sdp")
+    location = raw.headers["location"]
+    assert location.startswith("/v1/realtime/calls/rtc_")
+    await peer.answer(raw.content.decode())
+    return location.rsplit("/", 1)[1]
+
+
+def _say(peer: RtcClient, text: str) -> int:
+    mark = len(peer.events)
+    peer.send({"type": "conversation.item.create", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+    peer.send({"type": "response.create"})
+    return mark
+
+
+async def test_call_voice_events_and_hangup(engine, client):
+    peer = RtcClient()
+    try:
+        call_id = await _call(client, peer, session={"type": "realtime", "instructions": "Say: Welcome.",
+                                                     "audio": {"output": {"voice": "coral"}}})
+        created = await peer.wait_event("session.created")
+        assert created["session"]["instructions"] == "Say: Welcome."
+        assert created["session"]["audio"]["output"]["voice"] == "coral"
+
+        mark = _say(peer, "testing the voice")
+        await peer.wait_event("output_audio_buffer.stopped", timeout=30, start=mark)
+        events = peer.events[mark:]
+        assert reply_text(events) == "Welcome. You said: testing the voice"
+        types = [e["type"] for e in events]
+        assert "response.output_audio.delta" not in types  # WebRTC carries voice as media, not events
+        assert types.index("output_audio_buffer.started") < types.index("output_audio_buffer.stopped")
+        voiced = voiced_ms(bytes(peer.received))
+        assert voiced > 700, f"only {voiced} ms of the received audio has speech energy"
+
+        assert engine.stats().calls == 1
+        await client.realtime.calls.hangup(call_id)
+        await wait_until(lambda: peer.pc.connectionState == "closed" or peer.channel.readyState == "closed",
+                         10, "the client peer to see the call end")
+        assert engine.stats().calls == 0 and engine.stats().peer_connections == 0
+        await wait_until(lambda: engine.live_tasks() == (), 10, "engine tasks to finish")
+    finally:
+        await peer.close()
+
+
+async def test_plain_sdp_body_and_mic_speech_turn(engine, client):
+    """No ``session`` -> the SDK posts a bare application/sdp body. The mic carries speech."""
+    speech = speech_pcm24k("good morning, this is a microphone test")
+    peer = RtcClient(silence_pcm24k(400) + speech + silence_pcm24k(1500))
+    try:
+        call_id = await _call(client, peer)
+        events_to = await peer.wait_event("input_audio_buffer.speech_started", timeout=20)
+        assert events_to["audio_start_ms"] >= 0
+        await peer.wait_event("input_audio_buffer.speech_stopped", timeout=20)
+        await peer.wait_event("output_audio_buffer.stopped", timeout=30)
+        # The words come from the offline recogniser (poor on synthetic speech): check the shape.
+        assert reply_text(peer.events).startswith("You said: ")
+        assert len(reply_text(peer.events)) > len("You said: ")
+        assert voiced_ms(bytes(peer.received)) > 500
+
+        stats = engine.call(_driver_stats(engine, call_id))
+        per_frame_ms = 1000 * stats.audio_in_seconds / max(1, stats.audio_in_calls)
+        print(f"\nVAD/audio_in cost: {stats.audio_in_calls} frames, mean {per_frame_ms:.3f} ms, "
+              f"max {1000 * stats.audio_in_max_seconds:.2f} ms per 20 ms frame")
+        assert stats.audio_in_calls > 50
+        assert per_frame_ms < 5, "feeding 20 ms of mic audio must stay cheap on the loop"
+        await client.realtime.calls.hangup(call_id)
+    finally:
+        await peer.close()
+    await wait_until(lambda: engine.stats().calls == 0, 10, "the call to be gone")
+
+
+async def _driver_stats(engine, call_id):
+    return engine.state.calls[call_id].driver.stats()
+
+
+async def test_sideband_websocket_sees_and_drives_the_call(engine, client):
+    peer = RtcClient()
+    try:
+        call_id = await _call(client, peer, session={"type": "realtime", "output_modalities": ["text"]})
+        await peer.wait_event("session.created")
+        async with client.realtime.connect(call_id=call_id) as side:
+            stream = EventStream(side)
+            # Driven from the data channel, seen on the sideband.
+            _say(peer, "seen on both")
+            events = await stream.until("response.done")
+            assert reply_text(events) == "You said: seen on both"
+            # Driven from the sideband, seen on the data channel.
+            mark = len(peer.events)
+            await side.conversation.item.create(item={
+                "type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": "from the server side"}]})
+            await side.response.create()
+            assert reply_text(await stream.until("response.done")) == "You said: from the server side"
+            await peer.wait_event("response.done", start=mark)
+            assert reply_text(peer.events[mark:]) == "You said: from the server side"
+        # Closing the sideband leaves the call up.
+        mark = len(peer.events)
+        _say(peer, "still here")
+        await peer.wait_event("response.done", start=mark)
+        await client.realtime.calls.hangup(call_id)
+    finally:
+        await peer.close()
+
+
+async def test_sideband_to_unknown_call_is_refused(engine, client):
+    import websockets
+
+    with pytest.raises(websockets.exceptions.InvalidStatus) as err:
+        async with client.realtime.connect(call_id="rtc_missing"):
+            pass
+    assert err.value.response.status_code == 404
+
+
+async def test_client_hanging_up_its_peer_ends_the_call(engine, client):
+    peer = RtcClient()
+    await _call(client, peer)
+    await peer.wait_event("session.created")
+    assert engine.stats().calls == 1
+    await peer.close()
+    await wait_until(lambda: engine.stats().calls == 0, 40, "the server to notice the closed peer")
+    await wait_until(lambda: engine.live_tasks() == (), 10, "engine tasks to finish")
