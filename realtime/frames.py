@@ -26,6 +26,7 @@ from typing import Callable, Literal, Union
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 __all__ = [
@@ -54,10 +55,21 @@ _MIN_SIDE = 16
 # --------------------------------------------------------------------------- helpers
 
 
+def _scale_video(frame: av.VideoFrame, width: int, height: int, fmt: str) -> av.VideoFrame:
+    """Scale + convert with swscale (fast, straight from yuv420p).
+
+    Uses a private reformatter: ``VideoFrame.reformat`` caches one on the frame, and the
+    media loop may be reformatting the same frame (the self-view echo) at the same time.
+    """
+    return VideoReformatter().reformat(
+        frame, width=width, height=height, format=fmt, interpolation="AREA", threads=1
+    )
+
+
 def _to_rgb_array(image: ImageLike) -> np.ndarray:
     """An H x W x 3 uint8 RGB array from a VideoFrame, an ndarray or a PIL image."""
     if isinstance(image, av.VideoFrame):
-        return image.to_ndarray(format="rgb24")
+        return _scale_video(image, image.width, image.height, "rgb24").to_ndarray()
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
     if isinstance(image, np.ndarray):
@@ -78,8 +90,7 @@ def _thumbnail_gray(image: av.VideoFrame | np.ndarray) -> np.ndarray:
     """A 32x24 grayscale float32 thumbnail, for a cheap change measure."""
     w, h = _THUMB_SIZE
     if isinstance(image, av.VideoFrame):
-        small = image.reformat(width=w, height=h, format="gray", interpolation="AREA")
-        return small.to_ndarray().astype(np.float32)
+        return _scale_video(image, w, h, "gray").to_ndarray().astype(np.float32)
     arr = _to_rgb_array(image)
     # Stride first so huge frames cost little, then box-average in PIL.
     step = max(1, min(arr.shape[0] // (h * 4), arr.shape[1] // (w * 4)))
@@ -87,25 +98,64 @@ def _thumbnail_gray(image: av.VideoFrame | np.ndarray) -> np.ndarray:
     return np.asarray(pil.resize((w, h), Image.Resampling.BOX), dtype=np.float32)
 
 
+def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
+    longest = max(width, height)
+    if longest <= max_side:
+        return width, height
+    scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+class _Scaler:
+    """Produces the source image at a requested size, always from the full-size original."""
+
+    def __init__(self, image: ImageLike) -> None:
+        if isinstance(image, av.VideoFrame):
+            self._video: av.VideoFrame | None = image
+            self._pil: Image.Image | None = None
+            self.size = (image.width, image.height)
+        else:
+            arr = _to_rgb_array(image)
+            if arr.shape[0] < 1 or arr.shape[1] < 1:
+                raise ValueError(f"image is empty: shape {arr.shape}")
+            self._video = None
+            self._pil = Image.fromarray(np.ascontiguousarray(arr))
+            self.size = self._pil.size
+
+    def at(self, size: tuple[int, int]) -> Image.Image:
+        if self._video is not None:
+            return _scale_video(self._video, size[0], size[1], "rgb24").to_image()
+        assert self._pil is not None
+        if size == self._pil.size:
+            return self._pil
+        return self._pil.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
 # --------------------------------------------------------------------------- throttle
 
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """A frame picked for sending: RGB pixels plus why it was picked."""
+    """A frame picked for sending, still in its source form (no RGB conversion yet)."""
 
-    image: np.ndarray  # H x W x 3 uint8 RGB
+    source: av.VideoFrame | np.ndarray
     picked_at: float
     forced: bool
     change: float | None  # mean abs diff vs last sent thumbnail (None: first or forced)
 
     @property
     def width(self) -> int:
-        return int(self.image.shape[1])
+        s = self.source
+        return s.width if isinstance(s, av.VideoFrame) else int(s.shape[1])
 
     @property
     def height(self) -> int:
-        return int(self.image.shape[0])
+        s = self.source
+        return s.height if isinstance(s, av.VideoFrame) else int(s.shape[0])
+
+    def to_rgb(self) -> np.ndarray:
+        """H x W x 3 uint8 RGB pixels."""
+        return _to_rgb_array(self.source)
 
 
 @dataclass(frozen=True)
@@ -196,7 +246,6 @@ class FrameThrottle:
                         self._evaluated_seq = seq
                         self._skipped += 1
                 return None
-        image = _to_rgb_array(latest)
         with self._lock:
             self._last_sent_at = now
             self._last_sent_thumb = thumb
@@ -205,7 +254,7 @@ class FrameThrottle:
             if forced:
                 self._force = False
                 self._forced += 1
-        return Frame(image=image, picked_at=now, forced=forced, change=change)
+        return Frame(source=latest, picked_at=now, forced=forced, change=change)
 
     def stats(self) -> ThrottleStats:
         with self._lock:
@@ -259,16 +308,6 @@ def _jpeg(img: Image.Image, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _resized(img: Image.Image, max_side: int) -> Image.Image:
-    w, h = img.size
-    longest = max(w, h)
-    if longest <= max_side:
-        return img
-    scale = max_side / longest
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-
-
 def encode_frame(
     image: ImageLike | Frame,
     *,
@@ -282,10 +321,11 @@ def encode_frame(
 ) -> EncodedImage:
     """Encode ``image`` as a JPEG user-message item whose whole JSON fits ``budget_bytes``.
 
-    The image is first scaled so its longer side is at most ``max_side``. Then the
+    The image is first scaled so its longer side is at most ``max_side`` (with swscale
+    straight from yuv420p when given an ``av.VideoFrame``, else with Pillow). Then the
     best JPEG quality in [35, 85] that fits is found by bisection (1 encode when the
     top quality fits, else 5 or 6); if even quality 35 is too big, the image is
-    scaled down by the square root of the overshoot and searched again. The JSON
+    scaled down (from the original) by the square root of the overshoot and searched again. The JSON
     envelope is measured once, so each candidate's message size is exact without
     re-serializing. CPU-bound: call it off the media loop.
     """
@@ -296,10 +336,7 @@ def encode_frame(
     if not isinstance(budget_bytes, int) or budget_bytes < _MIN_BUDGET_BYTES:
         raise ValueError(f"budget_bytes must be an int >= {_MIN_BUDGET_BYTES}, got {budget_bytes!r}")
 
-    arr = image.image if isinstance(image, Frame) else _to_rgb_array(image)
-    if arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ValueError(f"image is empty: shape {arr.shape}")
-    source = Image.fromarray(np.ascontiguousarray(arr))
+    scaler = _Scaler(image.source if isinstance(image, Frame) else image)
 
     prefix = "data:image/jpeg;base64,"
     envelope = json.dumps(_build_event(prefix, detail, previous_item_id, event_id, item_id))
@@ -309,7 +346,7 @@ def encode_frame(
     if max_jpeg <= 0:
         raise ValueError(f"budget_bytes={budget_bytes} leaves no room for an image after {overhead} bytes of JSON")
 
-    img = _resized(source, max_side)
+    img = scaler.at(_fit(*scaler.size, max_side))
     encodes = 0
     chosen: tuple[bytes, int] | None = None
     shrunk = False
@@ -340,15 +377,14 @@ def encode_frame(
             raise ValueError(f"cannot fit the image in {budget_bytes} bytes even at {w}x{h}")
         scale = min(0.9, math.sqrt(max_jpeg / len(low)) * 0.95)
         shrunk = True
-        img = img.resize(
-            (max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BILINEAR, reducing_gap=2.0
-        )
+        img = scaler.at((max(1, int(w * scale)), max(1, int(h * scale))))
 
     jpeg, quality = chosen
     data_url = prefix + base64.b64encode(jpeg).decode("ascii")
     event = _build_event(data_url, detail, previous_item_id, event_id, item_id)
     message_bytes = overhead + len(data_url) - len(prefix)
-    thumb = _resized(img, thumb_side) if max(img.size) > thumb_side else img
+    thumb_size = _fit(*img.size, thumb_side)
+    thumb = img if thumb_size == img.size else img.resize(thumb_size, Image.Resampling.BOX)
     return EncodedImage(
         item_event=event,
         jpeg=jpeg,

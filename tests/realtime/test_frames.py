@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 
@@ -36,8 +37,8 @@ def noisy(w, h, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
-def natural(w, h, seed=0) -> np.ndarray:
-    """Smooth gradients, a few shapes and mild sensor noise: a camera-like frame."""
+@functools.lru_cache(maxsize=8)
+def _natural(w, h, seed) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     img = np.stack([255 * x / w, 255 * y / h, 128 + 100 * np.sin(x / 40) * np.cos(y / 30)], axis=2)
@@ -46,6 +47,11 @@ def natural(w, h, seed=0) -> np.ndarray:
         img[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.integers(0, 256, 3)
     img += rng.normal(0, 4, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def natural(w, h, seed=0) -> np.ndarray:
+    """Smooth gradients, a few shapes and mild sensor noise: a camera-like frame (a fresh copy)."""
+    return _natural(w, h, seed).copy()
 
 
 def decode_data_url(event: dict) -> Image.Image:
@@ -75,7 +81,7 @@ def test_first_frame_is_due_at_once_then_interval_holds():
     th.offer(solid((255, 0, 0)))
     first = th.due()
     assert isinstance(first, Frame) and not first.forced
-    assert first.image[0, 0].tolist() == [255, 0, 0]
+    assert first.to_rgb()[0, 0].tolist() == [255, 0, 0]
     # A very different frame arrives but the interval has not passed.
     th.offer(solid((0, 0, 255)))
     for dt in (0.1, 1.0, 1.99):
@@ -83,7 +89,7 @@ def test_first_frame_is_due_at_once_then_interval_holds():
         assert th.due() is None
     clock.t = 102.0
     second = th.due()
-    assert second is not None and second.image[0, 0].tolist() == [0, 0, 255]
+    assert second is not None and second.to_rgb()[0, 0].tolist() == [0, 0, 255]
     assert second.change is not None and second.change > 20
     assert th.stats().sent == 2
 
@@ -125,7 +131,7 @@ def test_changed_frame_passes_after_interval_and_small_change_does_not():
     th.offer(big)
     picked = th.due()
     assert picked is not None and picked.change >= 3.0
-    assert picked.image[0, 0].tolist() == [10, 10, 10]
+    assert picked.to_rgb()[0, 0].tolist() == [10, 10, 10]
 
 
 def test_change_is_measured_against_last_sent_not_last_offered():
@@ -329,3 +335,22 @@ def test_image_window_k_of_one_and_bad_input():
         ImageWindow(max_images=0)
     with pytest.raises(ValueError, match="item_id"):
         win.added("")
+
+
+@pytest.mark.parametrize("content", ["noisy", "blue"])
+def test_camera_video_frames_encode_straight_from_yuv(content):
+    """Browser camera frames are yuv420p VideoFrames: scaled by swscale, still under budget."""
+    rgb = noisy(1920, 1080) if content == "noisy" else solid((0, 0, 255), 1920, 1080)
+    vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    th = FrameThrottle(clock=FakeClock())
+    th.offer(vf)
+    picked = th.due()
+    assert isinstance(picked.source, av.VideoFrame) and (picked.width, picked.height) == (1920, 1080)
+    enc = encode_frame(picked, max_side=1024, detail="low")
+    img = check_encoded(enc, 1024, "low")
+    if content == "blue":
+        assert img.size == (1024, 576) and enc.quality == 85
+        r, g, b = np.asarray(img.convert("RGB")).reshape(-1, 3).mean(axis=0)
+        assert b > 220 and r < 30 and g < 30
+    else:
+        assert abs(img.size[0] / img.size[1] - 16 / 9) < 0.02
