@@ -271,8 +271,13 @@ def _describe(exc: ValidationError) -> tuple[str, str, str | None]:
         groups = good
         chosen = min(groups.values(), key=len)
     else:
-        chosen = [e for v in groups.values() for e in v if discriminator_miss(e)] or min(groups.values(), key=len)
-        chosen = [min(chosen, key=lambda e: len(path(e)))]
+        # Every member missed its tag: report the tag of the member that got furthest.
+        def score(errs: list[dict]) -> tuple[int, int, int]:
+            misses = [e for e in errs if discriminator_miss(e)]
+            return (len(misses), -max(len(path(e)) for e in misses), len(errs))
+
+        best = min(groups.values(), key=score)
+        chosen = [max((e for e in best if discriminator_miss(e)), key=lambda e: len(path(e)))]
     err = max(chosen, key=lambda e: len(path(e))) if good else chosen[0]
     where = path(err) or "event"
     kind = err["type"]
