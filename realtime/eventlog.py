@@ -21,6 +21,7 @@ __all__ = ["EventLog", "LoggedEvent", "elide"]
 Direction = Literal["client", "server"]
 
 MAX_STRING_CHARS = 8192  # longer strings (instructions, transcripts) are cut to this
+MAX_TYPES = 500  # distinct event types remembered for ``types()`` (bounded against a noisy peer)
 _BASE64_MIN_CHARS = 200
 _BASE64_RUN = re.compile(r"^[A-Za-z0-9+/=\s]+$")
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)
@@ -71,7 +72,10 @@ def elide(value: Any, *, audio_event: bool = False, _key: str | None = None, _de
 
 
 def _is_audio_event(event_type: str) -> bool:
-    return "audio" in event_type and (event_type.endswith(".delta") or event_type.endswith(".append"))
+    """Events whose ``delta``/``audio`` field is base64 audio (not a transcript)."""
+    if "transcript" in event_type or "audio" not in event_type:
+        return False
+    return event_type.endswith((".delta", ".append"))
 
 
 class EventLog:
@@ -116,7 +120,8 @@ class EventLog:
             self._seq += 1
             logged = LoggedEvent(self._seq, time.time(), direction, event_type, size_bytes, payload)
             self._events.append(logged)
-            self._types[event_type] += 1
+            if event_type in self._types or len(self._types) < MAX_TYPES:
+                self._types[event_type] += 1
         return logged
 
     def snapshot(self, since_seq: int = 0) -> tuple[LoggedEvent, ...]:
