@@ -218,6 +218,12 @@ class FrameThrottle:
             self._force = True
 
     @property
+    def force_pending(self) -> bool:
+        """True between ``force()`` and the ``due()`` that honours it."""
+        with self._lock:
+            return self._force
+
+    @property
     def has_frame(self) -> bool:
         with self._lock:
             return self._latest is not None

@@ -22,6 +22,7 @@ SAMPLES_PER_FRAME = 960  # 20 ms
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 # If the loop stalls longer than this, re-anchor the clock instead of bursting to catch up.
 _MAX_LAG_S = 0.2
+_LEVEL_WINDOW_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class MicStats:
     dropped_ms: float  # mic audio dropped because the queue was over its cap
     queued_ms: float
     muted: bool
+    level: float  # RMS (0..1 of full scale) of mic audio pushed in the last 200 ms; 0 when muted
 
 
 class MicTrack(MediaStreamTrack):
@@ -73,6 +75,7 @@ class MicTrack(MediaStreamTrack):
         self._sent = 0
         self._silence = 0
         self._dropped_samples = 0
+        self._levels: deque[tuple[float, float, int]] = deque()  # (time, sum of squares, samples)
 
     # ------------------------------------------------------------------ producer side
 
@@ -83,10 +86,16 @@ class MicTrack(MediaStreamTrack):
         if self.readyState != "live":
             return
         mono = self._to_mono48k(frame)
+        norm = mono.astype(np.float32) / 32768.0
+        energy = float(np.dot(norm, norm))
+        now = self._clock()
         with self._lock:
             self._pushed += 1
             if self._muted or mono.size == 0:
                 return
+            self._levels.append((now, energy, int(mono.size)))
+            while self._levels and now - self._levels[0][0] > _LEVEL_WINDOW_S:
+                self._levels.popleft()
             self._chunks.append(mono)
             self._queued += mono.size
             excess = self._queued - self._max_samples
@@ -130,12 +139,17 @@ class MicTrack(MediaStreamTrack):
             if self._muted:
                 self._chunks.clear()
                 self._queued = 0
+                self._levels.clear()
 
     def set_muted(self, value: bool) -> None:
         self.muted = value
 
     def stats(self) -> MicStats:
+        now = self._clock()
         with self._lock:
+            recent = [(e, n) for t, e, n in self._levels if now - t <= _LEVEL_WINDOW_S]
+            total = sum(n for _, n in recent)
+            level = float(np.sqrt(sum(e for e, _ in recent) / total)) if total else 0.0
             return MicStats(
                 pushed_frames=self._pushed,
                 sent_frames=self._sent,
@@ -143,6 +157,7 @@ class MicTrack(MediaStreamTrack):
                 dropped_ms=self._dropped_samples * 1000 / SAMPLE_RATE,
                 queued_ms=self._queued * 1000 / SAMPLE_RATE,
                 muted=self._muted,
+                level=level,
             )
 
     # ------------------------------------------------------------------ consumer side

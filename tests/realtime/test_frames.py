@@ -354,3 +354,12 @@ def test_camera_video_frames_encode_straight_from_yuv(content):
         assert b > 220 and r < 30 and g < 30
     else:
         assert abs(img.size[0] / img.size[1] - 16 / 9) < 0.02
+
+
+def test_force_pending_is_visible_until_honoured():
+    th = FrameThrottle(clock=FakeClock())
+    assert not th.force_pending
+    th.force()
+    assert th.force_pending and th.due() is None  # still waiting for a frame
+    th.offer(solid((9, 9, 9)))
+    assert th.due().forced and not th.force_pending

@@ -220,3 +220,22 @@ async def test_carries_mic_audio_through_a_real_peer_connection():
         mic.stop()
         await sender.close()
         await receiver.close()
+
+
+def test_level_is_rms_of_the_last_200_ms_and_zero_when_muted():
+    now = [10.0]
+    track = MicTrack(clock=lambda: now[0])
+    assert track.stats().level == 0
+    for i in range(10):  # 200 ms of a 0.25 full-scale tone
+        t = tone(start=i * 960, amp=int(0.25 * 32767))
+        track.push(stereo_frame(t, t))
+        now[0] += 0.02
+    assert track.stats().level == pytest.approx(0.25 / np.sqrt(2), rel=0.05)
+    now[0] += 0.5  # the user went quiet (no frames at all)
+    assert track.stats().level == 0
+    track.push(stereo_frame(8000))
+    assert track.stats().level > 0.2
+    track.muted = True
+    track.push(stereo_frame(8000))
+    assert track.stats().level == 0
+    track.stop()
