@@ -83,7 +83,8 @@ CREATE TABLE turns (
     cost_usd      REAL,
     details       TEXT NOT NULL,
     created_at    REAL NOT NULL,
-    PRIMARY KEY (conversation_id, seq)
+    PRIMARY KEY (conversation_id, seq),
+    UNIQUE (conversation_id, turn_id)
 );
 CREATE INDEX conversations_started ON conversations(started_at DESC);
 """
@@ -601,6 +602,26 @@ class Recorder:
 
         return on_update
 
+    def attach(self, bridge: Any, settings: Any) -> str:
+        """Record ``bridge``'s conversation: start it, add the listener, and replay what the bridge
+        already holds (final items and completed turns), so attaching a moment late loses nothing.
+        Items are keyed by id and turns by turn id, so a replayed update is never stored twice."""
+        cid = self.start_conversation(settings)
+        on_update = self.listener(cid)
+
+        def replay() -> None:
+            snap = bridge.snapshot()
+            for item in getattr(snap, "transcript", ()):
+                if getattr(item, "final", False):
+                    on_update(item)
+            for turn in getattr(snap, "turns", ()):
+                on_update(turn)
+
+        replay()                       # what is there now, in order
+        bridge.add_listener(on_update)
+        replay()                       # what became final between the first look and the listener
+        return cid
+
     def end_conversation(self, conversation_id: str, *, ended_at: float | None = None) -> None:
         self._put(_End(conversation_id, time.time() if ended_at is None else ended_at))
 
@@ -793,6 +814,11 @@ class Recorder:
             except (TypeError, AttributeError, ValueError):
                 cost = None
         turn_id = getattr(turn, "turn_id", None)
+        if turn_id is not None:
+            existing = conn.execute("SELECT seq FROM turns WHERE conversation_id = ? AND turn_id = ?",
+                                    (cid, str(turn_id))).fetchone()
+            if existing is not None:   # seen already (e.g. replayed at attach): keep the first
+                return
         seq = self._next(self._turn_seq, conn, "turns", cid)
         conn.execute("INSERT INTO turns (conversation_id, seq, turn_id, latency_ms, input_tokens,"
                      " output_tokens, total_tokens, cost_usd, details, created_at)"

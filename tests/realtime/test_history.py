@@ -414,3 +414,46 @@ def test_an_empty_history_reads_sensibly(store):
     assert summary.turns == 0 and summary.first_user_line == "" and summary.cost_usd == 0
     md = export_markdown(store.load(cid))
     assert "Nothing was said" in md
+
+
+async def test_a_real_bridge_call_is_recorded_as_it_happens(engine, tmp_path):
+    """Bridge -> listener -> writer thread, against the local engine: a camera frame, a typed
+    message, a tool call and spoken replies all land in the store while the call is still up."""
+    from realtime.settings import CameraSettings
+    from tests.fakebrowser import BridgedCall, wait_until
+
+    store = HistoryStore(tmp_path / "h.db")
+    rec = store.recorder
+    call_settings = Settings(api_key="test-key", base_url=engine.base_url,
+                             camera=CameraSettings(enabled=True, interval_s=30))
+    try:
+        async with BridgedCall(call_settings, rgb=(255, 0, 0)) as call:
+            await wait_until(lambda: call.bridge.snapshot().images_in_context >= 1, 15, "a camera frame")
+            cid = rec.attach(call.bridge, call_settings)       # late on purpose: the frame is replayed
+            before = len(call.texts("assistant"))
+            call.bridge.send_text("delayed add 2 and 5")
+            reply = await call.reply_after(before, timeout=30)
+            await wait_until(lambda: call.bridge.snapshot().turns, 15, "turn metrics")
+
+            def stored():
+                items = store.load(cid).items
+                return any(i.role == "assistant" and "7" in i.text for i in items) and items
+            items = await wait_until(stored, 10, "the reply in the history store")   # no flush: live
+        rec.end_conversation(cid)
+        assert rec.flush(5)
+        record = store.load(cid)
+        assert record.summary.ended_at is not None
+        images = record.images
+        assert images and images[0].image_jpeg[:2] == b"\xff\xd8"          # a real JPEG thumbnail
+        assert [i.text for i in record.items if i.role == "user" and i.kind == "text"] == ["delayed add 2 and 5"]
+        (tool,) = record.tool_calls
+        assert tool.tool_name == "delayed_add" and "7" in tool.tool_result
+        assert reply in [i.text for i in record.items if i.role == "assistant"]
+        assert len({i.item_id for i in record.items}) == len(record.items)
+        assert record.turns and record.turns[0].latency_ms is not None
+        assert record.settings["base_url"] == engine.base_url and "api_key" not in record.settings
+        assert b"test-key" not in (tmp_path / "h.db").read_bytes() + (tmp_path / "h.db-wal").read_bytes()
+        assert "delayed add 2 and 5" in export_markdown(record)
+        del items
+    finally:
+        store.close()
