@@ -78,7 +78,7 @@ class UsageTotals:
         response = event.get("response") if isinstance(event, Mapping) else None
         if not isinstance(response, Mapping):
             return cls()
-        return cls.from_usage(response.get("usage"))
+        return _replace(cls.from_usage(response.get("usage")), responses=1)  # a response even without usage
 
     def __add__(self, other: UsageTotals) -> UsageTotals:
         if not isinstance(other, UsageTotals):
@@ -203,7 +203,7 @@ class TurnClock:
         response = event.get("response")
         if not isinstance(response, Mapping):
             return ()
-        usage = UsageTotals.from_usage(response.get("usage"))
+        usage = UsageTotals.from_response_done(event)
         self.usage = self.usage + usage
         rid = response.get("id")
         turn = self._by_response.pop(rid, None) if isinstance(rid, str) else None
