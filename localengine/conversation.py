@@ -433,11 +433,21 @@ class Session:
             return handler(event)
         except _Refused as exc:
             return [self._error(exc.code, exc.message, event.get("event_id"), exc.param)]
+        except Exception as exc:  # a bug here must not end the session
+            return [self._internal_error(exc, event.get("event_id"))]
 
     def audio_in(self, pcm24k: bytes, now: float) -> list[Effect]:
         if self._closed or not pcm24k:
             return []
-        return self._append_audio(bytes(pcm24k[: len(pcm24k) - len(pcm24k) % 2]))
+        try:
+            return self._append_audio(bytes(pcm24k[: len(pcm24k) - len(pcm24k) % 2]))
+        except Exception as exc:
+            return [self._internal_error(exc, None)]
+
+    def _internal_error(self, exc: Exception, event_id: str | None) -> Send:
+        event = self._error("internal_error", f"The local engine failed to handle this input: {exc!r}", event_id)
+        event.event["error"]["type"] = "server_error"
+        return event
 
     def speech_result(self, job_id: str, result: Any, now: float) -> list[Effect]:
         job = self._jobs.pop(job_id, None)

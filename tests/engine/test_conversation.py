@@ -912,6 +912,22 @@ def test_greeting_with_nothing_to_answer_and_say_instructions():
     assert h.reply_text().startswith("Welcome to the demo. Hello!")
 
 
+def test_internal_failure_is_an_error_event_not_a_crash():
+    class Broken:
+        def feed(self, pcm24k, *, at_ms):
+            raise RuntimeError("vad exploded")
+
+    h = Harness(factory=lambda td: Broken())
+    effects = h.audio(tone(100))
+    err = h.error(effects)
+    assert err["type"] == "server_error" and "vad exploded" in err["message"]
+    h.send({"type": "input_audio_buffer.append", "audio": b64(tone(100)), "event_id": "e_boom"})
+    assert h.error()["event_id"] == "e_boom"
+    h.say("still fine")
+    h.respond(**TEXT)
+    assert h.reply_text() == "You said: still fine"
+
+
 def test_constructor_rejects_unknown_transport():
     with pytest.raises(ValueError):
         Session("carrier-pigeon", EngineConfig(), None, 0.0)
