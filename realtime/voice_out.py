@@ -26,7 +26,6 @@ samples back out of an opaque sink it drops the excess of the incoming chunk.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import deque

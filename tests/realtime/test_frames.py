@@ -6,6 +6,8 @@ import base64
 import functools
 import io
 import json
+import threading
+import time
 
 import av
 import numpy as np
@@ -172,8 +174,6 @@ def test_offer_accepts_video_frames_and_is_cheap():
     clock = FakeClock()
     th = FrameThrottle(clock=clock)
     vf = av.VideoFrame.from_ndarray(natural(1920, 1080), format="rgb24").reformat(format="yuv420p")
-    import time
-
     t0 = time.perf_counter()
     for _ in range(100):
         th.offer(vf)
@@ -363,3 +363,37 @@ def test_force_pending_is_visible_until_honoured():
     assert th.force_pending and th.due() is None  # still waiting for a frame
     th.offer(solid((9, 9, 9)))
     assert th.due().forced and not th.force_pending
+
+
+def test_offer_and_due_on_different_threads():
+    """The media loop offers while a worker asks: picks stay in order, counts add up."""
+    clock = FakeClock()
+    th = FrameThrottle(interval_s=1.0, change_threshold=3.0, clock=clock)
+    frames = [av.VideoFrame.from_ndarray(solid((v, v, v), 320, 240), format="rgb24").reformat(format="yuv420p") for v in range(0, 250, 10)]
+    stop = threading.Event()
+
+    def media_loop():
+        i = 0
+        while not stop.is_set():  # ~15-fps-like cadence, sped up
+            th.offer(frames[min(i // 5, len(frames) - 1)])
+            i += 1
+            time.sleep(0.002)
+
+    producer = threading.Thread(target=media_loop)
+    producer.start()
+    picked = []
+    try:
+        deadline = time.monotonic() + 5
+        while len(picked) < 8 and time.monotonic() < deadline:
+            clock.t += 0.25
+            time.sleep(0.005)
+            f = th.due()
+            if f is not None:
+                picked.append(int(f.to_rgb()[0, 0, 0]))
+    finally:
+        stop.set()
+        producer.join(5)
+    assert len(picked) >= 8, picked
+    assert picked == sorted(picked) and len(set(picked)) == len(picked)
+    stats = th.stats()
+    assert stats.sent == len(picked) and stats.offered > stats.sent
