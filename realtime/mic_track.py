@@ -30,7 +30,8 @@ class MicStats:
     pushed_frames: int
     sent_frames: int
     silence_frames: int  # frames sent with no mic audio at all (muted or starved)
-    dropped_ms: float  # mic audio dropped because the queue was over its cap
+    dropped_ms: float  # mic audio dropped: queue over its cap, or a standing backlog trimmed
+    trimmed_ms: float  # the part of dropped_ms that was standing-backlog trimming
     queued_ms: float
     muted: bool
     level: float  # RMS (0..1 of full scale) of mic audio pushed in the last 200 ms; 0 when muted
@@ -43,7 +44,12 @@ class MicTrack(MediaStreamTrack):
     samples, as streamlit-webrtc delivers them; mono, planar and other rates are
     converted too), downmixes them to mono and queues the samples. The queue holds
     at most ``max_queue_ms``; beyond that the oldest samples are dropped so latency
-    cannot build up.
+    cannot build up. A smaller standing backlog is trimmed too: a burst (the browser
+    leg's jitter buffer releasing late packets together) would otherwise leave the
+    queue, and so the mic's latency, raised for the rest of the call because input and
+    output then run at the same rate. If the queue never fell below
+    ``target_queue_ms`` during the last ``trim_window`` frames sent (1 s by default),
+    the excess oldest audio is dropped.
 
     ``recv()`` paces itself in real time like aiortc's ``AudioStreamTrack`` and
     always returns a 20 ms s16 mono 48 kHz frame: queued mic audio, padded with
@@ -57,12 +63,23 @@ class MicTrack(MediaStreamTrack):
         self,
         *,
         max_queue_ms: float = 200.0,
+        target_queue_ms: float = 60.0,
+        trim_window: int = 50,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         if not max_queue_ms >= 20:
             raise ValueError(f"max_queue_ms must be >= 20, got {max_queue_ms!r}")
+        if not 0 <= target_queue_ms <= max_queue_ms:
+            raise ValueError(f"target_queue_ms must be within 0..max_queue_ms, got {target_queue_ms!r}")
+        if not trim_window >= 1:
+            raise ValueError(f"trim_window must be >= 1, got {trim_window!r}")
         self._max_samples = int(SAMPLE_RATE * max_queue_ms / 1000)
+        self._target_samples = int(SAMPLE_RATE * target_queue_ms / 1000)
+        self._trim_window = int(trim_window)
+        self._window_min: int | None = None
+        self._window_frames = 0
+        self._trimmed_samples = 0
         self._clock = clock
         self._lock = threading.Lock()
         self._chunks: deque[np.ndarray] = deque()
@@ -98,18 +115,23 @@ class MicTrack(MediaStreamTrack):
                 self._levels.popleft()
             self._chunks.append(mono)
             self._queued += mono.size
-            excess = self._queued - self._max_samples
-            while excess > 0:
-                head = self._chunks[0]
-                if head.size <= excess:
-                    self._chunks.popleft()
-                    cut = head.size
-                else:
-                    self._chunks[0] = head[excess:]
-                    cut = excess
-                self._queued -= cut
-                self._dropped_samples += cut
-                excess -= cut
+            self._drop_oldest_locked(self._queued - self._max_samples)
+
+    def _drop_oldest_locked(self, n: int) -> int:
+        dropped = 0
+        while n > 0 and self._chunks:
+            head = self._chunks[0]
+            if head.size <= n:
+                self._chunks.popleft()
+                cut = head.size
+            else:
+                self._chunks[0] = head[n:]
+                cut = n
+            self._queued -= cut
+            self._dropped_samples += cut
+            dropped += cut
+            n -= cut
+        return dropped
 
     def _to_mono48k(self, frame: av.AudioFrame) -> np.ndarray:
         fmt, layout, rate = frame.format.name, frame.layout.name, frame.sample_rate
@@ -155,6 +177,7 @@ class MicTrack(MediaStreamTrack):
                 sent_frames=self._sent,
                 silence_frames=self._silence,
                 dropped_ms=self._dropped_samples * 1000 / SAMPLE_RATE,
+                trimmed_ms=self._trimmed_samples * 1000 / SAMPLE_RATE,
                 queued_ms=self._queued * 1000 / SAMPLE_RATE,
                 muted=self._muted,
                 level=level,
@@ -179,6 +202,16 @@ class MicTrack(MediaStreamTrack):
             self._sent += 1
             if filled == 0:
                 self._silence += 1
+            # Standing-backlog trim: the lowest queue depth seen over the window is
+            # latency that jitter did not need.
+            low = self._queued if self._window_min is None else min(self._window_min, self._queued)
+            self._window_frames += 1
+            if self._window_frames >= self._trim_window:
+                if low > self._target_samples:
+                    self._trimmed_samples += self._drop_oldest_locked(low - self._target_samples)
+                self._window_min, self._window_frames = None, 0
+            else:
+                self._window_min = low
         return out, filled
 
     async def recv(self) -> av.AudioFrame:

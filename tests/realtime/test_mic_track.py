@@ -239,3 +239,31 @@ def test_level_is_rms_of_the_last_200_ms_and_zero_when_muted():
     track.push(stereo_frame(8000))
     assert track.stats().level == 0
     track.stop()
+
+
+def test_a_standing_backlog_after_a_burst_is_trimmed_to_the_target():
+    track = MicTrack(max_queue_ms=200, target_queue_ms=60, trim_window=50)
+    for i in range(8):  # a 160 ms burst (late packets released together)
+        track.push(stereo_frame(i + 1))
+    depths = []
+    for i in range(120):  # then steady: one frame in, one frame out
+        track.push(stereo_frame(100 + i))
+        track._take(960)
+        depths.append(track.stats().queued_ms)
+    assert depths[10] == pytest.approx(160)  # the burst stands while the window runs...
+    assert max(depths[60:]) <= 60  # ...then is trimmed to the target and stays there
+    stats = track.stats()
+    assert stats.trimmed_ms == pytest.approx(100) and stats.dropped_ms == pytest.approx(100)
+    # The newest audio survives the trim: the next frame out is three frames behind the last in.
+    out, _ = track._take(960)
+    assert int(out[0]) == 100 + 119 - 2
+
+
+def test_jitter_below_the_target_is_left_alone():
+    track = MicTrack(target_queue_ms=60, trim_window=50)
+    for i in range(200):  # arrivals alternate 0 and 2 frames per tick: 20-40 ms queued
+        if i % 2 == 0:
+            track.push(stereo_frame(1))
+            track.push(stereo_frame(1))
+        track._take(960)
+    assert track.stats().dropped_ms == 0
