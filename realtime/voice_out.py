@@ -19,6 +19,14 @@ lock ``push``, ``clear`` and the track's callback take) and drops the oldest exc
 by reading it out of the fifo under that lock: exact, O(1), and thread-safe. Each
 ``clear()`` replaces the fifo, so it is looked up afresh every time.
 
+Latency between the cap and zero
+--------------------------------
+Under the cap, a backlog (a burst after a stall, or clock drift) would otherwise
+stand for the rest of the call, since audio then comes in as fast as it goes out.
+The provider's stream carries silence between utterances, so `VoiceOut` simply does
+not queue silent frames (RMS below -60 dBFS) while more than ``silence_skip_ms`` is
+buffered: the backlog drains in the pauses, and no speech is ever cut for it.
+
 For any other sink (no fifo to look into) it falls back to that own accounting, a
 leaky bucket drained at ``sample_rate`` in real time, and since it cannot take
 samples back out of an opaque sink it drops the excess of the incoming chunk.
@@ -39,6 +47,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 __all__ = ["VoiceOut", "VoiceStats"]
 
 _LEVEL_WINDOW_S = 0.2
+_SILENCE_RMS = 0.001  # -60 dBFS
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class VoiceStats:
     frames: int  # frames received from the upstream track
     pushed_ms: float  # audio handed to audio_out
     dropped_ms: float  # audio dropped to keep the buffer under the cap
+    skipped_silence_ms: float  # silent frames not queued because audio was already buffered
     current_buffer_ms: float
     level: float  # RMS of the last 200 ms received, 0..1 of full scale (0 if none lately)
     clears: int
@@ -128,6 +138,7 @@ class VoiceOut:
         *,
         max_buffer_ms: float = 400.0,
         sample_rate: int = 48000,
+        silence_skip_ms: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not (callable(getattr(audio_out, "push", None)) and callable(getattr(audio_out, "clear", None))):
@@ -140,7 +151,11 @@ class VoiceOut:
         self.audio_out = audio_out
         self.sample_rate = sample_rate
         self.max_buffer_ms = float(max_buffer_ms)
+        if not 0 <= silence_skip_ms <= max_buffer_ms:
+            raise ValueError(f"silence_skip_ms must be within 0..max_buffer_ms, got {silence_skip_ms!r}")
         self._cap = int(sample_rate * max_buffer_ms / 1000)
+        self._skip_above = int(sample_rate * silence_skip_ms / 1000)
+        self._skipped = 0
         self._clock = clock
         self._gauge: _FifoGauge | _BucketGauge = (
             _FifoGauge(audio_out) if _is_pcm_source(audio_out) else _BucketGauge(audio_out, sample_rate, clock)
@@ -176,14 +191,19 @@ class VoiceOut:
         """Convert one decoded frame and hand it to ``audio_out``, keeping the cap."""
         pcm = self._to_mono(frame)
         now = self._clock()
+        f = pcm.astype(np.float32) / 32768.0
+        energy = float(np.dot(f, f))
         with self._lock:
             self._frames += 1
             if pcm.size:
-                f = pcm.astype(np.float32) / 32768.0
-                self._levels.append((now, float(np.dot(f, f)), int(pcm.size)))
+                self._levels.append((now, energy, int(pcm.size)))
             while self._levels and now - self._levels[0][0] > _LEVEL_WINDOW_S:
                 self._levels.popleft()
         if not pcm.size:
+            return
+        if energy <= _SILENCE_RMS**2 * pcm.size and self._gauge.queued() > self._skip_above:
+            with self._lock:
+                self._skipped += pcm.size
             return
         dropped = self._gauge.push_capped(pcm, self._cap)
         with self._lock:
@@ -226,6 +246,7 @@ class VoiceOut:
                 frames=self._frames,
                 pushed_ms=self._pushed * 1000 / self.sample_rate,
                 dropped_ms=self._dropped * 1000 / self.sample_rate,
+                skipped_silence_ms=self._skipped * 1000 / self.sample_rate,
                 current_buffer_ms=buffered,
                 level=level,
                 clears=self._clears,

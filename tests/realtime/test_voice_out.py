@@ -88,8 +88,8 @@ async def test_stereo_is_downmixed_and_played_in_order():
 async def test_buffer_never_exceeds_the_cap_when_fed_faster_than_real_time():
     source = PcmAudioSource(sample_rate=48000)
     voice = VoiceOut(source, max_buffer_ms=400)
-    # 3 s of audio, each 20 ms frame tagged with its index, arriving in a burst.
-    upstream = BurstTrack([decoded_frame(i + 1) for i in range(150)])
+    # 3 s of audio, each 20 ms frame tagged with 100 x its index, arriving in a burst.
+    upstream = BurstTrack([decoded_frame(100 * (i + 1)) for i in range(150)])
     seen: list[float] = []
 
     original = voice.push_frame
@@ -105,7 +105,7 @@ async def test_buffer_never_exceeds_the_cap_when_fed_faster_than_real_time():
     async def browser():  # the browser leg pulls 20 ms frames in real time
         while True:
             frame = await player.recv()
-            played.append(int(frame.to_ndarray()[0, 0]))
+            played.append(int(frame.to_ndarray()[0, 0]) // 100)
 
     consumer = asyncio.ensure_future(browser())
     try:
@@ -171,14 +171,14 @@ def test_opaque_sink_uses_own_accounting_and_keeps_the_cap():
     voice = VoiceOut(sink, max_buffer_ms=400, clock=lambda: now[0])
     assert not voice.exact_gauge
     for _ in range(50):  # 1 s in a burst
-        voice.push_frame(decoded_frame(7))
+        voice.push_frame(decoded_frame(700))
     accepted = sum(len(c) for c in sink.chunks) // 2
     assert accepted == 400 * 48  # 400 ms of mono samples
     assert voice.stats().dropped_ms == pytest.approx(600)
     now[0] += 0.2  # the sink played 200 ms
     assert voice.buffer_ms() == pytest.approx(200)
     for _ in range(20):
-        voice.push_frame(decoded_frame(7))
+        voice.push_frame(decoded_frame(700))
     assert sum(len(c) for c in sink.chunks) // 2 == 600 * 48
     voice.clear()
     assert sink.clears == 1 and voice.buffer_ms() == 0
@@ -246,3 +246,24 @@ async def test_relays_a_real_upstream_peer_into_the_browser_source():
         source.track.stop()
         await upstream.close()
         await bridge_pc.close()
+
+
+def test_silence_drains_a_backlog_without_cutting_speech():
+    source = PcmAudioSource(sample_rate=48000)
+    voice = VoiceOut(source, max_buffer_ms=400, silence_skip_ms=60)
+    for _ in range(15):  # 300 ms of speech arrives in a burst
+        voice.push_frame(decoded_frame(5000))
+    assert voice.buffer_ms() == pytest.approx(300)
+    quiet = np.random.default_rng(0).integers(-8, 9, 960)  # decoded "silence": -72 dBFS
+    for _ in range(20):  # the pause after the sentence is not queued behind it
+        voice.push_frame(decoded_frame(quiet))
+    stats = voice.stats()
+    assert stats.current_buffer_ms == pytest.approx(300)
+    assert stats.skipped_silence_ms == pytest.approx(400) and stats.dropped_ms == 0
+    source.clear()  # once played out, silence is queued again (continuous playback)
+    voice.push_frame(decoded_frame(quiet))
+    assert voice.buffer_ms() == pytest.approx(20)
+    # Quiet speech is never mistaken for silence.
+    for _ in range(10):
+        voice.push_frame(decoded_frame(200))  # -44 dBFS
+    assert voice.buffer_ms() == pytest.approx(220)
