@@ -208,7 +208,8 @@ def check_offer(sdp: str) -> None:
     try:
         parsed = SessionDescription.parse(sdp)
     except Exception as exc:
-        raise OfferError(f"The SDP offer could not be parsed: {exc or type(exc).__name__}.") from None
+        detail = str(exc) or "a line is malformed or a required field is missing"
+        raise OfferError(f"The SDP offer could not be parsed: {detail}.") from None
     if not any(m.kind == "audio" for m in parsed.media):
         raise OfferError("The SDP offer has no audio media section (m=audio); the call needs one.")
 
@@ -240,7 +241,8 @@ class CallPeer:
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as exc:
-            raise OfferError(f"The SDP offer was rejected: {exc or type(exc).__name__}.") from None
+            detail = str(exc) or type(exc).__name__
+            raise OfferError(f"The SDP offer was rejected: {detail}.") from None
         self.pc.addTrack(self.voice)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)

@@ -111,6 +111,7 @@ async def test_oversize_message_on_the_data_channel_keeps_the_call(engine):
 
 @pytest.mark.parametrize(("offer", "fragment"), [
     ("this is not sdp", "not SDP"),
+    ("v=0\r\nm=audio\r\n", "could not be parsed"),
     ("", "empty"),
     ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
      "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n"
