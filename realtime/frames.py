@@ -314,6 +314,33 @@ def _jpeg(img: Image.Image, quality: int) -> bytes:
     return buf.getvalue()
 
 
+def _search_quality(
+    img: Image.Image, low: bytes, top_size: int | None, max_jpeg: int
+) -> tuple[tuple[bytes, int], int]:
+    """Best quality in [_Q_MIN, _Q_MAX) that fits, given _Q_MIN fits and _Q_MAX does not.
+
+    Interpolates on the (quality, size) bracket (JPEG size grows smoothly with quality)
+    and stops once the bracket is 6 wide or a fitting candidate fills >= 92% of the room.
+    """
+    lo, lo_size, best = _Q_MIN, len(low), (low, _Q_MIN)
+    hi = _Q_MAX
+    hi_size = top_size if top_size is not None else None
+    encodes = 0
+    while hi - lo > 6 and lo_size < 0.92 * max_jpeg:
+        if hi_size is None:
+            q = (lo + hi) // 2
+        else:
+            q = lo + (0.96 * max_jpeg - lo_size) * (hi - lo) / (hi_size - lo_size)
+            q = int(min(max(round(q), lo + 2), hi - 2))
+        data = _jpeg(img, q)
+        encodes += 1
+        if len(data) <= max_jpeg:
+            lo, lo_size, best = q, len(data), (data, q)
+        else:
+            hi, hi_size = q, len(data)
+    return best, encodes
+
+
 def encode_frame(
     image: ImageLike | Frame,
     *,
@@ -329,8 +356,8 @@ def encode_frame(
 
     The image is first scaled so its longer side is at most ``max_side`` (with swscale
     straight from yuv420p when given an ``av.VideoFrame``, else with Pillow). Then the
-    best JPEG quality in [35, 85] that fits is found by bisection (1 encode when the
-    top quality fits, else 5 or 6); if even quality 35 is too big, the image is
+    best JPEG quality in [35, 85] that fits is found by interpolating between
+    measured sizes (1 encode when the top quality fits, else typically 3 or 4); if even quality 35 is too big, the image is
     scaled down (from the original) by the square root of the overshoot and searched again. The JSON
     envelope is measured once, so each candidate's message size is exact without
     re-serializing. CPU-bound: call it off the media loop.
@@ -366,17 +393,8 @@ def encode_frame(
         low = _jpeg(img, _Q_MIN)
         encodes += 1
         if len(low) <= max_jpeg:
-            best = (low, _Q_MIN)
-            lo, hi = _Q_MIN, _Q_MAX  # lo fits, hi does not
-            while hi - lo > 6:
-                mid = (lo + hi) // 2
-                data = _jpeg(img, mid)
-                encodes += 1
-                if len(data) <= max_jpeg:
-                    lo, best = mid, (data, mid)
-                else:
-                    hi = mid
-            chosen = best
+            chosen, n = _search_quality(img, low, len(top) if not shrunk else None, max_jpeg)
+            encodes += n
             break
         w, h = img.size
         if max(w, h) <= _MIN_SIDE:
