@@ -34,6 +34,7 @@ samples back out of an opaque sink it drops the excess of the incoming chunk.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -45,6 +46,8 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 __all__ = ["VoiceOut", "VoiceStats"]
+
+logger = logging.getLogger(__name__)
 
 _LEVEL_WINDOW_S = 0.2
 _SILENCE_RMS = 0.001  # -60 dBFS
@@ -59,6 +62,7 @@ class VoiceStats:
     current_buffer_ms: float
     level: float  # RMS of the last 200 ms received, 0..1 of full scale (0 if none lately)
     clears: int
+    bad_frames: int  # frames that could not be converted (skipped, logged once)
 
 
 class _FifoGauge:
@@ -168,6 +172,7 @@ class VoiceOut:
         self._pushed = 0
         self._dropped = 0
         self._clears = 0
+        self._bad = 0
 
     # ------------------------------------------------------------------ conversion
 
@@ -225,8 +230,16 @@ class VoiceOut:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            if isinstance(frame, av.AudioFrame):
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            try:
                 self.push_frame(frame)
+            except Exception:  # noqa: BLE001 - one undecodable frame must not end the voice
+                with self._lock:
+                    self._bad += 1
+                    first = self._bad == 1
+                if first:
+                    logger.exception("VoiceOut: skipped a frame it could not convert")
 
     def buffer_ms(self) -> float:
         return self._gauge.queued() * 1000 / self.sample_rate
@@ -250,4 +263,5 @@ class VoiceOut:
                 current_buffer_ms=buffered,
                 level=level,
                 clears=self._clears,
+                bad_frames=self._bad,
             )

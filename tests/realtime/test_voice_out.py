@@ -267,3 +267,16 @@ def test_silence_drains_a_backlog_without_cutting_speech():
     for _ in range(10):
         voice.push_frame(decoded_frame(200))  # -44 dBFS
     assert voice.buffer_ms() == pytest.approx(220)
+
+
+async def test_a_frame_that_cannot_be_converted_is_skipped_and_the_relay_goes_on(caplog):
+    source = PcmAudioSource(sample_rate=48000)
+    voice = VoiceOut(source)
+    bad = av.AudioFrame(format="s16", layout="stereo", samples=960)  # no sample rate: unconvertible
+    bad.sample_rate = 0
+    upstream = BurstTrack([decoded_frame(3000), bad, bad, decoded_frame(3000)])
+    await asyncio.wait_for(voice.run(upstream), 5)
+    stats = voice.stats()
+    assert stats.bad_frames == 2 and stats.frames == 2
+    assert voice.buffer_ms() == pytest.approx(40)
+    assert caplog.text.count("could not convert") == 1
