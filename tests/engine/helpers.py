@@ -88,6 +88,7 @@ class RtcClient:
         self.pc.addTrack(self.mic)
         self.channel = self.pc.createDataChannel("oai-events")
         self.events: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each event
         self.received = bytearray()  # pcm16 mono 48 kHz
         self._reader: asyncio.Task[None] | None = None
         self.opened = asyncio.Event()
@@ -97,6 +98,7 @@ class RtcClient:
 
     def _on_message(self, message: str | bytes) -> None:
         self.events.append(validated(json.loads(message)))
+        self.arrivals.append(time.monotonic())
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio":
@@ -131,6 +133,9 @@ class RtcClient:
             return any(e["type"] == type_ for e in self.events[start:])
         await wait_until(found, timeout, f"{type_!r} on the data channel (saw {self.types()[start:]})")
         return next(e for e in self.events[start:] if e["type"] == type_)
+
+    def arrival(self, type_: str, start: int = 0) -> float:
+        return next(t for e, t in zip(self.events[start:], self.arrivals[start:]) if e["type"] == type_)
 
     async def close(self) -> None:
         self.mic.stop()

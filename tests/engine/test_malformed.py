@@ -171,3 +171,26 @@ async def test_binary_and_garbage_frames_do_not_drop_the_socket(engine):
         cleared = validated(json.loads(await asyncio.wait_for(ws.recv(), 10)))
         assert cleared["type"] == "input_audio_buffer.cleared"
     await wait_until(lambda: engine.stats().websockets == 0, 10, "the socket to be released")
+
+
+async def test_session_duration_limit_ends_websocket_and_call():
+    with start_engine(EngineConfig(max_session_seconds=1.5)) as short:
+        async with AsyncOpenAI(base_url=short.base_url, api_key=API_KEY) as client:
+            peer = RtcClient()
+            raw = await client.realtime.calls.with_raw_response.create(sdp=await peer.offer())
+            await peer.answer(raw.content.decode())
+            try:
+                async with client.realtime.connect(model="gpt-realtime") as conn:
+                    stream = EventStream(conn)
+                    error = (await stream.until("error", timeout=10))[-1]["error"]
+                    assert error["code"] == "session_expired"
+                    with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                        await stream.next(timeout=10)
+                    assert closed.value.rcvd.reason == "session_expired"
+                error = await peer.wait_event("error", timeout=10)
+                assert error["error"]["code"] == "session_expired"
+                await wait_until(lambda: short.stats().calls == 0, 10, "the expired call to end")
+                await wait_until(lambda: peer.pc.connectionState == "closed"
+                                 or peer.channel.readyState == "closed", 10, "the peer to see it")
+            finally:
+                await peer.close()

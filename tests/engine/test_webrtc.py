@@ -7,6 +7,8 @@ must end the call on the server (peer closed, nothing left).
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from openai import AsyncOpenAI
 
@@ -146,3 +148,28 @@ async def test_client_hanging_up_its_peer_ends_the_call(engine, client):
     await peer.close()
     await wait_until(lambda: engine.stats().calls == 0, 40, "the server to notice the closed peer")
     await wait_until(lambda: engine.live_tasks() == (), 10, "engine tasks to finish")
+
+
+async def test_barge_in_truncates_at_what_was_played(engine, client):
+    """Speaking over the assistant clears its audio and truncates the item at the played position."""
+    peer = RtcClient()
+    try:
+        call_id = await _call(client, peer)
+        await peer.wait_event("session.created")
+        mark = _say(peer, "count to 40")
+        await peer.wait_event("output_audio_buffer.started", timeout=30, start=mark)
+        started_at = peer.arrival("output_audio_buffer.started", mark)
+        await asyncio.sleep(1.5)  # let about 1.5 s of the long reply play before interrupting
+        peer.mic.feed(speech_pcm24k("stop please") + silence_pcm24k(1000))
+        await peer.wait_event("input_audio_buffer.speech_started", timeout=15, start=mark)
+        cleared = await peer.wait_event("output_audio_buffer.cleared", timeout=10, start=mark)
+        truncated = await peer.wait_event("conversation.item.truncated", timeout=10, start=mark)
+        heard_ms = 1000 * (peer.arrival("input_audio_buffer.speech_started", mark) - started_at)
+        print(f"\nbarge-in: truncated at {truncated['audio_end_ms']} ms, client heard ~{heard_ms:.0f} ms")
+        assert cleared["response_id"]
+        assert 0 < truncated["audio_end_ms"] < 15_000
+        assert abs(truncated["audio_end_ms"] - heard_ms) < 700, (truncated["audio_end_ms"], heard_ms)
+        assert "output_audio_buffer.stopped" not in peer.types()[mark:]
+        await client.realtime.calls.hangup(call_id)
+    finally:
+        await peer.close()
