@@ -953,37 +953,70 @@ def open_history(path: str | os.PathLike[str] | None = None, **kwargs: Any) -> t
 
 
 _process_lock = threading.Lock()
-_process_store: HistoryStore | None = None
-_process_notice: str | None = None
-_process_failed_at: float | None = None
+_process_stores: dict[Path, HistoryStore] = {}
+_process_failures: dict[Path, tuple[float, str]] = {}
 _RETRY_UNAVAILABLE_S = 10.0
 
 
 def process_store() -> tuple[HistoryStore | None, str | None]:
-    """The one history store of this server process, opened on first use from
-    ``REALTIME_HISTORY_DB`` (default ``./data/realtime-studio.db``) and flushed at exit.
+    """The history store of this server process for the configured path (``REALTIME_HISTORY_DB``,
+    default ``./data/realtime-studio.db``), opened on first use and flushed at exit.
 
     Returns ``(store, notice)``: ``notice`` is a sentence for the page when the file was damaged
-    and replaced, or why history is off (then ``store`` is None; opening is retried after 10 s).
+    and replaced, when writes are waiting on a lock, or why history is off (then ``store`` is None;
+    opening is retried after 10 s).
     """
-    global _process_store, _process_notice, _process_failed_at
+    path = default_db_path().resolve()
     with _process_lock:
-        if _process_store is not None:
-            return _process_store, _process_store.notice or _process_store_recorder_notice()
-        now = time.monotonic()
-        if _process_failed_at is not None and now - _process_failed_at < _RETRY_UNAVAILABLE_S:
-            return None, _process_notice
-        store, notice = open_history()
-        _process_notice = notice
+        store = _process_stores.get(path)
+        if store is not None:
+            rec = store._recorder  # noqa: SLF001 - the notice of the store's own recorder
+            return store, (rec.notice if rec is not None and rec.notice else None) or store.notice
+        failed = _process_failures.get(path)
+        if failed is not None and time.monotonic() - failed[0] < _RETRY_UNAVAILABLE_S:
+            return None, failed[1]
+        store, notice = open_history(path)
         if store is None:
-            _process_failed_at = now
+            _process_failures[path] = (time.monotonic(), notice or "History is off.")
             return None, notice
-        _process_store, _process_failed_at = store, None
+        _process_failures.pop(path, None)
+        _process_stores[path] = store
         import atexit
         atexit.register(store.close)
         return store, notice
 
 
-def _process_store_recorder_notice() -> str | None:
-    rec = _process_store._recorder if _process_store is not None else None  # noqa: SLF001
-    return rec.notice if rec is not None else None
+class CallRecording:
+    """Follows one browser session's calls: records each new bridge once, ends its record when the
+    call closes. ``sync`` is cheap (a snapshot read) and may be called as often as a page polls."""
+
+    def __init__(self, recorder: Recorder):
+        self._recorder = recorder
+        self._bridge: Any = None
+        self.conversation_id: str | None = None
+        self._ended = True
+
+    @property
+    def recording(self) -> bool:
+        return self._bridge is not None and not self._ended
+
+    def sync(self, bridge: Any, settings: Any) -> str | None:
+        """``bridge``: the session's current or last bridge (or None). Returns the conversation id."""
+        if bridge is not None and bridge is not self._bridge:
+            self._end()
+            self._bridge = bridge
+            self.conversation_id = self._recorder.attach(bridge, settings)
+            self._ended = False
+        if self.recording:
+            try:
+                state = self._bridge.snapshot().state
+            except Exception:  # noqa: BLE001 - a broken bridge ends its record
+                state = "failed"
+            if state in ("closed", "failed"):
+                self._end()
+        return self.conversation_id
+
+    def _end(self) -> None:
+        if self._bridge is not None and not self._ended and self.conversation_id is not None:
+            self._recorder.end_conversation(self.conversation_id)
+        self._ended = True

@@ -32,7 +32,19 @@ from realtime.transcript import TranscriptItem
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-test-DO-NOT-STORE-0123456789abcdef"
-JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4 + b"\xff\xd9"
+
+
+def _jpeg(rgb: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), rgb).save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+JPEG = _jpeg((200, 30, 30))
 
 
 def item(item_id: str, role: str, text: str = "", kind: str = "text", **extra) -> TranscriptItem:
@@ -457,3 +469,92 @@ async def test_a_real_bridge_call_is_recorded_as_it_happens(engine, tmp_path):
         del items
     finally:
         store.close()
+
+
+# ---- the History page, run by Streamlit's own script runner (AppTest) -------------------------
+
+@pytest.fixture
+def page(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    db = tmp_path / "page" / "h.db"
+    monkeypatch.setenv("REALTIME_HISTORY_DB", str(db))
+    from realtime.history import process_store
+    store, notice = process_store()
+    assert store is not None and notice is None
+    return store, AppTest.from_file(str(ROOT / "pages" / "3_History.py"), default_timeout=30)
+
+
+def test_page_empty_history_explains_itself(page):
+    _, at = page
+    at.run()
+    assert not at.exception
+    assert "No conversations yet" in at.info[0].value
+
+
+def test_page_lists_searches_opens_exports_and_deletes(page):
+    store, at = page
+    first = record_sample(store)
+    rec = store.recorder
+    other = rec.start_conversation(settings())
+    rec.listener(other)(item("o1", "user", "Tell me a joke about llamas"))
+    rec.listener(other)(item("o2", "user", kind="image", image_thumb=b"\xff\xd8 damaged"))
+    rec.end_conversation(other)
+    assert rec.flush(5)
+    at.run()
+    titles = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert titles == ["**Tell me a joke about llamas**", "**What time is it in Paris?**"]
+    at.text_input(key="history.search").input("llama").run()
+    assert [m.value for m in at.markdown if m.value.startswith("**")] == ["**Tell me a joke about llamas**"]
+    at.text_input(key="history.search").input("zebra").run()
+    assert "No saved conversation mentions" in at.info[0].value
+    at.text_input(key="history.search").input("").run()
+
+    at.button(key="history.open." + other).click().run()          # a damaged thumbnail is described
+    assert not at.exception
+    assert any("could not be read" in m.value for m in [*at.markdown, *at.caption])
+    at.button(key="history.back").click().run()
+
+    at.button(key="history.open." + first).click().run()
+    assert not at.exception
+    said = [m.value for m in at.markdown]
+    for text in ("What time is it in Paris?", "It is noon in Paris.", "It looks red."):
+        assert text in said, (text, said)
+    assert any("get_datetime" in c.value for c in at.caption)                  # the tool call
+    assert len(at.get("image")) == 1                                            # the camera frame
+    labels = {b.label for b in at.get("download_button")}
+    assert labels == {"Markdown", "JSON"}
+    assert [m.value for m in at.metric][2] == "2"                               # turns
+
+    at.button(key="history.delete_one").click().run()
+    at.button(key="history.confirm_one.no").click().run()
+    assert len(store.list_conversations()) == 2
+    at.button(key="history.delete_one").click().run()
+    at.button(key="history.confirm_one.yes").click().run()
+    assert [s.id for s in store.list_conversations()] == [other]
+    assert "Deleted the conversation." in at.success[0].value
+
+    at.button(key="history.delete_all").click().run()
+    assert "Delete all 1 saved conversations?" in at.warning[0].value
+    at.button(key="history.confirm_all.yes").click().run()
+    assert store.list_conversations() == ()
+    assert "No conversations yet" in at.info[0].value
+    assert not at.exception
+
+
+def test_page_when_history_is_locked_says_so_and_does_not_crash(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    db = tmp_path / "locked.db"
+    sqlite3.connect(db).close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setenv("REALTIME_HISTORY_DB", str(db))
+    try:
+        at = AppTest.from_file(str(ROOT / "pages" / "3_History.py"), default_timeout=30).run()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not at.exception
+    assert "locked" in at.warning[0].value and "still work" in at.info[0].value

@@ -170,3 +170,74 @@ def test_an_unwritable_location_is_a_message(tmp_path):
     assert store.names()[:3] == tuple(p.name for p in BUILTIN_PRESETS)
     with pytest.raises(PresetError, match="could not be saved"):
         store.save("X", custom())
+
+
+# ---- the sidebar panel, run by Streamlit's own script runner (AppTest) ------------------------
+
+def _panel_app():
+    import streamlit as st
+
+    from realtime.settings import Settings
+    from ui import presets_panel
+
+    current = st.session_state.setdefault("current", Settings())
+    with st.sidebar:
+        chosen = presets_panel.render(current)
+    if chosen is not None:
+        st.session_state["current"] = chosen
+    now = st.session_state["current"]
+    st.write(f"voice={now.voice} camera={now.camera.enabled} tools={','.join(now.tools) or 'none'} "
+             f"key={'yes' if now.api_key else 'no'}")
+
+
+@pytest.fixture
+def panel(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("REALTIME_HISTORY_DB", str(tmp_path / "data" / "h.db"))
+    return AppTest.from_function(_panel_app, default_timeout=30)
+
+
+def _state(at) -> str:
+    return at.markdown[-1].value
+
+
+def test_panel_a_share_link_sets_up_the_session_and_names_what_it_ignored(panel):
+    panel.query_params.update({"voice": "ash", "camera": "off", "key": "sk-evil-123", "threshold": "loud"})
+    panel.run()
+    assert not panel.exception
+    assert _state(panel).startswith("voice=ash camera=False")
+    warning = panel.sidebar.warning[0].value
+    assert "'key'" in warning and "threshold" in warning and "sk-evil" not in warning
+    (link,) = panel.sidebar.code
+    assert "voice=ash" in link.value and "camera=off" in link.value and "key=" not in link.value.replace("_key", "")
+    panel.run()                                                  # applied once, not on every rerun
+    assert _state(panel).startswith("voice=ash")
+
+
+def test_panel_load_save_and_delete_with_confirmation(panel, tmp_path):
+    panel.run()
+    panel.sidebar.selectbox(key="presets.selected").select("Tool demo").run()
+    panel.sidebar.button(key="presets.load").click().run()
+    assert "voice=verse" in _state(panel) and "delayed_add" in _state(panel)
+    assert panel.sidebar.button(key="presets.delete").disabled           # built-ins cannot be deleted
+    panel.sidebar.text_input(key="presets.new_name").input("My demo")
+    panel.sidebar.button[-1].click().run()                                  # "Save preset"
+    assert any("Saved preset “My demo”" in s.value for s in panel.sidebar.success)
+    assert panel.sidebar.selectbox(key="presets.selected").value == "My demo"
+    assert "My demo" in PresetStore(tmp_path / "data" / "presets.json").names()
+    panel.sidebar.button(key="presets.delete").click().run()
+    assert any("Delete the preset “My demo”" in w.value for w in panel.sidebar.warning)
+    panel.sidebar.button(key="presets.confirm_no").click().run()           # cancel keeps it
+    assert "My demo" in PresetStore(tmp_path / "data" / "presets.json").names()
+    panel.sidebar.button(key="presets.delete").click().run()
+    panel.sidebar.button(key="presets.confirm_yes").click().run()
+    assert "My demo" not in PresetStore(tmp_path / "data" / "presets.json").names()
+    assert not panel.exception
+
+
+def test_panel_saving_without_a_name_says_so(panel):
+    panel.run()
+    panel.sidebar.button[-1].click().run()
+    assert any("Give the preset a name" in e.value for e in panel.sidebar.error)
+    assert not panel.exception

@@ -1,0 +1,214 @@
+"""History: every saved conversation, searchable; open one to read it, export it, or delete it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import streamlit as st
+from PIL import Image
+
+from realtime.history import (
+    ConversationRecord,
+    ConversationSummary,
+    HistoryStore,
+    HistoryUnavailable,
+    export_json,
+    export_markdown,
+    format_duration,
+    process_store,
+)
+from realtime.transcript import TranscriptItem
+from ui.format import count, engine_label, ms, usd
+from ui.transcript_view import render_transcript
+
+_K = "history."
+_MAX_LISTED = 200
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return dt.datetime.fromtimestamp(ts).strftime("%a %d %b %Y, %H:%M")
+
+
+def _title(summary: ConversationSummary) -> str:
+    return summary.first_user_line or "(nothing said by you)"
+
+
+def _facts(summary: ConversationSummary) -> str:
+    turns = f"{summary.turns} turn" + ("" if summary.turns == 1 else "s")
+    unfinished = "" if summary.ended_at is not None else " (not ended cleanly)"
+    return (f"{_when(summary.started_at)} · {format_duration(summary.duration_s)}{unfinished} · {turns} · "
+            f"{usd(summary.cost_usd)} · {engine_label(summary.backend)}")
+
+
+def _confirm(key: str, question: str, yes_label: str) -> bool | None:
+    """A two-step confirmation: True (confirmed), False (cancelled), None (still asking)."""
+    st.warning(question, icon=":material/warning:")
+    yes, no, _ = st.columns([1, 1, 3])
+    if yes.button(yes_label, key=key + ".yes", type="primary"):
+        return True
+    if no.button("Cancel", key=key + ".no"):
+        return False
+    return None
+
+
+def _viewable(jpeg: bytes | None) -> bool:
+    """A stored thumbnail Pillow can read (a damaged blob is described, not shown)."""
+    if not jpeg:
+        return False
+    try:
+        with Image.open(io.BytesIO(jpeg)) as img:
+            img.verify()
+        return True
+    except Exception:  # noqa: BLE001 - any unreadable image is just not shown
+        return False
+
+
+def _as_transcript(record: ConversationRecord) -> tuple[TranscriptItem, ...]:
+    out = []
+    for i in record.items:
+        thumb, text = i.image_jpeg, i.text
+        if thumb is not None and not _viewable(thumb):
+            thumb, text = None, (text + " " if text else "") + "(the saved image could not be read)"
+        out.append(TranscriptItem(id=f"{i.seq}-{i.item_id}", role=i.role, kind=i.kind, text=text, final=True,
+                                  image_thumb=thumb, tool_name=i.tool_name, tool_args=i.tool_args,
+                                  tool_result=i.tool_result))
+    return tuple(out)
+
+
+def _list(store: HistoryStore) -> None:
+    search = st.text_input("Search", key=_K + "search", placeholder="Words you or the assistant said, tool names…",
+                           icon=":material/search:")
+    summaries = store.list_conversations(search)
+    if not summaries:
+        if search.strip():
+            st.info(f"No saved conversation mentions “{search.strip()}”.", icon=":material/search_off:")
+        else:
+            st.info("No conversations yet. Start one on the **Conversation** page: everything said, shown and "
+                    "called is saved here as it happens, and stays after the app restarts.",
+                    icon=":material/history:")
+        return
+    shown = summaries[:_MAX_LISTED]
+    what = f"{len(summaries)} conversation" + ("" if len(summaries) == 1 else "s")
+    st.caption(what + (f" matching “{search.strip()}”" if search.strip() else "")
+               + (f"; showing the newest {_MAX_LISTED}" if len(summaries) > _MAX_LISTED else "") + ".")
+    for summary in shown:
+        with st.container(border=True, key=f"conv-{summary.id}"):
+            text, action = st.columns([5, 1], vertical_alignment="center")
+            text.markdown(f"**{_escape(_title(summary))}**")
+            text.caption(_facts(summary))
+            if action.button("Open", key=_K + "open." + summary.id, icon=":material/open_in_new:", width="stretch"):
+                st.session_state[_K + "open"] = summary.id
+                st.rerun()
+
+    st.divider()
+    if st.session_state.get(_K + "confirm_all"):
+        answer = _confirm(_K + "confirm_all", f"Delete all {len(store.list_conversations())} saved conversations? "
+                          "This cannot be undone.", "Yes, delete all")
+        if answer is not None:
+            st.session_state.pop(_K + "confirm_all", None)
+            if answer:
+                n = store.delete_all()
+                st.session_state[_K + "flash"] = f"Deleted {n} conversation" + ("" if n == 1 else "s") + "."
+            st.rerun()
+    elif st.button("Delete all…", key=_K + "delete_all", icon=":material/delete_sweep:"):
+        st.session_state[_K + "confirm_all"] = True
+        st.rerun()
+
+
+def _one(store: HistoryStore, conversation_id: str) -> None:
+    if st.button("All conversations", key=_K + "back", icon=":material/arrow_back:"):
+        st.session_state.pop(_K + "open", None)
+        st.session_state.pop(_K + "confirm_one", None)
+        st.rerun()
+    try:
+        record = store.load(conversation_id)
+    except KeyError:
+        st.session_state.pop(_K + "open", None)
+        st.info("That conversation is no longer in the history (it was deleted).")
+        return
+    summary = record.summary
+    st.subheader(_escape(_title(summary)))
+    started, duration, turns, cost = st.columns(4)
+    started.metric("Started", _when(summary.started_at))
+    duration.metric("Duration", format_duration(summary.duration_s))
+    turns.metric("Turns", summary.turns)
+    cost.metric("Estimated cost", usd(summary.cost_usd))
+
+    stamp = dt.datetime.fromtimestamp(summary.started_at).strftime("%Y%m%d-%H%M%S")
+    md_col, json_col, delete_col, _ = st.columns([1, 1, 1, 2])
+    md_col.download_button("Markdown", export_markdown(record), file_name=f"conversation-{stamp}.md",
+                           mime="text/markdown", key=_K + "export_md", icon=":material/download:", width="stretch")
+    json_col.download_button("JSON", export_json(record), file_name=f"conversation-{stamp}.json",
+                             mime="application/json", key=_K + "export_json", icon=":material/download:",
+                             width="stretch")
+    if delete_col.button("Delete", key=_K + "delete_one", icon=":material/delete:", width="stretch"):
+        st.session_state[_K + "confirm_one"] = conversation_id
+        st.rerun()
+    if st.session_state.get(_K + "confirm_one") == conversation_id:
+        answer = _confirm(_K + "confirm_one", "Delete this conversation? This cannot be undone.", "Yes, delete")
+        if answer is not None:
+            st.session_state.pop(_K + "confirm_one", None)
+            if answer:
+                store.delete(conversation_id)
+                st.session_state.pop(_K + "open", None)
+                st.session_state[_K + "flash"] = "Deleted the conversation."
+            st.rerun()
+
+    settings = record.settings if isinstance(record.settings, dict) else {}
+    with st.expander("Setup used", icon=":material/tune:"):
+        engine = engine_label(summary.backend) + (f" · model `{summary.model}`" if summary.model else "")
+        st.markdown(f"**Engine:** {engine}  \n**Voice:** {settings.get('voice', '—')}")
+        if settings.get("instructions"):
+            st.markdown("**Instructions:**")
+            st.text(settings["instructions"])
+        tools = settings.get("tools")
+        if isinstance(tools, list):
+            st.markdown("**Tools:** " + (", ".join(f"`{t}`" for t in tools) if tools else "none"))
+
+    with st.container(border=True, key="history-transcript"):
+        if record.items:
+            render_transcript(_as_transcript(record), live=False)
+        else:
+            st.caption("Nothing was said in this conversation.")
+
+    if record.turns:
+        st.markdown("**Turns**")
+        st.dataframe(
+            [{"Turn": n, "First audio or text": ms(t.latency_ms), "Input tokens": count(t.input_tokens),
+              "Output tokens": count(t.output_tokens), "Estimated cost": usd(t.cost_usd)}
+             for n, t in enumerate(record.turns, 1)],
+            hide_index=True, width="stretch")
+
+
+def _escape(text: str) -> str:
+    for ch in ("\\", "`", "*", "_", "#", "<", ">", "[", "]", "$"):
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def main() -> None:
+    st.title("History")
+    store, notice = process_store()
+    if store is None:
+        st.warning(notice or "History is off.", icon=":material/history_toggle_off:")
+        st.info("Conversations still work; they are just not being saved right now.")
+        return
+    if notice:
+        st.warning(notice, icon=":material/warning:")
+    flash = st.session_state.pop(_K + "flash", None)
+    if flash:
+        st.success(flash, icon=":material/check_circle:")
+    try:
+        opened = st.session_state.get(_K + "open")
+        if opened:
+            _one(store, opened)
+        else:
+            _list(store)
+    except HistoryUnavailable as exc:
+        st.error(exc.message, icon=":material/error:")
+
+
+main()
