@@ -79,6 +79,13 @@ def thread_cpu_s(native_id: int | None) -> float:
         return 0.0
 
 
+def bridge_threads_cpu_s() -> float:
+    """CPU of the bridge's own threads: the shared loop thread and its worker pool."""
+    return sum(
+        thread_cpu_s(t.native_id) for t in threading.enumerate() if t.name.startswith("realtime-bridge")
+    )
+
+
 def process_cpu_s() -> float:
     t = os.times()
     return t.user + t.system
@@ -140,9 +147,9 @@ async def direct(base_url: str, speech, turns: int, extra_s: float):
     latencies = await run_turns(browser, speech, turns)
     await hold(extra_s)
     cpu, wall = process_cpu_s() - cpu0, time.monotonic() - t0
-    await browser.close()
     if call_id:
         await client.realtime.calls.hangup(call_id)
+    await browser.close()
     await client.close()
     return latencies, cpu, wall
 
@@ -154,16 +161,15 @@ async def bridged(base_url: str, speech, turns: int, extra_s: float):
         async with call:
             if call.bridge.snapshot().state != "connected":
                 raise SystemExit(f"bridge did not connect: {call.bridge.snapshot().error}")
-            loop_thread = bg.loop_thread()
-            tid = loop_thread.native_id if loop_thread else None
-            cpu0, loop0, t0 = process_cpu_s(), thread_cpu_s(tid), time.monotonic()
+            cpu0, loop0, t0 = process_cpu_s(), bridge_threads_cpu_s(), time.monotonic()
             latencies = await run_turns(call.browser, speech, turns)
             await hold(extra_s)
-            cpu, loop_cpu, wall = process_cpu_s() - cpu0, thread_cpu_s(tid) - loop0, time.monotonic() - t0
+            cpu, loop_cpu, wall = process_cpu_s() - cpu0, bridge_threads_cpu_s() - loop0, time.monotonic() - t0
+            mic = call.bridge.mic.stats()
             images = len([e for e in call.bridge.events.snapshot() if e.type == "conversation.item.create"
                           and e.payload.get("item", {}).get("content", [{}])[0].get("type") == "input_image"])
             voice = call.bridge.voice.stats()
-    return latencies, cpu, loop_cpu, wall, (rss.peak - rss.base) / 1024, images, voice
+    return latencies, cpu, loop_cpu, wall, (rss.peak - rss.base) / 1024, images, voice, mic
 
 
 async def main(turns: int, extra_s: float) -> None:
@@ -175,25 +181,26 @@ async def main(turns: int, extra_s: float) -> None:
         # warm-up (imports, codecs, the engine's speech models) -- not measured
         await direct(base_url, speech, 1, 0)
         d_lat, d_cpu, d_wall = await direct(base_url, speech, turns, extra_s)
-        b_lat, b_cpu, b_loop, b_wall, b_rss, images, voice = await bridged(base_url, speech, turns, extra_s)
+        b_lat, b_cpu, b_loop, b_wall, b_rss, images, voice, mic = await bridged(base_url, speech, turns, extra_s)
     finally:
         proc.terminate()
         proc.wait(10)
 
     d_med, b_med = statistics.median(d_lat), statistics.median(b_lat)
     per_min = lambda cpu, wall: cpu / wall * 60  # noqa: E731
-    bridge_share = per_min(b_cpu, b_wall) - per_min(d_cpu, d_wall)
+    share = per_min(b_cpu, b_wall) - per_min(d_cpu, d_wall)
     print(f"turns: {turns} per run; engine: child process at {base_url}")
     print(f"mouth-to-ear direct   (ms): median {d_med:7.1f}  all {[round(x) for x in d_lat]}")
     print(f"mouth-to-ear bridged  (ms): median {b_med:7.1f}  all {[round(x) for x in b_lat]}")
     print(f"bridge adds           (ms): median {b_med - d_med:7.1f}  ratio {b_med / d_med:.3f}  (target <= 30 ms)")
-    print(f"CPU s/min, fake browser alone (direct run):        {per_min(d_cpu, d_wall):6.2f}")
-    print(f"CPU s/min, browser + server leg + bridge (bridged): {per_min(b_cpu, b_wall):6.2f}")
-    print(f"CPU s/min, bridge's share (bridged - direct):       {bridge_share:6.2f}"
-          f"  = {bridge_share / 60 * 100:.1f}% of one core (target <= 10%)")
-    print(f"CPU s/min, bridge loop thread alone:               {per_min(b_loop, b_wall):6.2f}")
-    print(f"camera frames sent: {images} in {b_wall:.0f}s; voice dropped {voice.dropped_ms:.0f} ms, "
-          f"buffer now {voice.current_buffer_ms:.0f} ms")
+    print(f"CPU s/min, whole process, direct (fake browser only):              {per_min(d_cpu, d_wall):6.2f}")
+    print(f"CPU s/min, whole process, bridged (browser + leg + bridge, camera): {per_min(b_cpu, b_wall):6.2f}")
+    print(f"CPU s/min, bridged - direct (leg + bridge + camera video):          {share:6.2f}"
+          f"  = {share / 60 * 100:.1f}% of one core")
+    print(f"CPU s/min, bridge threads alone (loop + workers):                   {per_min(b_loop, b_wall):6.2f}"
+          f"  = {per_min(b_loop, b_wall) / 60 * 100:.1f}% of one core (target <= 10%)")
+    print(f"camera frames sent: {images} in {b_wall:.0f}s; voice dropped {voice.dropped_ms:.0f} ms; "
+          f"mic dropped {mic.dropped_ms:.0f} ms, mic queue now {mic.queued_ms:.0f} ms")
     print(f"peak RSS per bridged session (MiB): {b_rss:.1f}")
 
 

@@ -20,8 +20,15 @@ _thread: threading.Thread | None = None
 THREAD_NAME = "realtime-bridge-loop"
 
 
+WORKER_PREFIX = "realtime-bridge-worker"
+MAX_WORKERS = 4  # frame encoding, settings.connection(), blocking tools
+
+
 def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
     asyncio.set_event_loop(loop)
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix=WORKER_PREFIX)
+    )
     loop.call_soon(ready.set)
     loop.run_forever()
 

@@ -84,7 +84,7 @@ async def test_thirty_start_stop_cycles_leave_nothing_behind(engine):
     assert bridge_loop_tasks() == 0
     assert live_peers() == 0
     grown = {t.name for t in threading.enumerate()} - threads_before
-    assert not [name for name in grown if not name.startswith(("asyncio_", "ThreadPoolExecutor"))], grown
+    assert not [name for name in grown if not name.startswith(("asyncio_", "ThreadPoolExecutor", "realtime-bridge-worker"))], grown
     assert threading.active_count() <= len(threads_before) + 2
 
 
