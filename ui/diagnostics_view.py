@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import streamlit as st
@@ -14,20 +13,26 @@ def _pct(level: float | None) -> str:
     return "—" if level is None else f"{level * 100:.0f} %"
 
 
-def _humanize(name: str) -> str:
-    return name.replace("_ms", " (ms)").replace("_s", " (s)").replace("_", " ").capitalize()
+def _tokens(usage: Any) -> int:
+    return sum(
+        int(getattr(usage, name, 0) or 0)
+        for name in ("input_text", "input_audio", "input_image", "output_text", "output_audio")
+    )
 
 
 def turns_rows(turns: Any) -> list[dict[str, Any]]:
+    """One row per completed turn: what started it, time to first audio and text, tokens."""
     rows = []
     for i, turn in enumerate(turns, 1):
-        fields = dataclasses.asdict(turn) if dataclasses.is_dataclass(turn) else dict(vars(turn))
-        row: dict[str, Any] = {"Turn": i}
-        for key, value in fields.items():
-            if isinstance(value, float):
-                value = round(value, 1)
-            row[_humanize(key)] = value
-        rows.append(row)
+        rows.append({
+            "Turn": i,
+            "Started by": {"speech": "your speech", "text": "typed message", "response": "the assistant"}.get(
+                turn.trigger, turn.trigger),
+            "First audio": ms(turn.first_audio_ms),
+            "First text": ms(turn.first_text_ms),
+            "Tokens": count(_tokens(turn.usage)),
+            "Outcome": turn.status,
+        })
     return rows
 
 
@@ -60,11 +65,19 @@ def render_turns(snap: Any) -> None:
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
+_USAGE_LABELS = {
+    "input_text": "Input text tokens",
+    "input_audio": "Input audio tokens",
+    "input_image": "Input image tokens",
+    "output_text": "Output text tokens",
+    "output_audio": "Output audio tokens",
+    "responses": "Responses",
+}
+
+
 def render_usage(snap: Any) -> None:
     usage = snap.usage
-    fields = dataclasses.asdict(usage) if dataclasses.is_dataclass(usage) else {}
-    numbers = {k: v for k, v in fields.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    cols = st.columns(min(4, len(numbers) + 1) or 1)
-    cols[0].metric("Estimated cost", usd(snap.cost_usd))
-    for i, (key, value) in enumerate(numbers.items(), 1):
-        cols[i % len(cols)].metric(_humanize(key), count(value))
+    cols = st.columns(4)
+    cols[0].metric("Estimated cost", usd(snap.cost_usd), help="From the price table in realtime/pricing.py.")
+    for i, (name, label) in enumerate(_USAGE_LABELS.items(), 1):
+        cols[i % 4].metric(label, count(getattr(usage, name, None)))

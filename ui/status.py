@@ -33,7 +33,7 @@ def render_status(backend: str, snapshot: Any, *, live: bool) -> None:
     if live and state == "connected":
         activity = snapshot.activity
         parts.append(f":{_ACTIVITY_COLOURS.get(activity, 'gray')}-badge[{activity_label(activity)}]")
-    st.markdown(" ".join(parts))
+    st.container(key="status").markdown(" ".join(parts))
 
 
 def render_error(snapshot: Any) -> None:

@@ -3,12 +3,14 @@ image thumbnails, errors."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 import streamlit as st
 
 from ui.format import tool_breadcrumb
 
+_SAFE = re.compile(r"[^A-Za-z0-9_-]")
 EMPTY_HINT = (
     "Press **Start conversation**, allow the microphone and camera, and just talk: "
     "what you say and what the assistant answers appears here as it happens. "
@@ -25,7 +27,9 @@ def render_transcript(items: Iterable[Any], *, live: bool) -> None:
             st.info(EMPTY_HINT, icon=":material/forum:")
         return
     for item in items:
-        _render_item(item)
+        role = "tool" if item.kind == "tool_call" else item.role
+        with st.container(key=f"item-{role}-{_SAFE.sub('_', item.id)}"):
+            _render_item(item)
 
 
 def _render_item(item: Any) -> None:
@@ -55,6 +59,8 @@ def _render_item(item: Any) -> None:
                 return
             text = text + " ▌"
         st.markdown(_escape(text) if text else "_(no words)_")
+        if getattr(item, "truncated", False):
+            st.caption(":material/stop_circle: Interrupted")
 
 
 def _escape(text: str) -> str:

@@ -1,0 +1,48 @@
+"""Fixtures for the real-browser suite: generated media, the app server, Debian's Chromium."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.browser.harness import CHROMIUM, StreamlitApp, chromium_args, clean_env, silence_wav, start_streamlit
+from tests.media import solid_y4m, speech_wav
+
+BLUE = (20, 60, 230)
+SPOKEN = "hello there, can you hear me"
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> dict[str, Path]:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.fail("Debian's Chromium is required for the browser tests (make chromium)")
+    d = tmp_path_factory.mktemp("media")
+    return {
+        # Lead silence: the call needs a moment to connect before the words start.
+        "speech": speech_wav(d / "speech.wav", SPOKEN, lead_silence_ms=3000, tail_silence_ms=3000),
+        "silence": silence_wav(d / "silence.wav", seconds=1.0),
+        "blue": solid_y4m(d / "blue.y4m", BLUE, seconds=1),
+    }
+
+
+@pytest.fixture(scope="module")
+def app() -> StreamlitApp:
+    server = start_streamlit("local", clean_env())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def playwright_instance():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+def launch(playwright_instance, audio: Path, video: Path):
+    return playwright_instance.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=chromium_args(audio, video)
+    )

@@ -1,0 +1,118 @@
+"""What a user does on the page, as Playwright steps (sync API), plus in-page audio measurement."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Frame, Page, expect
+
+from tests.browser.harness import SCREENSHOTS
+
+START = "Start conversation"
+STOP = "Stop (hang up)"
+LONG = 60_000  # ms: the first call also starts the local engine
+
+
+def open_app(page: Page, url: str, path: str = "/") -> None:
+    page.goto(url + path)
+    expect(page.get_by_text("Realtime Studio").first).to_be_visible(timeout=LONG)
+
+
+def component_frame(page: Page) -> Frame:
+    """The streamlit-webrtc component's iframe (its buttons and media elements live there)."""
+    iframe = page.locator("iframe[title*='webrtc_streamer']")
+    expect(iframe).to_be_attached(timeout=LONG)
+    frame = iframe.element_handle().content_frame()
+    assert frame is not None, "the WebRTC component has no document"
+    frame.wait_for_load_state()
+    return frame
+
+
+def status(page: Page):
+    return page.locator(".st-key-status")
+
+
+def start_call(page: Page) -> None:
+    component_frame(page).get_by_role("button", name=START).click()
+    expect(status(page)).to_contain_text("Connected", timeout=LONG)
+
+
+def stop_call(page: Page) -> None:
+    component_frame(page).get_by_role("button", name=STOP).click()
+    expect(component_frame(page).get_by_role("button", name=START)).to_be_visible(timeout=LONG)
+
+
+def items(page: Page, role: str):
+    """Transcript bubbles of one role: user, assistant, tool, error."""
+    return page.locator(f"[class*='st-key-item-{role}-']")
+
+
+def type_message(page: Page, text: str) -> None:
+    box = page.get_by_test_id("stChatInputTextArea")
+    expect(box).to_be_enabled(timeout=LONG)
+    box.fill(text)
+    box.press("Enter")
+
+
+def wait_assistant_text(page: Page, pattern: str, timeout: float = LONG):
+    """The last assistant bubble whose text matches `pattern` (regex, case-insensitive)."""
+    loc = items(page, "assistant").filter(has_text=re.compile(pattern, re.I)).last
+    expect(loc).to_be_visible(timeout=timeout)
+    return loc
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+# Installed into the component iframe: the stream the page is playing (the component's unmuted
+# <video>/<audio>, captured with captureStream so we measure what the element outputs) into an
+# AnalyserNode, recording the peak RMS (0..1) every 50 ms. The analyser is pulled through a zero
+# gain into the destination so Chromium keeps processing the graph in headless mode.
+_LEVEL_METER = """
+async () => {
+  if (window.__meter) return true;
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const m = window.__meter = {peak: 0, samples: 0, elements: 0, ctx, reset() { this.peak = 0; }};
+  const seen = new WeakSet();
+  const watch = () => {
+    for (const el of document.querySelectorAll('audio, video')) {
+      if (seen.has(el) || el.muted || !el.srcObject || el.srcObject.getAudioTracks().length === 0) continue;
+      seen.add(el); m.elements++;
+      const src = ctx.createMediaStreamSource(el.captureStream());
+      const an = ctx.createAnalyser(); an.fftSize = 2048;
+      const zero = ctx.createGain(); zero.gain.value = 0;
+      src.connect(an); an.connect(zero); zero.connect(ctx.destination);
+      const buf = new Float32Array(an.fftSize);
+      setInterval(() => {
+        an.getFloatTimeDomainData(buf);
+        let sum = 0; for (const v of buf) sum += v * v;
+        const rms = Math.sqrt(sum / buf.length);
+        m.samples++; if (rms > m.peak) m.peak = rms;
+      }, 50);
+    }
+  };
+  setInterval(watch, 200); watch();
+  return true;
+}
+"""
+
+
+def install_level_meter(page: Page) -> Frame:
+    frame = component_frame(page)
+    frame.evaluate(_LEVEL_METER)
+    return frame
+
+
+def played_level(frame: Frame) -> dict:
+    """{peak, samples, elements, state} of what the page has played since the last reset."""
+    return frame.evaluate(
+        "() => ({peak: window.__meter.peak, samples: window.__meter.samples, "
+        "elements: window.__meter.elements, state: window.__meter.ctx.state})"
+    )
+
+
+def reset_level(frame: Frame) -> None:
+    frame.evaluate("() => window.__meter.reset()")
