@@ -120,3 +120,23 @@ async def test_events_sent_before_the_channel_opens_are_queued_not_dropped(engin
         assert "2" in reply[0]
     finally:
         await asyncio.to_thread(bridge.close)
+
+
+async def test_interrupt_stops_the_assistants_voice_at_the_browser(engine):
+    settings = settings_for(engine, camera=CameraSettings(enabled=False),
+                            instructions="Say: " + "this is a long answer that keeps going and going. " * 6)
+    async with BridgedCall(settings, rgb=None) as call:
+        call.browser.speaker.mark()
+        call.bridge.send_text("hello")
+        await wait_until(lambda: call.bridge.snapshot().activity == "assistant_speaking", 20, "the assistant to speak")
+        await call.browser.speaker.wait_for_audio(timeout=10)
+        clears = call.bridge.voice.stats().clears
+        call.bridge.interrupt()
+        await wait_until(lambda: client_events(call, "output_audio_buffer.clear"), 5, "output_audio_buffer.clear")
+        await wait_until(
+            lambda: [e for e in call.bridge.events.snapshot() if e.type == "output_audio_buffer.cleared"], 5, "cleared"
+        )
+        assert call.bridge.voice.stats().clears > clears
+        # the long reply stops reaching the browser well before it would have ended
+        await call.browser.speaker.wait_quiet(0.5, timeout=3)
+        assert call.bridge.snapshot().activity == "listening"
