@@ -91,7 +91,7 @@ class SessionDriver:
         """Emit the session's opening events and start the once-a-second limit tick."""
         self._run(self.session.start())
         if not self.closed:
-            self._tick_task = asyncio.get_running_loop().create_task(self._tick_loop())
+            self._tick_task = asyncio.get_running_loop().create_task(self._tick_loop(), name="session-tick")
 
     def attach(self, sink: EventSink) -> None:
         if self.closed:
