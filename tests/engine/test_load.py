@@ -88,7 +88,8 @@ async def test_20_websocket_sessions_and_5_calls_at_once(threads_at_start):
     finally:
         engine.stop()
     assert engine.leftover_tasks == ()
-    assert not any(t.name.startswith("localengine") for t in threading.enumerate())
+    engine_threads = (f"localengine-{engine.port}", "localengine-speech")
+    assert not [t for t in threading.enumerate() if t.name.startswith(engine_threads)]
 
 
 def test_nothing_left_behind(threads_at_start):
