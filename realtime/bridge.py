@@ -72,7 +72,7 @@ class RtcStats:
     packets_sent: int = 0
     packets_received: int = 0
     packets_lost: int = 0
-    mic_level: float = 0.0  # rms of the mic sent upstream, 0..1 (None-less: 0 when unknown)
+    mic_level: float = 0.0  # rms of the mic sent upstream, 0..1
     voice_level: float = 0.0  # rms of the assistant's voice received, 0..1
     voice_buffer_ms: float = 0.0
     voice_dropped_ms: float = 0.0
@@ -673,7 +673,7 @@ def _rtc_stats(report: Any, voice: Any, mic: MicTrack) -> RtcStats:
         packets_sent=sent,
         packets_received=received,
         packets_lost=lost,
-        mic_level=0.0,
+        mic_level=float(getattr(mic.stats(), "level", 0.0)),
         voice_level=float(voice.level),
         voice_buffer_ms=float(voice.current_buffer_ms),
         voice_dropped_ms=float(voice.dropped_ms),
