@@ -27,7 +27,7 @@ chromium:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 test: $(VENV)/.dev chromium
-	$(PY) -m pytest
+	scripts/loopback-only $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev
 	$(PY) bench/relay_latency.py
