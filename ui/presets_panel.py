@@ -139,35 +139,46 @@ def _share(settings: Settings) -> None:
             st.warning("This link is very long (long instructions); some chat apps may cut it.")
 
 
-def _recording() -> None:
+def _record(conv, store, notice: str | None) -> None:
     """Attach the history recorder to this tab's call, and say whether it is being saved."""
+    if store is None:
+        st.caption(f":material/history_toggle_off: {notice}")
+        return
+    tracker = st.session_state.get(_K + "recording")
+    if tracker is None:
+        tracker = CallRecording(store.recorder)
+        st.session_state[_K + "recording"] = tracker
+    try:
+        tracker.sync(conv.latest_bridge if conv is not None else None,
+                     conv.settings if conv is not None else None)
+    except Exception as exc:  # noqa: BLE001 - history must never break the call
+        st.caption(f":material/history_toggle_off: History could not follow this call ({type(exc).__name__}).")
+        return
+    if notice:
+        st.caption(f":material/warning: {notice}")
+    if tracker.recording:
+        st.caption(":material/history: This conversation is being saved to **History**.")
+    else:
+        st.caption(":material/history: Conversations are saved to **History** as they happen.")
+
+
+def _live(fallback: Settings) -> None:
+    """Once a second: the share link from the settings in force, and the history recorder.
+
+    The sidebar applies its widget changes after this panel is drawn, so a link drawn from the
+    settings this run started with would lag one change behind; the fragment re-reads the
+    conversation's settings every second instead (and follows its bridge for history)."""
     from ui.conversation import peek_conversation
 
     @st.fragment(run_every=1.0)
-    def follow() -> None:
-        store, notice = process_store()
+    def live() -> None:
         conv = peek_conversation()
-        if store is None:
-            st.caption(f":material/history_toggle_off: {notice}")
-            return
-        tracker = st.session_state.get(_K + "recording")
-        if tracker is None:
-            tracker = CallRecording(store.recorder)
-            st.session_state[_K + "recording"] = tracker
-        try:
-            tracker.sync(conv.latest_bridge if conv is not None else None,
-                         conv.settings if conv is not None else None)
-        except Exception as exc:  # noqa: BLE001 - history must never break the call
-            st.caption(f":material/history_toggle_off: History could not follow this call ({type(exc).__name__}).")
-            return
-        if notice:
-            st.caption(f":material/warning: {notice}")
-        if tracker.recording:
-            st.caption(":material/history: This conversation is being saved to **History**.")
-        else:
-            st.caption(":material/history: Conversations are saved to **History** as they happen.")
+        current = conv.settings if conv is not None else fallback
+        _share(current)
+        store, notice = process_store()
+        _record(conv, store, notice)
 
-    follow()
+    live()
 
 
 def render(settings: Settings) -> Settings | None:
@@ -177,6 +188,6 @@ def render(settings: Settings) -> Settings | None:
         st.session_state[_K + "selected"] = pending
     chosen = _from_link(settings)
     loaded = _presets(settings if chosen is None else chosen)
-    _share(settings if chosen is None else chosen)
-    _recording()
-    return loaded if loaded is not None else chosen
+    result = loaded if loaded is not None else chosen
+    _live(result or settings)
+    return result
