@@ -17,11 +17,23 @@ from .config import EngineConfig
 from .runner import start_engine
 
 
+def _stop_at_eof(stop: threading.Event) -> None:
+    """Block on stdin until EOF: the parent holding the pipe's other end has closed it or died."""
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except (OSError, ValueError):
+        pass
+    stop.set()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localengine",
                                      description="Offline server that speaks the OpenAI Realtime protocol.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one (default 8765)")
+    parser.add_argument("--exit-with-stdin", action="store_true",
+                        help="stop when standard input closes (a parent that dies, even by SIGKILL, ends us)")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -36,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"localengine: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
     print(f"localengine listening on {engine.base_url}", flush=True)
+    if args.exit_with_stdin:
+        threading.Thread(target=_stop_at_eof, args=(stop,), name="localengine-stdin", daemon=True).start()
     try:
         while not stop.wait(0.5):
             if not engine._thread.is_alive():

@@ -133,10 +133,10 @@ def _start(timeout: float) -> tuple[_Child, LocalEngine]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "localengine", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "localengine", "--host", "127.0.0.1", "--port", "0", "--exit-with-stdin"],
             cwd=str(_PROJECT_ROOT),
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,  # never written: its EOF tells the child that we are gone
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -43,6 +43,15 @@ def gone(pid: int, timeout: float = 5.0) -> bool:
     return False
 
 
+def dead(pid: int) -> bool:
+    """True once the process has exited (a zombie not yet reaped counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 @pytest.fixture(scope="module")
 def engine():
     le.stop_local_engine()
@@ -86,7 +95,7 @@ def test_restarted_when_it_died_and_the_dead_one_is_reaped(engine):
     old_pid = engine.pid
     os.kill(old_pid, 9)
     deadline = time.monotonic() + 5
-    while healthy(engine.health_url) and time.monotonic() < deadline:
+    while not dead(old_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     fresh = le.ensure_local_engine()
     assert fresh.pid != old_pid and healthy(fresh.health_url)
@@ -111,6 +120,32 @@ def test_stopped_when_the_server_process_exits(tmp_path):
     pid, url = out.stdout.split()
     assert gone(int(pid)), "the engine outlived the process that started it"
     assert not healthy(url)
+
+
+def test_stopped_when_the_server_process_is_killed(tmp_path):
+    """SIGKILL skips atexit: the engine notices its stdin pipe closing and stops by itself."""
+    script = textwrap.dedent(
+        """
+        import time
+        from realtime.local_engine import ensure_local_engine
+        engine = ensure_local_engine()
+        print(engine.pid, engine.health_url, flush=True)
+        time.sleep(120)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        pid, url = parent.stdout.readline().split()
+        assert healthy(url)
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while healthy(url) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not healthy(url), "the engine outlived a killed parent"
+    finally:
+        parent.kill()
+        parent.stdout.close()
 
 
 def test_a_child_that_fails_gives_a_clear_error(monkeypatch):
