@@ -132,7 +132,8 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
     summary = record.summary
     st.subheader(_escape(_title(summary)))
     started, duration, turns, cost = st.columns(4)
-    started.metric("Started", _when(summary.started_at))
+    started.metric("Started", dt.datetime.fromtimestamp(summary.started_at).strftime("%d %b, %H:%M"),
+                   help=_when(summary.started_at))
     duration.metric("Duration", format_duration(summary.duration_s))
     turns.metric("Turns", summary.turns)
     cost.metric("Estimated cost", usd(summary.cost_usd))

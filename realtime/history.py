@@ -27,6 +27,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -574,6 +575,7 @@ class Recorder:
         self._turn_seq: dict[str, int] = {}
         self._secrets: dict[str, tuple[str, ...]] = {}
         self._models: dict[str, str] = {}
+        self._attached: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self.notice: str | None = None
         self.written = 0
         self.dropped = 0
@@ -605,8 +607,20 @@ class Recorder:
     def attach(self, bridge: Any, settings: Any) -> str:
         """Record ``bridge``'s conversation: start it, add the listener, and replay what the bridge
         already holds (final items and completed turns), so attaching a moment late loses nothing.
-        Items are keyed by id and turns by turn id, so a replayed update is never stored twice."""
-        cid = self.start_conversation(settings)
+        Items are keyed by id and turns by turn id, so a replayed update is never stored twice.
+        Idempotent per bridge: attaching the same bridge again returns its conversation id."""
+        with self._close_lock:
+            try:
+                known = self._attached.get(bridge)
+            except TypeError:   # not weak-referenceable: fall back to identity
+                known = None
+            if known is not None:
+                return known
+            cid = self.start_conversation(settings)
+            try:
+                self._attached[bridge] = cid
+            except TypeError:
+                pass
         on_update = self.listener(cid)
 
         def replay() -> None:

@@ -442,6 +442,7 @@ async def test_a_real_bridge_call_is_recorded_as_it_happens(engine, tmp_path):
         async with BridgedCall(call_settings, rgb=(255, 0, 0)) as call:
             await wait_until(lambda: call.bridge.snapshot().images_in_context >= 1, 15, "a camera frame")
             cid = rec.attach(call.bridge, call_settings)       # late on purpose: the frame is replayed
+            assert rec.attach(call.bridge, call_settings) == cid  # idempotent: one record per call
             before = len(call.texts("assistant"))
             call.bridge.send_text("delayed add 2 and 5")
             reply = await call.reply_after(before, timeout=30)
@@ -462,6 +463,7 @@ async def test_a_real_bridge_call_is_recorded_as_it_happens(engine, tmp_path):
         assert tool.tool_name == "delayed_add" and "7" in tool.tool_result
         assert reply in [i.text for i in record.items if i.role == "assistant"]
         assert len({i.item_id for i in record.items}) == len(record.items)
+        assert [s.id for s in store.list_conversations()] == [cid]
         assert record.turns and record.turns[0].latency_ms is not None
         assert record.settings["base_url"] == engine.base_url and "api_key" not in record.settings
         assert b"test-key" not in (tmp_path / "h.db").read_bytes() + (tmp_path / "h.db-wal").read_bytes()
