@@ -51,10 +51,18 @@ class MicTrack(MediaStreamTrack):
     ``target_queue_ms`` during the last ``trim_window`` frames sent (1 s by default),
     the excess oldest audio is dropped.
 
-    ``recv()`` paces itself in real time like aiortc's ``AudioStreamTrack`` and
-    always returns a 20 ms s16 mono 48 kHz frame: queued mic audio, padded with
-    silence when there is not enough (or all silence when muted). Its pts starts
-    at 0 and grows by exactly 960 per frame whatever the browser's timestamps do.
+    ``recv()`` always returns a 20 ms s16 mono 48 kHz frame whose pts starts at 0
+    and grows by exactly 960 per frame whatever the browser's timestamps do. It is
+    driven by the mic, not by its own clock: it returns as soon as a whole frame of
+    mic audio is queued, so audio does not wait in the queue for a clock tick (a
+    clock of our own, out of phase with the browser leg's, held 10-20 ms on average
+    and let a standing backlog form). The schedule ``start + pts / 48 kHz`` only
+    bounds it: never more than ``lead_ms`` ahead of it (a burst goes out at once up
+    to that, the rest is paced and trimmed as above), and when the mic is late by
+    more than ``slack_ms`` (the leg stalled, or the browser stopped sending) a frame
+    padded with silence goes out, so the far side's clock keeps running. Muted, it
+    sends silence on the schedule. After a loop stall longer than 200 ms the
+    schedule is re-anchored instead of catching up with a burst of silence.
     """
 
     kind = "audio"
@@ -63,8 +71,10 @@ class MicTrack(MediaStreamTrack):
         self,
         *,
         max_queue_ms: float = 200.0,
-        target_queue_ms: float = 60.0,
+        target_queue_ms: float = 20.0,
         trim_window: int = 50,
+        lead_ms: float = 120.0,
+        slack_ms: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
@@ -77,6 +87,11 @@ class MicTrack(MediaStreamTrack):
         self._max_samples = int(SAMPLE_RATE * max_queue_ms / 1000)
         self._target_samples = int(SAMPLE_RATE * target_queue_ms / 1000)
         self._trim_window = int(trim_window)
+        if not 0 <= lead_ms <= 1000 or not 0 <= slack_ms <= 1000:
+            raise ValueError(f"lead_ms and slack_ms must be within 0..1000, got {lead_ms!r}, {slack_ms!r}")
+        self._lead_s = lead_ms / 1000
+        self._slack_s = slack_ms / 1000
+        self._wakeup: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._window_min: int | None = None
         self._window_frames = 0
         self._trimmed_samples = 0
@@ -116,6 +131,8 @@ class MicTrack(MediaStreamTrack):
             self._chunks.append(mono)
             self._queued += mono.size
             self._drop_oldest_locked(self._queued - self._max_samples)
+            if self._queued >= SAMPLES_PER_FRAME:
+                self._wake_locked()
 
     def _drop_oldest_locked(self, n: int) -> int:
         dropped = 0
@@ -222,14 +239,14 @@ class MicTrack(MediaStreamTrack):
             self._start = self._clock()
         else:
             self._pts += SAMPLES_PER_FRAME
-            wait = self._start + self._pts / SAMPLE_RATE - self._clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -_MAX_LAG_S:
-                # Stalled loop: keep pts continuous but stop trying to catch up.
-                self._start = self._clock() - self._pts / SAMPLE_RATE
-            if self.readyState != "live":
-                raise MediaStreamError
+        due = self._start + self._pts / SAMPLE_RATE
+        if self._clock() - due > _MAX_LAG_S:
+            # Stalled loop: keep pts continuous but do not send a burst of silence to catch up.
+            self._start = self._clock() - self._pts / SAMPLE_RATE
+            due = self._start + self._pts / SAMPLE_RATE
+        await self._wait_for_frame(due)
+        if self.readyState != "live":
+            raise MediaStreamError
         pcm, _ = self._take(SAMPLES_PER_FRAME)
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
@@ -237,8 +254,43 @@ class MicTrack(MediaStreamTrack):
         frame.time_base = TIME_BASE
         return frame
 
+    async def _wait_for_frame(self, due: float) -> None:
+        """Return as soon as a whole frame of mic audio is queued (but no earlier than
+        ``due - lead``), or at ``due + slack`` when it is not (then silence pads it)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self.readyState == "live":
+                event = asyncio.Event()
+                with self._lock:
+                    ready = self._queued >= SAMPLES_PER_FRAME and not self._muted
+                    # registered under the same lock push() takes: no wake-up can be missed
+                    self._wakeup = None if ready else (loop, event)
+                    muted = self._muted
+                now = self._clock()
+                release_at = due - self._lead_s if ready else due + (0.0 if muted else self._slack_s)
+                if now >= release_at:
+                    return
+                try:
+                    await asyncio.wait_for(event.wait(), release_at - now)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            with self._lock:
+                self._wakeup = None
+
+    def _wake_locked(self) -> None:
+        if self._wakeup is not None:
+            loop, event = self._wakeup
+            self._wakeup = None
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
     def stop(self) -> None:
         with self._lock:
             self._chunks.clear()
             self._queued = 0
         super().stop()
+        with self._lock:
+            self._wake_locked()

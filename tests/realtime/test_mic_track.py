@@ -75,18 +75,61 @@ async def test_a_stalled_loop_does_not_cause_a_burst_but_pts_stays_continuous():
     now = [1000.0]
     track = MicTrack(clock=lambda: now[0])
     try:
-        first = await track.recv()
+        track.push(stereo_frame(1))
+        first = await asyncio.wait_for(track.recv(), 1.0)
         now[0] += 5.0  # the loop was blocked for 5 s
-        frames = [await asyncio.wait_for(track.recv(), 1.0) for _ in range(2)]
-        assert [f.pts for f in [first, *frames]] == [0, 960, 1920]
-        # Re-anchored: the next frame is due 20 ms later, not immediately.
-        t0 = time.monotonic()
+        # Re-anchored: no burst of 250 silence frames to catch up; the next frame waits for the mic...
         task = asyncio.ensure_future(track.recv())
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
         assert not task.done()
-        now[0] += 0.05
-        f = await asyncio.wait_for(task, 1.0)
-        assert f.pts == 2880 and time.monotonic() - t0 < 0.5
+        track.push(stereo_frame(2))
+        second = await asyncio.wait_for(task, 1.0)
+        assert set(pcm(second).tolist()) == {2}
+        # ...and with no mic audio, a silence frame comes only once it is overdue by the slack.
+        task = asyncio.ensure_future(track.recv())
+        await asyncio.sleep(0.05)
+        assert not task.done()
+        now[0] += 0.1
+        third = await asyncio.wait_for(task, 1.0)
+        assert not pcm(third).any()
+        assert [f.pts for f in (first, second, third)] == [0, 960, 1920]
+    finally:
+        track.stop()
+
+
+async def test_mic_audio_goes_out_as_soon_as_it_arrives_not_on_a_clock_tick():
+    now = [50.0]  # a frozen clock: only a push can release recv()
+    track = MicTrack(clock=lambda: now[0])
+    try:
+        track.push(stereo_frame(1))
+        await asyncio.wait_for(track.recv(), 1.0)
+        for value in (2, 3, 4):
+            task = asyncio.ensure_future(track.recv())
+            await asyncio.sleep(0.02)
+            assert not task.done()  # nothing queued: it waits (its silence deadline never comes)
+            # pushed from another thread, as the browser leg's loop does
+            threading.Thread(target=track.push, args=(stereo_frame(value),)).start()
+            frame = await asyncio.wait_for(task, 1.0)
+            assert set(pcm(frame).tolist()) == {value}
+            now[0] += 0.02
+        assert track.stats().queued_ms == 0  # nothing stands in the queue
+    finally:
+        track.stop()
+
+
+async def test_a_burst_goes_out_at_once_up_to_the_lead_then_is_paced():
+    now = [7.0]
+    track = MicTrack(clock=lambda: now[0], lead_ms=120)
+    try:
+        for i in range(10):  # 200 ms released together by the browser leg
+            track.push(stereo_frame(i + 1))
+        got = [await asyncio.wait_for(track.recv(), 1.0) for _ in range(7)]  # frames due within 120 ms
+        assert [int(pcm(f)[0]) for f in got] == [1, 2, 3, 4, 5, 6, 7]
+        task = asyncio.ensure_future(track.recv())
+        await asyncio.sleep(0.05)
+        assert not task.done()  # 140 ms ahead of the schedule: paced from here
+        now[0] += 0.02
+        assert int(pcm(await asyncio.wait_for(task, 1.0))[0]) == 8
     finally:
         track.stop()
 
