@@ -1,34 +1,48 @@
-"""What the bridge costs: mouth-to-ear latency, CPU and memory, in one run.
+"""What the bridge costs: mouth-to-ear latency (with a per-hop breakdown), CPU and memory, in one run.
 
-    .venv/bin/python bench/relay_latency.py [--turns 5] [--camera-seconds 20]
+    .venv/bin/python bench/relay_latency.py [--rounds 4] [--turns-per-round 2] [--idle-seconds 4]
 
 The local engine runs as a child process (`python -m localengine`), so this
-process's CPU time is the fake browser plus, in the bridged run, the server's
-browser leg (streamlit-webrtc tracks) and the Bridge. Runs:
+process's CPU time is the fake browser plus, in the bridged sessions, the
+server's browser leg (streamlit-webrtc tracks) and the Bridge. Two kinds of
+session, interleaved round by round (direct, bridged, direct, bridged, ...) so
+that whatever else loads the machine weighs on both alike:
 
 1. direct: the fake browser talks to the engine itself (its own aiortc peer and
    `oai-events` channel, SDP through the SDK) -- the baseline.
 2. bridged: fake browser -> ServerLeg (AudioSinkTrack / VideoSinkTrack /
-   PcmAudioSource) -> Bridge -> engine, camera on.
+   PcmAudioSource, tuned as the app tunes its streamlit-webrtc leg) -> Bridge ->
+   engine, camera on.
 
 Mouth-to-ear latency = end of the user's speech leaving the fake browser to the
-first real assistant audio arriving back at it (medians over N turns). CPU is
-process CPU time (user+sys) per minute of conversation; the bridge's share is
-bridged minus direct, plus the bridge loop thread's own CPU from /proc. Peak
-RSS per session is the highest VmRSS sampled during the bridged session minus
-the VmRSS just before it.
+first real assistant audio arriving back at it. Per turn the bench also stamps
+where the end of speech and the start of the reply are on the way (probes wrap
+the tracks' recv/push; nothing in the product is changed for them), so the
+difference is attributed to hops, not guessed:
+
+  mic:   end of speech -> last voiced frame into the server leg's sink ->
+         out of MicTrack (upstream) -> `speech_stopped` received from the engine
+  voice: `output_audio_buffer.started` received (the engine began playing) ->
+         first voiced frame into VoiceOut -> out of the PcmAudioSource track ->
+         heard by the fake browser
+
+CPU is process CPU time (user+sys) per minute of session; the bridge threads'
+own CPU (loop + worker pool) is read from /proc. Peak RSS per session is the
+highest VmRSS sampled during a bridged session minus VmRSS just before it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +51,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from openai import AsyncOpenAI  # noqa: E402
 
-from realtime import loop as bg  # noqa: E402
 from realtime.settings import CameraSettings, Settings  # noqa: E402
-from tests.fakebrowser import BridgedCall, FakeBrowser, wait_until  # noqa: E402
+from tests.fakebrowser import SILENCE_RMS, BridgedCall, FakeBrowser, rms, wait_until  # noqa: E402
 from tests.media import resample_pcm16, speech_pcm24k  # noqa: E402
 
 UTTERANCES = ("hello there", "how are you today", "tell me something nice", "good morning", "what time is it")
 KEY = "bench-key"
+TURN_TIMEOUT_S = 30.0
+TUNE_LEG = True  # --no-leg-tuning: measure the leg as streamlit-webrtc leaves it
 
 
 def start_engine_child() -> tuple[subprocess.Popen, str]:
@@ -112,27 +127,157 @@ class RssPeak:
         self.peak = max(self.peak, rss_kb())
 
 
-async def run_turns(browser: FakeBrowser, speech: list[np.ndarray], turns: int) -> list[float]:
-    latencies = []
-    for n in range(turns):
-        await browser.speaker.wait_quiet(1.0)
-        browser.speaker.mark()
-        browser.mic.say(speech[n % len(speech)])
-        ended = await browser.mic.wait_spoken()
-        heard = await browser.speaker.wait_for_audio(timeout=30)
-        latencies.append((heard - ended) * 1000)
+# ---------------------------------------------------------------------------- probes
+
+
+class VoicedProbe:
+    """Times (monotonic) at which a voiced frame (rms > SILENCE_RMS) passed a point. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._times: list[float] = []
+        self._lock = threading.Lock()
+
+    def hit(self, frame) -> None:
+        if rms(frame.to_ndarray().reshape(-1)) > SILENCE_RMS:
+            now = time.monotonic()
+            with self._lock:
+                self._times.append(now)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._times.clear()
+
+    def last_before(self, t: float) -> float | None:
+        with self._lock:
+            before = [x for x in self._times if x <= t]
+        return before[-1] if before else None
+
+    def first_after(self, t: float) -> float | None:
+        with self._lock:
+            after = [x for x in self._times if x >= t]
+        return after[0] if after else None
+
+
+def probe_recv(track, probe: VoicedProbe) -> None:
+    """Stamp every voiced frame `track.recv()` returns (wraps the instance's recv)."""
+    original = track.recv
+
+    async def recv():
+        frame = await original()
+        probe.hit(frame)
+        return frame
+
+    track.recv = recv
+
+
+def probe_call(obj, name: str, probe: VoicedProbe) -> None:
+    """Stamp every voiced frame passed to `obj.name(frame)` (wraps the instance's method)."""
+    original = getattr(obj, name)
+
+    def call(frame):
+        probe.hit(frame)
+        return original(frame)
+
+    setattr(obj, name, call)
+
+
+class EventTimes:
+    """Arrival times (monotonic) of server events by type, for the current turn."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    def seen(self, kind: str, at: float) -> None:
+        self.times.setdefault(kind, at)
+
+    def reset(self) -> None:
+        self.times.clear()
+
+
+# ---------------------------------------------------------------------------- turns
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    path: str  # "direct" or "bridged"
+    mouth_to_ear_ms: float
+    hops_ms: dict[str, float] = field(default_factory=dict)  # hop name -> ms (missing when not measured)
+
+
+def _ms(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else (b - a) * 1000
+
+
+async def one_turn(browser: FakeBrowser, pcm: np.ndarray, events, probes: dict[str, VoicedProbe], path: str,
+                   wall_events=None) -> TurnResult:
     await browser.speaker.wait_quiet(1.0)
-    return latencies
+    browser.speaker.mark()
+    for probe in probes.values():
+        probe.reset()
+    events.reset()
+    wall0 = time.time() - time.monotonic()
+    said = time.monotonic()
+    browser.mic.say(pcm)
+    ended = await browser.mic.wait_spoken()
+    heard = await browser.speaker.wait_for_audio(timeout=TURN_TIMEOUT_S)
+    await asyncio.sleep(0.3)  # let the stamps of the reply's first frames settle
+    if wall_events is not None:
+        for kind, at in wall_events(since=said + wall0):
+            events.seen(kind, at - wall0)
+    stopped = events.times.get("input_audio_buffer.speech_stopped")
+    started = events.times.get("output_audio_buffer.started")
+    hops: dict[str, float | None] = {}
+    if "leg_in" in probes:
+        leg_in = probes["leg_in"].last_before(stopped or heard)
+        mic_out = probes["mic_out"].last_before(stopped or heard)
+        voice_in = probes["voice_in"].first_after(started or ended)
+        voice_out = probes["voice_out"].first_after(voice_in or ended)
+        hops = {
+            "mic: browser -> leg sink": _ms(ended, leg_in),
+            "mic: leg sink -> MicTrack out": _ms(leg_in, mic_out),
+            "mic: MicTrack out -> speech_stopped": _ms(mic_out, stopped),
+            "engine: speech_stopped -> audio started": _ms(stopped, started),
+            "voice: audio started -> VoiceOut in": _ms(started, voice_in),
+            "voice: VoiceOut in -> leg track out": _ms(voice_in, voice_out),
+            "voice: leg track out -> heard": _ms(voice_out, heard),
+        }
+    else:
+        hops = {
+            "mic: browser -> speech_stopped": _ms(ended, stopped),
+            "engine: speech_stopped -> audio started": _ms(stopped, started),
+            "voice: audio started -> heard": _ms(started, heard),
+        }
+    hops["end of speech -> speech_stopped"] = _ms(ended, stopped)
+    hops["audio started -> heard"] = _ms(started, heard)
+    return TurnResult(path, (heard - ended) * 1000, {k: v for k, v in hops.items() if v is not None})
 
 
-async def hold(seconds: float) -> None:
-    await asyncio.sleep(seconds)
+@dataclass
+class SessionFigures:
+    turns: list[TurnResult] = field(default_factory=list)
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    bridge_cpu_s: float = 0.0
+    rss_mib: float = 0.0
+    voice_dropped_ms: float = 0.0
+    mic_dropped_ms: float = 0.0
+    images: int = 0
 
 
-async def direct(base_url: str, speech, turns: int, extra_s: float):
+async def direct_session(base_url: str, speech, turn_numbers, idle_s: float, out: SessionFigures) -> None:
     browser = FakeBrowser(rgb=None, data_channel=True)
     client = AsyncOpenAI(base_url=base_url, api_key=KEY, max_retries=0)
+    events = EventTimes()
     call_id = None
+
+    @browser.channel.on("message")
+    def _on_message(message) -> None:
+        try:
+            kind = json.loads(message).get("type")
+        except ValueError:
+            return
+        if isinstance(kind, str):
+            events.seen(kind, time.monotonic())
 
     async def answer(offer: str) -> str:
         nonlocal call_id
@@ -141,72 +286,127 @@ async def direct(base_url: str, speech, turns: int, extra_s: float):
         call_id = (raw.headers.get("location") or "").rstrip("/").rsplit("/", 1)[-1]
         return raw.http_response.text
 
-    await browser.connect(answer)
-    await wait_until(lambda: browser.channel.readyState == "open", 20, "direct data channel")
-    cpu0, t0 = process_cpu_s(), time.monotonic()
-    latencies = await run_turns(browser, speech, turns)
-    await hold(extra_s)
-    cpu, wall = process_cpu_s() - cpu0, time.monotonic() - t0
-    if call_id:
-        await client.realtime.calls.hangup(call_id)
-    await browser.close()
-    await client.close()
-    return latencies, cpu, wall
+    try:
+        await browser.connect(answer)
+        await wait_until(lambda: browser.channel.readyState == "open", 20, "direct data channel")
+        cpu0, t0 = process_cpu_s(), time.monotonic()
+        for n in turn_numbers:
+            out.turns.append(await one_turn(browser, speech[n % len(speech)], events, {}, "direct"))
+        await browser.speaker.wait_quiet(1.0)
+        await asyncio.sleep(idle_s)
+        out.cpu_s += process_cpu_s() - cpu0
+        out.wall_s += time.monotonic() - t0
+    finally:
+        if call_id:
+            await client.realtime.calls.hangup(call_id)
+        await browser.close()
+        await client.close()
 
 
-async def bridged(base_url: str, speech, turns: int, extra_s: float):
+async def bridged_session(base_url: str, speech, turn_numbers, idle_s: float, out: SessionFigures) -> None:
     settings = Settings(api_key=KEY, base_url=base_url, camera=CameraSettings(enabled=True, interval_s=2.0))
+    probes = {name: VoicedProbe() for name in ("leg_in", "mic_out", "voice_in", "voice_out")}
     with RssPeak() as rss:
-        call = BridgedCall(settings, rgb=(0, 0, 255))
+        # the leg's audio receive is tuned as the app tunes its streamlit-webrtc leg (realtime.rtc_tuning)
+        call = BridgedCall(settings, rgb=(0, 0, 255), tune_leg=TUNE_LEG)
+        leg, bridge = call.leg, call.bridge
+        probe_call(leg, "_mic", probes["leg_in"])
+        probe_recv(bridge.mic, probes["mic_out"])
+        probe_call(bridge.voice, "push_frame", probes["voice_in"])
+        probe_recv(leg.voice.track, probes["voice_out"])
+
+        def wall_events(since: float):
+            return [(e.type, e.time) for e in bridge.events.snapshot() if e.direction == "server" and e.time >= since]
+
         async with call:
-            if call.bridge.snapshot().state != "connected":
-                raise SystemExit(f"bridge did not connect: {call.bridge.snapshot().error}")
+            if bridge.snapshot().state != "connected":
+                raise SystemExit(f"bridge did not connect: {bridge.snapshot().error}")
             cpu0, loop0, t0 = process_cpu_s(), bridge_threads_cpu_s(), time.monotonic()
-            latencies = await run_turns(call.browser, speech, turns)
-            await hold(extra_s)
-            cpu, loop_cpu, wall = process_cpu_s() - cpu0, bridge_threads_cpu_s() - loop0, time.monotonic() - t0
-            mic = call.bridge.mic.stats()
-            images = len([e for e in call.bridge.events.snapshot() if e.type == "conversation.item.create"
-                          and e.payload.get("item", {}).get("content", [{}])[0].get("type") == "input_image"])
-            voice = call.bridge.voice.stats()
-    return latencies, cpu, loop_cpu, wall, (rss.peak - rss.base) / 1024, images, voice, mic
+            events = EventTimes()
+            for n in turn_numbers:
+                out.turns.append(
+                    await one_turn(call.browser, speech[n % len(speech)], events, probes, "bridged", wall_events)
+                )
+            await call.browser.speaker.wait_quiet(1.0)
+            await asyncio.sleep(idle_s)
+            out.cpu_s += process_cpu_s() - cpu0
+            out.bridge_cpu_s += bridge_threads_cpu_s() - loop0
+            out.wall_s += time.monotonic() - t0
+            out.voice_dropped_ms += bridge.voice.stats().dropped_ms
+            out.mic_dropped_ms += bridge.mic.stats().dropped_ms
+            out.images += len([e for e in bridge.events.snapshot() if e.type == "conversation.item.create"
+                               and e.payload.get("item", {}).get("content", [{}])[0].get("type") == "input_image"])
+    out.rss_mib = max(out.rss_mib, (rss.peak - rss.base) / 1024)
 
 
-async def main(turns: int, extra_s: float) -> None:
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _hop_table(turns: list[TurnResult]) -> list[str]:
+    names: list[str] = []
+    for turn in turns:
+        names.extend(name for name in turn.hops_ms if name not in names)
+    lines = []
+    for name in names:
+        values = [t.hops_ms[name] for t in turns if name in t.hops_ms]
+        lines.append(f"    {name:<42} median {_median(values):7.1f}  (n={len(values)})")
+    return lines
+
+
+async def main(rounds: int, per_round: int, idle_s: float) -> None:
     speech = [
         np.frombuffer(resample_pcm16(speech_pcm24k(text), 24_000, 48_000), dtype=np.int16) for text in UTTERANCES
     ]
     proc, base_url = start_engine_child()
+    direct, bridged = SessionFigures(), SessionFigures()
+    started = time.monotonic()
     try:
         # warm-up (imports, codecs, the engine's speech models) -- not measured
-        await direct(base_url, speech, 1, 0)
-        d_lat, d_cpu, d_wall = await direct(base_url, speech, turns, extra_s)
-        b_lat, b_cpu, b_loop, b_wall, b_rss, images, voice, mic = await bridged(base_url, speech, turns, extra_s)
+        await direct_session(base_url, speech, [0], 0, SessionFigures())
+        for r in range(rounds):
+            numbers = [r * per_round + i for i in range(per_round)]
+            first, second = (direct_session, bridged_session) if r % 2 == 0 else (bridged_session, direct_session)
+            for session in (first, second):
+                await session(base_url, speech, numbers, idle_s, direct if session is direct_session else bridged)
     finally:
         proc.terminate()
         proc.wait(10)
 
-    d_med, b_med = statistics.median(d_lat), statistics.median(b_lat)
-    per_min = lambda cpu, wall: cpu / wall * 60  # noqa: E731
-    share = per_min(b_cpu, b_wall) - per_min(d_cpu, d_wall)
-    print(f"turns: {turns} per run; engine: child process at {base_url}")
+    d_lat = [t.mouth_to_ear_ms for t in direct.turns]
+    b_lat = [t.mouth_to_ear_ms for t in bridged.turns]
+    d_med, b_med = _median(d_lat), _median(b_lat)
+    per_min = lambda cpu, wall: cpu / wall * 60 if wall else float("nan")  # noqa: E731
+    share = per_min(bridged.cpu_s, bridged.wall_s) - per_min(direct.cpu_s, direct.wall_s)
+    bridge_pm = per_min(bridged.bridge_cpu_s, bridged.wall_s)
+    print(f"turns: {len(d_lat)} direct + {len(b_lat)} bridged, {rounds} interleaved rounds, "
+          f"{time.monotonic() - started:.0f} s; engine: child process; load avg {os.getloadavg()[0]:.1f}")
     print(f"mouth-to-ear direct   (ms): median {d_med:7.1f}  all {[round(x) for x in d_lat]}")
     print(f"mouth-to-ear bridged  (ms): median {b_med:7.1f}  all {[round(x) for x in b_lat]}")
     print(f"bridge adds           (ms): median {b_med - d_med:7.1f}  ratio {b_med / d_med:.3f}  (target <= 30 ms)")
-    print(f"CPU s/min, whole process, direct (fake browser only):              {per_min(d_cpu, d_wall):6.2f}")
-    print(f"CPU s/min, whole process, bridged (browser + leg + bridge, camera): {per_min(b_cpu, b_wall):6.2f}")
+    print("per-hop medians (ms), direct:")
+    print("\n".join(_hop_table(direct.turns)))
+    print("per-hop medians (ms), bridged:")
+    print("\n".join(_hop_table(bridged.turns)))
+    print(f"CPU s/min, whole process, direct (fake browser only):              {per_min(direct.cpu_s, direct.wall_s):6.2f}")
+    print(f"CPU s/min, whole process, bridged (browser + leg + bridge, camera): {per_min(bridged.cpu_s, bridged.wall_s):6.2f}")
     print(f"CPU s/min, bridged - direct (leg + bridge + camera video):          {share:6.2f}"
           f"  = {share / 60 * 100:.1f}% of one core")
-    print(f"CPU s/min, bridge threads alone (loop + workers):                   {per_min(b_loop, b_wall):6.2f}"
-          f"  = {per_min(b_loop, b_wall) / 60 * 100:.1f}% of one core (target <= 10%)")
-    print(f"camera frames sent: {images} in {b_wall:.0f}s; voice dropped {voice.dropped_ms:.0f} ms; "
-          f"mic dropped {mic.dropped_ms:.0f} ms, mic queue now {mic.queued_ms:.0f} ms")
-    print(f"peak RSS per bridged session (MiB): {b_rss:.1f}")
+    print(f"CPU s/min, bridge threads alone (loop + workers):                   {bridge_pm:6.2f}"
+          f"  = {bridge_pm / 60 * 100:.1f}% of one core (target <= 10%)")
+    print(f"camera frames sent: {bridged.images} in {bridged.wall_s:.0f}s; voice dropped {bridged.voice_dropped_ms:.0f} ms; "
+          f"mic dropped {bridged.mic_dropped_ms:.0f} ms")
+    print(f"peak RSS per bridged session (MiB): {bridged.rss_mib:.1f}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--turns", type=int, default=5, help="voice turns per run (1..20)")
-    parser.add_argument("--extra-seconds", type=float, default=10.0, help="idle conversation time after the turns")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved direct/bridged rounds (1..10)")
+    parser.add_argument("--turns-per-round", type=int, default=2, help="voice turns per session (1..5)")
+    parser.add_argument("--idle-seconds", type=float, default=4.0, help="idle time per session after its turns")
+    parser.add_argument("--no-leg-tuning", action="store_true",
+                        help="leave the browser leg's jitter buffer as aiortc sets it (as if the app did not tune it)")
     args = parser.parse_args()
-    asyncio.run(main(max(1, min(args.turns, 20)), max(0.0, min(args.extra_seconds, 120.0))))
+    TUNE_LEG = not args.no_leg_tuning
+    asyncio.run(main(max(1, min(args.rounds, 10)), max(1, min(args.turns_per_round, 5)),
+                     max(0.0, min(args.idle_seconds, 60.0))))

@@ -38,6 +38,7 @@ from realtime.frames import FrameThrottle, ImageWindow, encode_frame
 from realtime.metrics import TurnClock, TurnMetrics, UsageTotals
 from realtime.pricing import estimate_cost
 from realtime.mic_track import MicTrack
+from realtime.rtc_tuning import tune_peer_connection
 from realtime.sdp import normalize_answer
 from realtime.settings import Settings, live_changes, restart_required
 from realtime.tools import DEFAULT_TOOLS, ToolRegistry
@@ -262,6 +263,7 @@ class Bridge:
         pc = RTCPeerConnection()
         self._pc = pc
         pc.addTransceiver(self.mic, direction="sendrecv")
+        tune_peer_connection(pc)  # the voice's receive hop: 20 ms of jitter buffer, not 80
         dc = pc.createDataChannel("oai-events")
         self._dc = dc
         dc.on("open", self._on_channel_open)

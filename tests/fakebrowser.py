@@ -264,11 +264,14 @@ class ServerLeg:
     frames to `bridge.on_video_frame` through a `VideoSinkTrack`, and the
     assistant's voice comes from `self.voice` (a `PcmAudioSource`, 48 kHz) that
     the bridge is given as its `audio_out`. When the browser's mic track ends
-    (the browser leg closed), `on_ended` is called.
+    (the browser leg closed), `on_ended` is called. With `tune_receive` (the
+    default) its audio receiver gets `realtime.rtc_tuning`'s low-latency jitter
+    buffer, as the app does with `tune_streamlit_webrtc(ctx)`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tune_receive: bool = True) -> None:
         self.pc = RTCPeerConnection()
+        self.tune_receive = tune_receive
         self.voice = PcmAudioSource(sample_rate=RATE)
         self.bridge = None
         self.on_ended: Callable[[], None] | None = None
@@ -280,6 +283,10 @@ class ServerLeg:
         self.on_ended = on_ended
 
     def _on_track(self, track: MediaStreamTrack) -> None:
+        if self.tune_receive:
+            from realtime.rtc_tuning import tune_peer_connection
+
+            tune_peer_connection(self.pc)
         if track.kind == "audio":
             sink = AudioSinkTrack(callback=self._mic)
             sink._on_ended_callback = self._ended
@@ -442,10 +449,12 @@ class BridgedCall:
     Closing the browser leg closes the bridge (hang-up), as the app wires it.
     """
 
-    def __init__(self, settings, rgb: tuple[int, int, int] | None = (0, 0, 255), tools=None) -> None:
+    def __init__(
+        self, settings, rgb: tuple[int, int, int] | None = (0, 0, 255), tools=None, tune_leg: bool = True
+    ) -> None:
         from realtime.bridge import Bridge
 
-        self.leg = ServerLeg()
+        self.leg = ServerLeg(tune_receive=tune_leg)
         self.bridge = Bridge(settings, self.leg.voice, tools=tools)
         self.leg.attach(self.bridge, on_ended=self.bridge.close_soon)
         self.browser = FakeBrowser(rgb)
