@@ -57,7 +57,6 @@ STATS_INTERVAL_S = 1.0
 CAMERA_TICK_S = 0.25
 HANGUP_TIMEOUT_S = 1.5
 CONNECT_TIMEOUT_S = 20.0
-AUDIO_GRACE_S = 2.0  # how long a spoken response's metrics wait for its playback to start
 
 
 @dataclass(frozen=True)
@@ -147,8 +146,6 @@ class Bridge:
         self._tool_calls: dict[str, asyncio.Task] = {}
         self._response_active = False
         self._audio_started = False
-        self._held_done: dict[Any, tuple[dict, asyncio.TimerHandle]] = {}
-        self._playing: set[Any] = set()
         self._camera_wake: asyncio.Event | None = None
         self._run_future: concurrent.futures.Future | None = None
         self._close_future: concurrent.futures.Future | None = None
@@ -442,31 +439,8 @@ class Bridge:
                 self._set_error(from_error_event({"type": "error", "error": error}, secrets=self._secrets()), fatal=False)
 
     def _feed_clock(self, event: dict, now: float) -> None:
-        """Turn metrics. Over WebRTC `response.done` often comes before
-        `output_audio_buffer.started` (the audio is generated faster than it plays):
-        hold a spoken response's `done` until its playback starts (or AUDIO_GRACE_S)."""
-        kind = event["type"]
-        response = event.get("response") if kind == "response.done" else None
-        if isinstance(response, dict) and _has_audio(response) and response.get("id") not in self._playing:
-            rid = response.get("id")
-            handle = asyncio.get_running_loop().call_later(AUDIO_GRACE_S, self._release_done, rid)
-            self._held_done[rid] = (event, handle)
-            return
+        # TurnClock holds a spoken turn whose response.done came before its playback started
         self._completed(self._clock.feed(event, now))
-        if kind == "output_audio_buffer.started":
-            rid = event.get("response_id")
-            self._playing.add(rid)
-            self._release_done(rid)
-        elif kind in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
-            self._release_done(event.get("response_id"))
-
-    def _release_done(self, response_id: Any) -> None:
-        held = self._held_done.pop(response_id, None)
-        if held is not None:
-            event, handle = held
-            handle.cancel()
-            self._completed(self._clock.feed(event, time.monotonic()))
-            self._publish()
 
     def _completed(self, turns: tuple[TurnMetrics, ...]) -> None:
         for metrics in turns:
@@ -548,6 +522,7 @@ class Bridge:
             except Exception:  # noqa: BLE001 - stats are best effort
                 continue
             self._rtc = _rtc_stats(report, self.voice.stats(), self.mic)
+            self._completed(self._clock.tick(time.monotonic()))  # spoken turns whose audio never started
             self._publish()
 
     # ------------------------------------------------------------------ errors and state
@@ -614,9 +589,6 @@ class Bridge:
         self._publish()
 
     async def _teardown(self) -> None:
-        for _, handle in self._held_done.values():
-            handle.cancel()
-        self._held_done.clear()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -644,15 +616,6 @@ class Bridge:
             self.hung_up = True
         except Exception as exc:  # noqa: BLE001 - the call may already be gone
             log.warning("hangup of %s failed: %s", call_id, type(exc).__name__)
-
-
-def _has_audio(response: dict) -> bool:
-    for item in response.get("output") or ():
-        if isinstance(item, dict):
-            for part in item.get("content") or ():
-                if isinstance(part, dict) and part.get("type") in ("output_audio", "audio"):
-                    return True
-    return False
 
 
 def _rtc_stats(report: Any, voice: Any, mic: MicTrack) -> RtcStats:

@@ -7,6 +7,14 @@ on WebRTC where audio travels as media) and the first assistant text (output tex
 transcript delta). It completes at the ``response.done`` of its last response: a response that
 only calls functions keeps the turn open for the follow-up response. Usage of every response of
 the turn is summed. Times are passed in (``now``, seconds, monotonic); nothing reads a clock.
+
+A spoken turn completes at its first audio. Over WebRTC the audio is media, and
+``output_audio_buffer.started`` usually arrives *after* ``response.done`` (the reply is
+generated faster than it plays), so when a response whose output holds audio is done before
+any audio was seen, its turn is held until the first of: its playback starts (first audio is
+stamped), its audio buffer is stopped or cleared without starting, the next turn starts, or
+``audio_grace_s`` passes (checked on every ``feed`` and on ``tick(now)``); in the last three
+cases it completes with no first audio.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TurnClock", "TurnMetrics", "UsageTotals"]
+__all__ = ["AUDIO_GRACE_S", "TurnClock", "TurnMetrics", "UsageTotals"]
 
 _AUDIO_START = frozenset({"response.output_audio.delta", "response.audio.delta", "output_audio_buffer.started"})
 _TEXT_START = frozenset(
@@ -26,6 +34,19 @@ _TEXT_START = frozenset(
         "response.audio_transcript.delta",
     }
 )
+
+
+_AUDIO_END = frozenset({"output_audio_buffer.stopped", "output_audio_buffer.cleared"})
+AUDIO_GRACE_S = 2.0
+
+
+def _has_audio(response: Mapping[str, Any]) -> bool:
+    for item in response.get("output") or ():
+        if isinstance(item, Mapping):
+            for part in item.get("content") or ():
+                if isinstance(part, Mapping) and part.get("type") in ("output_audio", "audio"):
+                    return True
+    return False
 
 
 def _int(value: Any) -> int:
@@ -128,6 +149,7 @@ class _Turn:
     responses: set[str] = field(default_factory=set)
     had_response: bool = False
     status: str = "completed"
+    held_since: float | None = None  # response.done came, its audio has not started yet
 
     def freeze(self) -> TurnMetrics:
         return TurnMetrics(
@@ -145,22 +167,34 @@ def _is_user_text_item(event: Mapping[str, Any]) -> bool:
 class TurnClock:
     """Feed every server event, and the client events the app sends, with the time they happened."""
 
-    def __init__(self) -> None:
+    def __init__(self, audio_grace_s: float = AUDIO_GRACE_S) -> None:
         self._open: _Turn | None = None
         self._by_response: dict[str, _Turn] = {}
+        self._held: dict[Any, _Turn] = {}  # response id -> turn waiting for its first audio
         self._seq = 0
+        self._grace = float(audio_grace_s)
         self.usage = UsageTotals()  # every response.done of the conversation
 
+    def tick(self, now: float) -> tuple[TurnMetrics, ...]:
+        """Complete held turns whose audio did not start within the grace period."""
+        late = [rid for rid, turn in self._held.items() if now - (turn.held_since or now) >= self._grace]
+        return tuple(self._held.pop(rid).freeze() for rid in late)
+
+    def _release_all(self) -> tuple[TurnMetrics, ...]:
+        done = tuple(turn.freeze() for turn in self._held.values())
+        self._held.clear()
+        return done
+
     def _start(self, now: float, trigger: str) -> tuple[TurnMetrics, ...]:
-        done: tuple[TurnMetrics, ...] = ()
+        done = self._release_all()
         cur = self._open
         if cur is not None and not cur.had_response:
             # The user went on before any response: measure from the latest end of input.
             cur.started_at = now
             cur.trigger = trigger
-            return ()
+            return done
         if cur is not None and not cur.responses:
-            done = (cur.freeze(),)  # a tool turn whose follow-up never came
+            done += (cur.freeze(),)  # a tool turn whose follow-up never came
         # A turn with responses in flight completes at their response.done.
         self._seq += 1
         self._open = _Turn(f"turn_{self._seq}", now, trigger)
@@ -168,6 +202,10 @@ class TurnClock:
 
     def feed(self, event: Mapping[str, Any], now: float) -> tuple[TurnMetrics, ...]:
         """Returns the turns completed by this event (usually none, sometimes one)."""
+        expired = self.tick(now) if self._held else ()
+        return expired + self._feed(event, now)
+
+    def _feed(self, event: Mapping[str, Any], now: float) -> tuple[TurnMetrics, ...]:
         if not isinstance(event, Mapping):
             return ()
         t = event.get("type")
@@ -177,29 +215,39 @@ class TurnClock:
             return self._start(now, "text")
         if t == "response.created":
             rid = (event.get("response") or {}).get("id")
+            done: tuple[TurnMetrics, ...] = ()
             if self._open is None:
+                done = self._release_all()
                 self._seq += 1
                 self._open = _Turn(f"turn_{self._seq}", now, "response")
             if isinstance(rid, str):
                 self._open.responses.add(rid)
                 self._by_response[rid] = self._open
             self._open.had_response = True
-            return ()
+            return done
         if t in _AUDIO_START or t in _TEXT_START:
-            turn = self._by_response.get(event.get("response_id")) or self._open
+            rid = event.get("response_id")
+            held = self._held.get(rid) or (next(iter(self._held.values())) if rid is None and self._held else None)
+            turn = held or self._by_response.get(rid) or self._open
             if turn is None:
                 return ()
             ms = max((now - turn.started_at) * 1000.0, 0.0)
-            if t in _AUDIO_START and turn.first_audio_ms is None:
-                turn.first_audio_ms = ms
             if t in _TEXT_START and turn.first_text_ms is None:
                 turn.first_text_ms = ms
+            if t in _AUDIO_START and turn.first_audio_ms is None:
+                turn.first_audio_ms = ms
+                if held is not None:
+                    self._held = {k: v for k, v in self._held.items() if v is not held}
+                    return (held.freeze(),)
             return ()
+        if t in _AUDIO_END:
+            held = self._held.pop(event.get("response_id"), None)
+            return (held.freeze(),) if held is not None else ()
         if t == "response.done":
-            return self._response_done(event)
+            return self._response_done(event, now)
         return ()
 
-    def _response_done(self, event: Mapping[str, Any]) -> tuple[TurnMetrics, ...]:
+    def _response_done(self, event: Mapping[str, Any], now: float) -> tuple[TurnMetrics, ...]:
         response = event.get("response")
         if not isinstance(response, Mapping):
             return ()
@@ -223,4 +271,8 @@ class TurnClock:
             return ()
         if turn is self._open:
             self._open = None
+        if turn.first_audio_ms is None and _has_audio(response):
+            turn.held_since = now  # its playback has not started yet: complete at the first audio
+            self._held[rid] = turn
+            return ()
         return (turn.freeze(),)

@@ -146,6 +146,59 @@ def test_unprompted_response_is_its_own_turn_and_junk_is_ignored():
     assert (turn.trigger, turn.first_audio_ms, turn.usage) == ("response", pytest.approx(200.0), UsageTotals(responses=1))
 
 
+AUDIO_OUT = [{"id": "a", "type": "message", "role": "assistant", "status": "completed",
+              "content": [{"type": "output_audio", "transcript": "Hi there"}]}]
+
+
+def test_webrtc_spoken_turn_completes_at_its_first_audio_even_after_response_done():
+    """Over WebRTC output_audio_buffer.started comes after response.done: the turn waits for it."""
+    clock = TurnClock()
+    clock.feed(stopped(), 10.0)
+    clock.feed(created("r1"), 10.05)
+    clock.feed(transcript_delta("r1"), 10.2)
+    assert clock.feed(response_done("r1", output=AUDIO_OUT), 10.3) == ()  # no audio yet: held
+    assert clock.usage.responses == 1  # usage is counted at once all the same
+    (turn,) = clock.feed(S("output_audio_buffer.started", response_id="r1"), 10.9)
+    assert (turn.turn_id, turn.first_audio_ms, turn.first_text_ms) == ("turn_1", pytest.approx(900.0),
+                                                                         pytest.approx(200.0))
+    assert turn.usage == UsageTotals.from_usage(USAGE)
+    assert clock.feed(S("output_audio_buffer.stopped", response_id="r1"), 12.0) == ()  # reported once
+
+
+def test_a_held_turn_whose_audio_never_plays_completes_without_first_audio():
+    # cleared before playback started (barge-in / Interrupt)
+    clock = TurnClock()
+    clock.feed(stopped(), 0.0)
+    clock.feed(created("r1"), 0.1)
+    assert clock.feed(response_done("r1", output=AUDIO_OUT), 0.4) == ()
+    (turn,) = clock.feed(S("output_audio_buffer.cleared", response_id="r1"), 0.5)
+    assert (turn.turn_id, turn.first_audio_ms) == ("turn_1", None)
+    # the next turn starts while one is held: the held one completes first, in order
+    clock.feed(stopped(), 1.0)
+    clock.feed(created("r2"), 1.1)
+    assert clock.feed(response_done("r2", output=AUDIO_OUT), 1.2) == ()
+    (held,) = clock.feed(stopped(), 3.0)
+    assert (held.turn_id, held.first_audio_ms) == ("turn_2", None)
+    # the grace period runs out (tick, or any later event)
+    clock.feed(created("r3"), 3.1)
+    assert clock.feed(response_done("r3", output=AUDIO_OUT), 3.2) == ()
+    assert clock.tick(4.0) == ()
+    (late,) = clock.tick(3.2 + 2.0)
+    assert (late.turn_id, late.first_audio_ms) == ("turn_3", None)
+    assert clock.tick(10.0) == ()
+    assert [t.turn_id for t in (turn, held, late)] == ["turn_1", "turn_2", "turn_3"]
+
+
+def test_a_response_without_audio_completes_at_response_done():
+    clock = TurnClock(audio_grace_s=5.0)
+    clock.feed(typed("hi"), 0.0)
+    clock.feed(created("r1"), 0.1)
+    text_only = [{"id": "a", "type": "message", "role": "assistant", "status": "completed",
+                  "content": [{"type": "output_text", "text": "Hi"}]}]
+    (turn,) = clock.feed(response_done("r1", output=text_only), 0.5)
+    assert turn.first_audio_ms is None and turn.trigger == "text"
+
+
 def test_price_table_and_cost():
     assert PRICES_AS_OF and set(PRICES) >= {"gpt-realtime", "gpt-realtime-mini"}
     assert price_for("gpt-realtime-2025-08-28") is PRICES["gpt-realtime"]
