@@ -253,6 +253,7 @@ def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")   # per connection: WAL + NORMAL, no fsync per commit
     except BaseException:
         conn.close()
         raise
@@ -576,6 +577,7 @@ class Recorder:
         self._secrets: dict[str, tuple[str, ...]] = {}
         self._models: dict[str, str] = {}
         self._attached: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._conn: sqlite3.Connection | None = None
         self.notice: str | None = None
         self.written = 0
         self.dropped = 0
@@ -669,49 +671,67 @@ class Recorder:
         self._queue.put(op)
 
     # -- the writer thread --------------------------------------------------------------------
+    _BATCH = 256
+
     def _run(self) -> None:
-        conn: sqlite3.Connection | None = None
+        """Take what is queued (one update at a conversational pace, up to 256 in a burst) and
+        commit it in one transaction, then the next. A crash loses only what is in that batch or
+        still queued: at a conversational pace, the one update being written."""
         try:
             while True:
-                op = self._queue.get()
-                if op is _STOP:
-                    return
-                if isinstance(op, _Flush):
-                    op.done.set()
-                    continue
-                while True:
+                batch = [self._queue.get()]
+                while len(batch) < self._BATCH:
                     try:
-                        if conn is None:
-                            conn = _connect(self._store.path, self._store.busy_timeout_ms)
-                        self._apply(conn, op)
-                        self.written += 1
-                        if self.notice and self.notice.startswith("History is waiting"):
-                            self.notice = None
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
                         break
-                    except sqlite3.Error as exc:
-                        if _is_busy(exc) or "disk" in str(exc).lower() or "unable to open" in str(exc):
-                            self.notice = (f"History is waiting: {self._store.path} is locked or "
-                                           f"unwritable ({exc}); updates are held and retried.")
-                            log.warning("%s", self.notice)
-                            if conn is not None:
-                                conn.close()
-                                conn = None
-                            if self._stop_requested_while_waiting():
-                                self.dropped += 1 + self._drain_count()
-                                return
-                            continue
-                        self.dropped += 1
-                        self.notice = f"History could not save an update ({exc}); recording continues."
-                        log.error("%s", self.notice)
-                        break
-                    except Exception as exc:  # a malformed update must not stop recording
-                        self.dropped += 1
-                        self.notice = f"History could not save an update ({type(exc).__name__}: {exc})."
-                        log.exception("history writer: bad update")
-                        break
+                stop = any(op is _STOP for op in batch)
+                work = [op for op in batch if isinstance(op, (_Start, _Update, _End))]
+                if work and not self._write(work):
+                    return                      # closing while the file stayed locked
+                for op in batch:
+                    if isinstance(op, _Flush):
+                        op.done.set()
+                if stop:
+                    return
         finally:
-            if conn is not None:
-                conn.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _write(self, ops: list[Any]) -> bool:
+        """Commit ``ops`` in one transaction, waiting out locks. False: gave up while closing."""
+        while True:
+            try:
+                if self._conn is None:
+                    self._conn = _connect(self._store.path, self._store.busy_timeout_ms)
+                self._apply(self._conn, ops)
+                self.written += len(ops)
+                if self.notice and self.notice.startswith("History is waiting"):
+                    self.notice = None
+                return True
+            except sqlite3.Error as exc:
+                if _is_busy(exc) or "disk" in str(exc).lower() or "unable to open" in str(exc):
+                    self.notice = (f"History is waiting: {self._store.path} is locked or "
+                                   f"unwritable ({exc}); updates are held and retried.")
+                    log.warning("%s", self.notice)
+                    if self._conn is not None:
+                        self._conn.close()
+                        self._conn = None
+                    if self._stop_requested_while_waiting():
+                        self.dropped += len(ops) + self._drain_count()
+                        log.error("history: gave up %d unsaved updates at shutdown", self.dropped)
+                        return False
+                    continue
+                error: Exception = exc
+            except Exception as exc:  # a malformed update must not stop recording
+                error = exc
+            if len(ops) > 1:          # find the bad one: the others are written one by one
+                return all(self._write([op]) for op in ops)
+            self.dropped += 1
+            self.notice = f"History could not save an update ({type(error).__name__}: {error}); recording continues."
+            log.error("%s", self.notice)
+            return True
 
     def _stop_requested_while_waiting(self) -> bool:
         """Sleep before a retry; True once close() was called and the file stayed locked past
@@ -732,23 +752,27 @@ class Recorder:
             elif op is not _STOP:
                 n += 1
 
-    def _apply(self, conn: sqlite3.Connection, op: Any) -> None:
+    def _apply(self, conn: sqlite3.Connection, ops: list[Any]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if isinstance(op, _Start):
-                conn.execute(
-                    "INSERT OR IGNORE INTO conversations (id, started_at, last_at, settings, backend, model)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (op.conversation_id, op.at, op.at, op.settings_json, op.backend, op.model))
-            elif isinstance(op, _End):
-                conn.execute("UPDATE conversations SET ended_at = ?, last_at = MAX(last_at, ?) WHERE id = ?",
-                             (op.at, op.at, op.conversation_id))
-            elif isinstance(op, _Update):
-                self._apply_update(conn, op)
+            for op in ops:
+                self._apply_one(conn, op)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _apply_one(self, conn: sqlite3.Connection, op: Any) -> None:
+        if isinstance(op, _Start):
+            conn.execute(
+                "INSERT OR IGNORE INTO conversations (id, started_at, last_at, settings, backend, model)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (op.conversation_id, op.at, op.at, op.settings_json, op.backend, op.model))
+        elif isinstance(op, _End):
+            conn.execute("UPDATE conversations SET ended_at = ?, last_at = MAX(last_at, ?) WHERE id = ?",
+                         (op.at, op.at, op.conversation_id))
+        elif isinstance(op, _Update):
+            self._apply_update(conn, op)
 
     def _scrub(self, cid: str, text: str | None) -> str | None:
         if text is None:

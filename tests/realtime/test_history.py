@@ -560,3 +560,22 @@ def test_page_when_history_is_locked_says_so_and_does_not_crash(tmp_path, monkey
         holder.close()
     assert not at.exception
     assert "locked" in at.warning[0].value and "still work" in at.info[0].value
+
+
+def test_a_malformed_update_is_dropped_alone_and_recording_goes_on(store):
+    class Broken:                      # what a buggy producer might hand over
+        role, kind, id, final = "user", "text", "bad", True
+
+        @property
+        def text(self):
+            raise ValueError("no text here")
+
+    rec = store.recorder
+    cid = rec.start_conversation(settings())
+    on_update = rec.listener(cid)
+    on_update(item("a", "user", "before"))
+    on_update(Broken())
+    on_update(item("b", "assistant", "after"))
+    assert rec.flush(5)
+    assert [i.text for i in store.load(cid).items] == ["before", "after"]
+    assert rec.dropped == 1 and "no text here" in rec.notice
