@@ -1024,6 +1024,16 @@ def process_store() -> tuple[HistoryStore | None, str | None]:
         return store, notice
 
 
+def close_process_stores(timeout: float = 5.0) -> None:
+    """Flush and close every store ``process_store`` opened (server shutdown, tests)."""
+    with _process_lock:
+        stores = list(_process_stores.values())
+        _process_stores.clear()
+        _process_failures.clear()
+    for store in stores:
+        store.close(timeout)
+
+
 class CallRecording:
     """Follows one browser session's calls: records each new bridge once, ends its record when the
     call closes. ``sync`` is cheap (a snapshot read) and may be called as often as a page polls."""

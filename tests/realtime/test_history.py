@@ -481,10 +481,12 @@ def page(tmp_path, monkeypatch):
 
     db = tmp_path / "page" / "h.db"
     monkeypatch.setenv("REALTIME_HISTORY_DB", str(db))
-    from realtime.history import process_store
+    from realtime.history import close_process_stores, process_store
     store, notice = process_store()
     assert store is not None and notice is None
-    return store, AppTest.from_file(str(ROOT / "pages" / "3_History.py"), default_timeout=30)
+    yield store, AppTest.from_file(str(ROOT / "pages" / "3_History.py"), default_timeout=30)
+    close_process_stores()
+    assert not [t for t in threading.enumerate() if t.name == "history-writer"]
 
 
 def test_page_empty_history_explains_itself(page):
@@ -558,6 +560,8 @@ def test_page_when_history_is_locked_says_so_and_does_not_crash(tmp_path, monkey
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+        from realtime.history import close_process_stores
+        close_process_stores()
     assert not at.exception
     assert "locked" in at.warning[0].value and "still work" in at.info[0].value
 

@@ -194,8 +194,11 @@ def _panel_app():
 def panel(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
+    from realtime.history import close_process_stores
+
     monkeypatch.setenv("REALTIME_HISTORY_DB", str(tmp_path / "data" / "h.db"))
-    return AppTest.from_function(_panel_app, default_timeout=30)
+    yield AppTest.from_function(_panel_app, default_timeout=30)
+    close_process_stores()
 
 
 def _state(at) -> str:
