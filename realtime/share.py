@@ -285,6 +285,6 @@ def share_url(base_url: str, settings: Settings, *, include_model: bool = True) 
 
 
 def _quote(value: str, safe: str = "", encoding: str | None = None, errors: str | None = None) -> str:
-    from urllib.parse import quote
+    from urllib.parse import quote_plus
 
-    return quote(value, safe=",:" + safe)
+    return quote_plus(value, safe=",:" + safe)   # spaces as '+': readable, and what parse_qs reads

@@ -134,7 +134,7 @@ def _share(settings: Settings) -> None:
         url = share_url(base, settings)
         st.caption("Anyone who opens this link gets this setup (voice, instructions, turn detection, "
                    "camera, tools, model). It never contains an API key: the app they open uses its own.")
-        st.code(url, language=None, wrap_lines=True)
+        st.code(url, language=None)     # one line with a copy button
         if len(url) > 8000:
             st.warning("This link is very long (long instructions); some chat apps may cut it.")
 

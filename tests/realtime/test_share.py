@@ -85,7 +85,7 @@ def test_the_encoding_is_readable_and_stable():
     assert tuple(settings_to_query(s)) == PARAM_NAMES
     assert "model" not in settings_to_query(s, include_model=False)
     url = share_url("http://localhost:8501/", s)
-    assert "tools=get_datetime,echo_upper" in url and "instructions=Be%20brief." in url
+    assert "tools=get_datetime,echo_upper" in url and "instructions=Be+brief." in url
 
 
 def test_a_key_or_an_endpoint_in_the_link_is_ignored_with_a_warning():
