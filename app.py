@@ -9,6 +9,7 @@ thread-safe methods; it never touches asyncio objects.
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 import streamlit as st
@@ -39,6 +40,15 @@ TRANSLATIONS = {
 }
 
 
+def _stream_key() -> str:
+    """A component key unique to this session. The component keeps per-key state in the browser's
+    localStorage, shared by every tab of the origin; with one fixed key, starting a call in a second
+    tab reset the first tab's call (measured with Chromium 156)."""
+    if "stream_key" not in st.session_state:
+        st.session_state["stream_key"] = f"{STREAM_KEY}-{uuid.uuid4().hex[:8]}"
+    return st.session_state["stream_key"]
+
+
 def _media_constraints(conv: Conversation) -> dict:
     video: dict | bool = {"width": 640, "height": 480, "frameRate": {"max": 15}}
     if not conv.settings.camera.enabled:
@@ -65,12 +75,11 @@ def conversation_page() -> None:
 
     left, right = st.columns([2, 3], gap="large")
     with left:
-        voice_out = create_pcm_audio_source_track(key=f"{STREAM_KEY}-voice", sample_rate=48000)
-        mic_sink = create_audio_sink_track(
-            conv.on_mic_frame, key=f"{STREAM_KEY}-mic", on_ended=conv.on_browser_leg_ended
-        )
+        key = _stream_key()
+        voice_out = create_pcm_audio_source_track(key=f"{key}-voice", sample_rate=48000)
+        mic_sink = create_audio_sink_track(conv.on_mic_frame, key=f"{key}-mic", on_ended=conv.on_browser_leg_ended)
         ctx = webrtc_streamer(
-            key=STREAM_KEY,
+            key=key,
             mode=WebRtcMode.SENDRECV,
             rtc_configuration=conv.settings.rtc_configuration(),
             media_stream_constraints=_media_constraints(conv),
@@ -83,7 +92,7 @@ def conversation_page() -> None:
         if ctx.state.playing:
             conv.start(voice_out)
         elif not ctx.state.signalling and conv.active:
-            conv.stop()
+            conv.stop("the user pressed Stop")
         controls.render_call_controls(conv)
 
     with right:

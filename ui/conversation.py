@@ -7,16 +7,16 @@ are two conversations. It holds no protocol logic: it starts, forwards to, and c
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any, Callable
 
 import streamlit as st
+from streamlit.logger import get_logger
 
 from realtime.settings import Settings
 
 _STATE_KEY = "realtime_studio.conversation"
-_log = logging.getLogger(__name__)
+_log = get_logger(__name__)  # follows Streamlit's [logger] level
 
 
 class Conversation:
@@ -65,7 +65,7 @@ class Conversation:
 
     def on_browser_leg_ended(self) -> None:
         """The browser's mic track ended (tab closed, network gone): hang up off the media loop."""
-        threading.Thread(target=self.stop, name="conversation-stop", daemon=True).start()
+        threading.Thread(target=self.stop, args=("browser leg ended",), name="conversation-stop", daemon=True).start()
 
     # -- lifecycle (script thread) ----------------------------------------------------------
     def start(self, audio_out: Any) -> None:
@@ -90,11 +90,12 @@ class Conversation:
             self._bridge = bridge
             self._last_bridge = bridge
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "stopped") -> None:
         """Hang up and close the current Bridge (blocking, at most a couple of seconds). Idempotent."""
         with self._lock:
             bridge, self._bridge = self._bridge, None
         if bridge is not None:
+            _log.info("closing the conversation: %s", reason)
             try:
                 bridge.close()
             except Exception as exc:  # noqa: BLE001
@@ -121,7 +122,7 @@ class Conversation:
 
     def _on_session_end(self) -> None:
         self._shutdown_observer = None
-        self.stop()
+        self.stop("the Streamlit session ended or the page changed")
 
 
 def _describe(exc: BaseException) -> str:

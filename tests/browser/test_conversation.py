@@ -1,0 +1,200 @@
+"""The app in Debian's Chromium on the local engine: what a user sees and hears.
+
+One `streamlit run app.py` for the module (no key: the app starts its local engine). Chromium's
+fake devices play a generated speech WAV (looped, with silence around it) or silence, and a
+generated solid-blue camera.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import launch
+from tests.browser.driver import (
+    LONG,
+    component_frame,
+    install_level_meter,
+    items,
+    open_app,
+    played_level,
+    reset_level,
+    screenshot,
+    start_call,
+    status,
+    stop_call,
+    type_message,
+    wait_assistant_text,
+)
+from tests.browser.harness import VIEWPORT
+
+pytestmark = pytest.mark.browser
+
+NO_TRACEBACK = re.compile(r"Traceback|File \".*\.py\"", re.I)
+
+
+@pytest.fixture(scope="module")
+def silent_browser(playwright_instance, media):
+    browser = launch(playwright_instance, media["silence"], media["blue"])
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def speaking_browser(playwright_instance, media):
+    browser = launch(playwright_instance, media["speech"], media["blue"])
+    yield browser
+    browser.close()
+
+
+def new_page(browser):
+    context = browser.new_context(viewport=VIEWPORT)
+    return context.new_page()
+
+
+def assert_reads_like_a_product(page) -> None:
+    body = page.inner_text("body")
+    assert not NO_TRACEBACK.search(body), body[-2000:]
+
+
+def test_pages_explain_themselves_before_a_call(app, silent_browser):
+    page = new_page(silent_browser)
+    open_app(page, app.url)
+    component_frame(page).get_by_role("button", name="Start conversation").wait_for(timeout=LONG)
+    expect(status(page)).to_contain_text("Not connected")
+    expect(status(page)).to_contain_text("Local (offline)")
+    expect(page.get_by_text("speech recognition is approximate")).to_be_visible()
+    expect(page.get_by_text("Press Start conversation, allow the microphone")).to_be_visible()
+    expect(page.get_by_test_id("stChatInputTextArea")).to_be_disabled()
+    assert_reads_like_a_product(page)
+    screenshot(page, "01-conversation-idle")
+
+    page.get_by_role("link", name="Events").click()
+    expect(page.get_by_text("No conversation in this tab yet")).to_be_visible(timeout=LONG)
+    assert_reads_like_a_product(page)
+    screenshot(page, "02-events-idle")
+
+    page.get_by_role("link", name="Diagnostics").click()
+    expect(page.get_by_text("No conversation in this tab yet")).to_be_visible(timeout=LONG)
+    expect(page.get_by_text("round-trip time")).to_be_visible()
+    assert_reads_like_a_product(page)
+    screenshot(page, "03-diagnostics-idle")
+    page.context.close()
+
+
+def test_spoken_turn_is_transcribed_answered_and_heard(app, speaking_browser):
+    page = new_page(speaking_browser)
+    open_app(page, app.url)
+    start_call(page)
+    meter = install_level_meter(page)
+
+    # The looped speech file: a user item (the local engine's recognition is approximate, so its
+    # words are not checked) and an assistant reply, both final.
+    expect(items(page, "user").first).to_be_visible(timeout=LONG)
+    expect(items(page, "assistant").first).to_be_visible(timeout=LONG)
+    expect(status(page)).to_contain_text("Connected")
+
+    # The assistant's voice really plays in the page: a long reply, measured while it plays.
+    reset_level(meter)
+    type_message(page, "count to 20")
+    wait_assistant_text(page, r"one, two, three")
+    page.wait_for_timeout(2500)
+    level = played_level(meter)
+    assert level["elements"] >= 1 and level["state"] == "running", level
+    assert level["peak"] > 0.02, f"no assistant voice audible in the page: {level}"
+    assert_reads_like_a_product(page)
+    screenshot(page, "04-conversation-voice")
+
+    # Events and Diagnostics show this conversation (navigating ends the call: the WebRTC
+    # component lives on the Conversation page).
+    page.get_by_role("link", name="Events").click()
+    expect(page.get_by_text("events in this conversation")).to_be_visible(timeout=LONG)
+    expect(page.get_by_text("session.created").first).to_be_visible()
+    expect(page.get_by_text("response.done").first).to_be_visible()
+    assert_reads_like_a_product(page)
+    screenshot(page, "05-events-after-call")
+
+    page.get_by_role("link", name="Diagnostics").click()
+    expect(page.get_by_text("Latency per turn")).to_be_visible(timeout=LONG)
+    expect(page.get_by_text("Estimated cost")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    assert_reads_like_a_product(page)
+    screenshot(page, "06-diagnostics-after-call")
+    page.context.close()
+
+
+def test_typed_camera_instructions_interrupt_and_stop(app, silent_browser):
+    page = new_page(silent_browser)
+    open_app(page, app.url)
+    start_call(page)
+
+    type_message(page, "hello there studio")
+    wait_assistant_text(page, r"You said: hello there studio")
+    expect(items(page, "user").filter(has_text="hello there studio")).to_have_count(1)
+
+    type_message(page, "what do you see?")
+    wait_assistant_text(page, r"\bblue\b")
+    expect(page.locator("[class*='st-key-item-user-'] img").first).to_be_visible()  # the frame sent
+
+    # Instructions changed mid-call change the next reply.
+    instructions = page.get_by_role("textbox", name="Instructions")
+    instructions.fill("Say: Pineapple express.\nBe brief.")
+    instructions.press("Control+Enter")
+    expect(page.get_by_text("Changes apply to the live call")).to_be_visible()
+    page.wait_for_timeout(1000)
+    type_message(page, "anything new")
+    wait_assistant_text(page, r"Pineapple express\..*You said: anything new")
+    screenshot(page, "07-conversation-typed")
+
+    # Interrupt stops a long reply: "count to 60" speaks for far longer than this test waits, and
+    # after Interrupt the page goes quiet and the status stops saying the assistant is speaking.
+    meter = install_level_meter(page)
+    type_message(page, "count to 60")
+    wait_assistant_text(page, r"one, two")
+    expect(status(page)).to_contain_text("Assistant speaking", timeout=LONG)
+    page.wait_for_timeout(1500)
+    assert played_level(meter)["peak"] > 0.02, "the long reply was not audible before Interrupt"
+    page.get_by_role("button", name="Interrupt").click()
+    expect(status(page)).not_to_contain_text("Assistant speaking", timeout=10_000)
+    page.wait_for_timeout(1000)  # what was already in flight in the browser drains
+    reset_level(meter)
+    page.wait_for_timeout(2500)
+    quiet = played_level(meter)
+    assert quiet["peak"] < 0.01, f"the assistant kept talking after Interrupt: {quiet}"
+    screenshot(page, "08-conversation-interrupted")
+
+    # Stop hangs up: the call ends and typing is off.
+    stop_call(page)
+    expect(status(page)).not_to_contain_text("Connected", timeout=LONG)
+    expect(page.get_by_test_id("stChatInputTextArea")).to_be_disabled()
+    assert_reads_like_a_product(page)
+    screenshot(page, "09-conversation-stopped")
+    page.context.close()
+
+
+def test_two_tabs_are_two_conversations(app, silent_browser):
+    context = silent_browser.new_context(viewport=VIEWPORT)
+    tab_a, tab_b = context.new_page(), context.new_page()
+    open_app(tab_a, app.url)
+    open_app(tab_b, app.url)
+    tab_a.bring_to_front()
+    start_call(tab_a)
+    type_message(tab_a, "mango from tab one")
+    wait_assistant_text(tab_a, "mango from tab one")
+
+    tab_b.bring_to_front()
+    expect(tab_b.get_by_text("Press Start conversation, allow the microphone")).to_be_visible()
+    start_call(tab_b)
+    type_message(tab_b, "banana from tab two")
+    wait_assistant_text(tab_b, "banana from tab two")
+    expect(tab_b.get_by_text("mango", exact=False)).to_have_count(0)
+    expect(tab_a.get_by_text("banana", exact=False)).to_have_count(0)
+
+    stop_call(tab_b)
+    expect(status(tab_a)).to_contain_text("Connected")  # one tab's hang-up leaves the other talking
+    type_message(tab_a, "still here")
+    wait_assistant_text(tab_a, "still here")
+    stop_call(tab_a)
+    context.close()
