@@ -303,7 +303,13 @@ class HistoryStore:
             self._init_schema()
         except sqlite3.DatabaseError as exc:
             if _is_corrupt(exc):
-                aside = self._move_aside()
+                try:
+                    aside = self._move_aside()
+                except OSError as move_exc:
+                    raise HistoryUnavailable(
+                        f"History is off: {self.path} is damaged ({exc}) and could not be moved aside "
+                        f"({move_exc.strerror or move_exc}); it was left untouched and recording is "
+                        "disabled. Move or delete it to start a fresh history.") from None
                 try:
                     self._init_schema()
                 except sqlite3.Error as exc2:
