@@ -19,13 +19,25 @@ lock ``push``, ``clear`` and the track's callback take) and drops the oldest exc
 by reading it out of the fifo under that lock: exact, O(1), and thread-safe. Each
 ``clear()`` replaces the fifo, so it is looked up afresh every time.
 
-Latency between the cap and zero
---------------------------------
-Under the cap, a backlog (a burst after a stall, or clock drift) would otherwise
-stand for the rest of the call, since audio then comes in as fast as it goes out.
-The provider's stream carries silence between utterances, so `VoiceOut` simply does
-not queue silent frames (RMS below -60 dBFS) while more than ``silence_skip_ms`` is
-buffered: the backlog drains in the pauses, and no speech is ever cut for it.
+The cap is on the *standing* backlog
+-----------------------------------
+A burst is not a backlog. When the provider's sender falls behind (its loop stalled)
+it catches up by sending the late frames at once: the buffer jumps, then drains in
+the next pause. Dropping every sample over ``max_buffer_ms`` the moment it arrives
+cut ~0.7 s of reply audio per run out of the middle of words. So the cap applies to
+a backlog that *stands*: once the buffer has stayed above ``max_buffer_ms`` for
+``cap_window_ms`` (1 s), the oldest excess is dropped down to the cap. Only a burst
+beyond ``max_burst_ms`` (1 s) is cut at once, so latency stays bounded either way.
+
+Silence, and latency between the cap and zero
+---------------------------------------------
+The provider's stream carries silence between utterances. ``PcmAudioSource`` plays
+silence by itself when its buffer is empty, so queueing that silence only puts it in
+front of the next reply: up to ``silence_skip_ms`` (and a frame) of pure delay before
+the first word. `VoiceOut` therefore queues a silent frame (RMS below -60 dBFS) only
+inside an utterance (within ``hangover_ms`` of the last voiced frame, so pauses between
+words keep their length) and only while no more than ``silence_skip_ms`` is buffered
+(so a backlog drains in the pauses, and no speech is ever cut for it).
 
 For any other sink (no fifo to look into) it falls back to that own accounting, a
 leaky bucket drained at ``sample_rate`` in real time, and since it cannot take
@@ -86,6 +98,16 @@ class _FifoGauge:
                 return excess
         return 0
 
+    def trim(self, cap: int) -> int:
+        """Drop the oldest samples over ``cap``. Returns samples dropped."""
+        with self._source._lock:
+            fifo = self._source._fifo
+            excess = int(fifo.samples) - cap
+            if excess > 0:
+                fifo.read(excess)
+                return excess
+        return 0
+
     def cleared(self) -> None:
         pass
 
@@ -121,6 +143,9 @@ class _BucketGauge:
             self._sink.push(keep.tobytes())
         return pcm.size - keep.size
 
+    def trim(self, cap: int) -> int:
+        return 0  # an opaque sink's samples cannot be taken back
+
     def cleared(self) -> None:
         with self._lock:
             self._level = 0.0
@@ -143,6 +168,9 @@ class VoiceOut:
         max_buffer_ms: float = 400.0,
         sample_rate: int = 48000,
         silence_skip_ms: float = 60.0,
+        cap_window_ms: float = 1000.0,
+        max_burst_ms: float = 1000.0,
+        hangover_ms: float = 200.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not (callable(getattr(audio_out, "push", None)) and callable(getattr(audio_out, "clear", None))):
@@ -157,7 +185,16 @@ class VoiceOut:
         self.max_buffer_ms = float(max_buffer_ms)
         if not 0 <= silence_skip_ms <= max_buffer_ms:
             raise ValueError(f"silence_skip_ms must be within 0..max_buffer_ms, got {silence_skip_ms!r}")
+        if not max_burst_ms >= max_buffer_ms:
+            raise ValueError(f"max_burst_ms must be >= max_buffer_ms, got {max_burst_ms!r}")
+        if not cap_window_ms >= 0 or not hangover_ms >= 0:
+            raise ValueError(f"cap_window_ms and hangover_ms must be >= 0, got {cap_window_ms!r}, {hangover_ms!r}")
         self._cap = int(sample_rate * max_buffer_ms / 1000)
+        self._burst_cap = int(sample_rate * max_burst_ms / 1000)
+        self._cap_window_s = cap_window_ms / 1000
+        self._above_since: float | None = None  # when the buffer last rose above the cap
+        self._hangover = int(sample_rate * hangover_ms / 1000)
+        self._since_voiced = self._hangover  # samples of silence since the last voiced frame
         self._skip_above = int(sample_rate * silence_skip_ms / 1000)
         self._skipped = 0
         self._clock = clock
@@ -206,14 +243,39 @@ class VoiceOut:
                 self._levels.popleft()
         if not pcm.size:
             return
-        if energy <= _SILENCE_RMS**2 * pcm.size and self._gauge.queued() > self._skip_above:
+        queued = self._gauge.queued()
+        cap = self._cap_now(queued, now)
+        if energy <= _SILENCE_RMS**2 * pcm.size:
             with self._lock:
-                self._skipped += pcm.size
-            return
-        dropped = self._gauge.push_capped(pcm, self._cap)
+                self._since_voiced += pcm.size
+                skip = self._since_voiced > self._hangover or queued > self._skip_above
+                if skip:
+                    self._skipped += pcm.size
+            if skip:
+                if queued > cap:  # a standing backlog in a long pause: trim it all the same
+                    dropped = self._gauge.trim(cap)
+                    with self._lock:
+                        self._dropped += dropped
+                return
+        else:
+            with self._lock:
+                self._since_voiced = 0
+        dropped = self._gauge.push_capped(pcm, cap)
         with self._lock:
             self._pushed += pcm.size
             self._dropped += dropped
+
+    def _cap_now(self, queued: int, now: float) -> int:
+        """The cap for this push: the burst ceiling, or ``max_buffer_ms`` once a backlog stood."""
+        if queued <= self._cap:
+            self._above_since = None
+            return self._burst_cap
+        if self._above_since is None:
+            self._above_since = now
+        if now - self._above_since >= self._cap_window_s:
+            self._above_since = None
+            return self._cap
+        return self._burst_cap
 
     def clear(self) -> None:
         """Drop everything buffered (barge-in, Interrupt). Thread-safe."""
@@ -222,6 +284,8 @@ class VoiceOut:
         with self._lock:
             self._clears += 1
             self._levels.clear()
+            self._since_voiced = self._hangover
+            self._above_since = None
 
     async def run(self, track: MediaStreamTrack) -> None:
         """Relay ``track`` until it ends (MediaStreamError). Cancel the task to stop early."""
