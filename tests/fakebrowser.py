@@ -220,13 +220,26 @@ Answerer = Callable[[str], Awaitable[str]]
 
 
 class FakeBrowser:
-    """The browser tab: mic (speech), camera (solid colour), speaker (recorder)."""
+    """The browser tab: mic (speech), camera (solid colour), speaker (recorder).
 
-    def __init__(self, rgb: tuple[int, int, int] | None = (0, 0, 255), data_channel: bool = False) -> None:
+    ``ear_prefetch``: None leaves the receiver's jitter buffer as aiortc sets it
+    (holds 4 frames = 80 ms of a paced stream, but hardly anything of a bursty one,
+    so it is not a fair ear for comparing paths); a number sets its prefetch
+    through `realtime.rtc_tuning` (the latency bench uses 1 for every path).
+    """
+
+    def __init__(
+        self, rgb: tuple[int, int, int] | None = (0, 0, 255), data_channel: bool = False,
+        ear_prefetch: int | None = None,
+    ) -> None:
         self.pc = RTCPeerConnection()
         self.mic = SpeechTrack()
         self.speaker = AudioRecorder()
-        self.pc.addTransceiver(self.mic, direction="sendrecv")
+        speaker = self.pc.addTransceiver(self.mic, direction="sendrecv")
+        if ear_prefetch is not None:
+            from realtime.rtc_tuning import tune_receiver
+
+            tune_receiver(speaker.receiver, ear_prefetch)
         if rgb is not None:
             self.pc.addTransceiver(SolidVideoTrack(rgb), direction="sendrecv")
         self.channel = self.pc.createDataChannel("oai-events") if data_channel else None
@@ -450,14 +463,15 @@ class BridgedCall:
     """
 
     def __init__(
-        self, settings, rgb: tuple[int, int, int] | None = (0, 0, 255), tools=None, tune_leg: bool = True
+        self, settings, rgb: tuple[int, int, int] | None = (0, 0, 255), tools=None, tune_leg: bool = True,
+        ear_prefetch: int | None = None,
     ) -> None:
         from realtime.bridge import Bridge
 
         self.leg = ServerLeg(tune_receive=tune_leg)
         self.bridge = Bridge(settings, self.leg.voice, tools=tools)
         self.leg.attach(self.bridge, on_ended=self.bridge.close_soon)
-        self.browser = FakeBrowser(rgb)
+        self.browser = FakeBrowser(rgb, ear_prefetch=ear_prefetch)
 
     async def __aenter__(self) -> "BridgedCall":
         await self.browser.connect(self.leg.accept)
