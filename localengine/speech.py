@@ -57,15 +57,15 @@ class _EspeakVoice:
 # spread so that neighbouring voices of the same gender still differ by a clear step.
 _VOICE_MAP: dict[str, _EspeakVoice] = {
     "alloy": _EspeakVoice("en-us+m3", 50, 175, 50),
-    "ash": _EspeakVoice("en-us+m1", 30, 165, 40),
+    "ash": _EspeakVoice("en-us+m1", 35, 165, 40),
     "ballad": _EspeakVoice("en-gb-x-rp+m2", 40, 150, 70),
-    "coral": _EspeakVoice("en-us+f2", 60, 175, 60),
-    "echo": _EspeakVoice("en-us+m5", 15, 170, 30),
+    "coral": _EspeakVoice("en-us+f2", 55, 175, 60),
+    "echo": _EspeakVoice("en-us+m5", 0, 170, 30),
     "sage": _EspeakVoice("en+f1", 45, 160, 50),
-    "shimmer": _EspeakVoice("en-us+f4", 85, 185, 80),
+    "shimmer": _EspeakVoice("en-us+f4", 99, 185, 80),
     "verse": _EspeakVoice("en-us+m7", 70, 180, 60),
-    "marin": _EspeakVoice("en-us+f3", 72, 170, 55),
-    "cedar": _EspeakVoice("en+m4", 25, 160, 45),
+    "marin": _EspeakVoice("en-us+f3", 66, 170, 55),
+    "cedar": _EspeakVoice("en+m4", 18, 145, 45),
 }
 
 VOICES: tuple[str, ...] = tuple(_VOICE_MAP)
@@ -271,14 +271,28 @@ def _new_decoder():
 # prior the recognizer got 63/80 phrases at least partly right versus 50/80 from the model's
 # default (40,3,-1,0,...), and it still adapts within each utterance.
 _CMN_PRIOR = "59.55,7.38,-6.04,23.83,-11.58,0.23,-1.29,-14.75,-12.15,-7.27,9.86,-4.03,-7.15"
+_FRAME_SAMPLES_24K = SAMPLE_RATE * 30 // 1000
 _DECODE_CHUNK_BYTES = _RECOGNIZER_RATE // 100 * 2  # 10 ms of 16 kHz pcm16
 _DECODERS = _DecoderPool(size=2)  # decoding holds the GIL: more decoders would add memory, not speed
+
+
+_SILENCE_DBFS = -55.0
+
+
+def _loudest_frame_dbfs(samples: np.ndarray) -> float:
+    usable = samples[: samples.size - samples.size % _FRAME_SAMPLES_24K]
+    if usable.size == 0:
+        return -120.0
+    power = np.mean(usable.reshape(-1, _FRAME_SAMPLES_24K).astype(np.float32) ** 2, axis=1).max()
+    return 10.0 * float(np.log10(max(float(power), 1e-12) / 32768.0**2))
 
 
 def transcribe(pcm24k: bytes) -> str:
     """Recognize English speech in pcm16 LE mono 24 kHz audio. Lowercase words, "" for silence."""
     samples = np.frombuffer(pcm24k[: len(pcm24k) - len(pcm24k) % 2], dtype="<i2")
     if samples.size < SAMPLE_RATE // 10:  # under 100 ms: nothing to recognize
+        return ""
+    if _loudest_frame_dbfs(samples) < _SILENCE_DBFS:  # nothing above the noise floor: skip decoding
         return ""
     pcm16k = _resample_array(samples, SAMPLE_RATE, _RECOGNIZER_RATE).tobytes()
     decoder = _DECODERS.acquire()
