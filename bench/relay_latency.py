@@ -16,11 +16,12 @@ that whatever else loads the machine weighs on both alike:
 
 Mouth-to-ear latency = end of the user's speech leaving the fake browser to the
 first real assistant audio arriving back at it. The fake browser's own receiver
-("ear") is the same in both paths; by default its jitter buffer releases a frame
-after 1 more (--ear-prefetch 1): aiortc's default of 4 holds a *paced* stream
-80 ms but a *bursty* one hardly at all, and the engine sends bursts whenever its
-loop falls behind while the bridged path re-paces the voice, so the default
-would charge the bridge ~60 ms that only the measuring instrument adds. Per turn the bench also stamps
+("ear") is the same in both paths; by default it hands each packet on as it
+arrives (realtime.rtc_tuning; --ear-default for aiortc's buffer): aiortc's
+buffer holds a *paced* stream 80 ms but a *bursty* one hardly at all, and the
+engine sends bursts whenever its loop falls behind while the bridged path
+re-paces the voice, so it would charge the bridge ~60 ms that only the
+measuring instrument adds. Per turn the bench also stamps
 where the end of speech and the start of the reply are on the way (probes wrap
 the tracks' recv/push; nothing in the product is changed for them), so the
 difference is attributed to hops, not guessed:
@@ -64,7 +65,7 @@ UTTERANCES = ("hello there", "how are you today", "tell me something nice", "goo
 KEY = "bench-key"
 TURN_TIMEOUT_S = 30.0
 TUNE_LEG = True  # --no-leg-tuning: measure the leg as streamlit-webrtc leaves it
-EAR_PREFETCH: int | None = 1  # the fake browser's own receive, the same in both paths (--ear-prefetch)
+EAR_TUNED = True  # the fake browser's own receive, the same in both paths (--ear-default: aiortc's)
 
 
 def start_engine_child() -> tuple[subprocess.Popen, str]:
@@ -271,7 +272,7 @@ class SessionFigures:
 
 
 async def direct_session(base_url: str, speech, turn_numbers, idle_s: float, out: SessionFigures) -> None:
-    browser = FakeBrowser(rgb=None, data_channel=True, ear_prefetch=EAR_PREFETCH)
+    browser = FakeBrowser(rgb=None, data_channel=True, ear_tuned=EAR_TUNED)
     client = AsyncOpenAI(base_url=base_url, api_key=KEY, max_retries=0)
     events = EventTimes()
     call_id = None
@@ -314,7 +315,7 @@ async def bridged_session(base_url: str, speech, turn_numbers, idle_s: float, ou
     probes = {name: VoicedProbe() for name in ("leg_in", "mic_out", "voice_in", "voice_out")}
     with RssPeak() as rss:
         # the leg's audio receive is tuned as the app tunes its streamlit-webrtc leg (realtime.rtc_tuning)
-        call = BridgedCall(settings, rgb=(0, 0, 255), tune_leg=TUNE_LEG, ear_prefetch=EAR_PREFETCH)
+        call = BridgedCall(settings, rgb=(0, 0, 255), tune_leg=TUNE_LEG, ear_tuned=EAR_TUNED)
         leg, bridge = call.leg, call.bridge
         probe_call(leg, "_mic", probes["leg_in"])
         probe_recv(bridge.mic, probes["mic_out"])
@@ -387,7 +388,7 @@ async def main(rounds: int, per_round: int, idle_s: float) -> None:
     bridge_pm = per_min(bridged.bridge_cpu_s, bridged.wall_s)
     print(f"turns: {len(d_lat)} direct + {len(b_lat)} bridged, {rounds} interleaved rounds, "
           f"{time.monotonic() - started:.0f} s; engine: child process; load avg {os.getloadavg()[0]:.1f}; "
-          f"leg tuned: {TUNE_LEG}; ear prefetch: {EAR_PREFETCH}")
+          f"leg tuned: {TUNE_LEG}; ear tuned: {EAR_TUNED}")
     print(f"mouth-to-ear direct   (ms): median {d_med:7.1f}  all {[round(x) for x in d_lat]}")
     print(f"mouth-to-ear bridged  (ms): median {b_med:7.1f}  all {[round(x) for x in b_lat]}")
     print(f"bridge adds           (ms): median {b_med - d_med:7.1f}  ratio {b_med / d_med:.3f}  (target <= 30 ms)")
@@ -413,10 +414,10 @@ if __name__ == "__main__":
     parser.add_argument("--idle-seconds", type=float, default=4.0, help="idle time per session after its turns")
     parser.add_argument("--no-leg-tuning", action="store_true",
                         help="leave the browser leg's jitter buffer as aiortc sets it (as if the app did not tune it)")
-    parser.add_argument("--ear-prefetch", type=int, default=1, choices=range(0, 5), metavar="0..4",
-                        help="the fake browser's receive jitter-buffer prefetch, both paths (aiortc's default: 4)")
+    parser.add_argument("--ear-default", action="store_true",
+                        help="the fake browser receives with aiortc's default jitter buffer (both paths)")
     args = parser.parse_args()
     TUNE_LEG = not args.no_leg_tuning
-    EAR_PREFETCH = args.ear_prefetch
+    EAR_TUNED = not args.ear_default
     asyncio.run(main(max(1, min(args.rounds, 10)), max(1, min(args.turns_per_round, 5)),
                      max(0.0, min(args.idle_seconds, 60.0))))

@@ -71,9 +71,9 @@ class MicTrack(MediaStreamTrack):
         self,
         *,
         max_queue_ms: float = 200.0,
-        target_queue_ms: float = 20.0,
+        target_queue_ms: float = 0.0,
         trim_window: int = 50,
-        lead_ms: float = 120.0,
+        lead_ms: float = 200.0,
         slack_ms: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

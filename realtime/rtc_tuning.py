@@ -2,19 +2,24 @@
 
 aiortc (1.x, pinned) gives every audio ``RTCRtpReceiver`` a ``JitterBuffer(capacity=16,
 prefetch=4)``: a frame is handed to the decoder only once 4 more frames are stored behind
-it, so each receive hop holds about 80 ms. A bridged conversation has two more receive hops
-than a direct one (the server's browser leg receiving the mic, the bridge receiving the
-voice), so that alone is ~160 ms of the bridge's added latency. Loopback and datacentre
-links hardly reorder, and the receivers behind these hops feed our own queues (MicTrack,
-VoiceOut's capped buffer) that absorb jitter anyway, so we ask for 1 frame instead: a frame
-is released as soon as the next packet proves it complete (20 ms).
+it, so each receive hop holds about 80 ms (and even with ``prefetch=1`` a frame waits for
+the next packet: 20 ms). A bridged conversation has two more receive hops than a direct one
+(the server's browser leg receiving the mic, the bridge receiving the voice), so that was
+~160 ms of the bridge's added latency.
+
+An audio RTP packet is a whole frame (Opus: one frame per packet), so nothing needs to be
+assembled: `ImmediateAudioBuffer` hands each packet to the decoder as it arrives, in order.
+A packet older than the newest one seen is dropped (on loopback and datacentre links
+reordering is rare; a dropped late packet is a 20 ms gap, exactly what a lost one is), and
+the queues behind these hops (MicTrack, VoiceOut's buffer, the browser's own playout)
+absorb arrival jitter anyway.
 
 aiortc has no public knob for this. The buffer is the name-mangled private attribute
-``RTCRtpReceiver._RTCRtpReceiver__jitter_buffer`` and its prefetch is ``_prefetch``, which
-``JitterBuffer._remove_frame`` reads on every packet, so changing it is safe at any time,
-before or during reception. `tune_receiver` checks both exist and raises
-`RtcTuningError` otherwise (a test pins this, so an aiortc upgrade that changes them fails
-loudly instead of silently restoring the latency).
+``RTCRtpReceiver._RTCRtpReceiver__jitter_buffer``, used only as ``.add(packet) ->
+(pli_flag, JitterFrame | None)`` in ``_handle_rtp_packet``. `tune_receiver` checks it is
+there and raises `RtcTuningError` otherwise (tests pin the aiortc source this relies on, so
+an upgrade that changes it fails loudly instead of silently restoring the latency).
+Replacing it mid-stream loses at most the few packets the old buffer held, once.
 
 The app applies it to its streamlit-webrtc leg with `tune_streamlit_webrtc(ctx)` (the
 ``webrtc_streamer`` context, once ``ctx.state.playing``); the Bridge tunes its own peer.
@@ -26,44 +31,66 @@ import logging
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver
-from aiortc.jitterbuffer import JitterBuffer
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_add
 
-__all__ = ["AUDIO_PREFETCH", "RtcTuningError", "tune_receiver", "tune_peer_connection", "tune_streamlit_webrtc"]
+__all__ = ["ImmediateAudioBuffer", "RtcTuningError", "tune_receiver", "tune_peer_connection", "tune_streamlit_webrtc"]
 
 log = logging.getLogger(__name__)
 
-AUDIO_PREFETCH = 1  # frames held behind the one released (aiortc's default: 4)
 _ATTR = "_RTCRtpReceiver__jitter_buffer"
+_MAX_MISORDER = 100  # as aiortc: a packet this far "behind" means the stream restarted
 
 
 class RtcTuningError(RuntimeError):
     """aiortc's receiver no longer looks like the version this module was written for."""
 
 
-def tune_receiver(receiver: RTCRtpReceiver, prefetch: int = AUDIO_PREFETCH) -> bool:
-    """Lower an audio receiver's jitter-buffer prefetch. Returns False for video (left alone)."""
+class ImmediateAudioBuffer(JitterBuffer):
+    """A zero-delay stand-in for aiortc's audio JitterBuffer: each in-order packet is a frame."""
+
+    def __init__(self) -> None:
+        super().__init__(capacity=16, prefetch=0)
+        self._newest: int | None = None
+        self.dropped_late = 0
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        seq = packet.sequence_number
+        if self._newest is not None:
+            ahead = uint16_add(seq, -self._newest)
+            behind = uint16_add(self._newest, -seq)
+            if ahead == 0 or (behind < ahead and behind < _MAX_MISORDER):
+                self.dropped_late += 1  # a duplicate, or later than a newer packet: too late to play
+                return False, None
+        self._newest = seq
+        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+
+
+def tune_receiver(receiver: RTCRtpReceiver) -> bool:
+    """Give an audio receiver the zero-delay buffer. Returns False for video (left alone)."""
     if not isinstance(receiver, RTCRtpReceiver):
         raise TypeError(f"tune_receiver() takes an aiortc RTCRtpReceiver, got {type(receiver).__name__}")
-    if not 0 <= prefetch <= 4:
-        raise ValueError(f"prefetch must be within 0..4, got {prefetch!r}")
     buffer = getattr(receiver, _ATTR, None)
-    if not isinstance(buffer, JitterBuffer) or not isinstance(getattr(buffer, "_prefetch", None), int):
+    if not isinstance(buffer, JitterBuffer):
         raise RtcTuningError(
-            "aiortc's RTCRtpReceiver has no JitterBuffer with an int _prefetch at "
-            f"{_ATTR}; realtime/rtc_tuning.py must be updated for this aiortc version"
+            f"aiortc's RTCRtpReceiver has no JitterBuffer at {_ATTR}; "
+            "realtime/rtc_tuning.py must be updated for this aiortc version"
         )
-    if getattr(buffer, "_is_video", False):
+    if isinstance(buffer, ImmediateAudioBuffer):
+        return True
+    if getattr(buffer, "_is_video", False) or getattr(receiver, "_RTCRtpReceiver__kind", "audio") != "audio":
         return False
-    buffer._prefetch = int(prefetch)
+    setattr(receiver, _ATTR, ImmediateAudioBuffer())
     return True
 
 
-def tune_peer_connection(pc: RTCPeerConnection, prefetch: int = AUDIO_PREFETCH) -> int:
+def tune_peer_connection(pc: RTCPeerConnection) -> int:
     """Tune every audio receiver of ``pc`` (call again after new transceivers). Returns how many."""
-    return sum(tune_receiver(r, prefetch) for r in pc.getReceivers())
+    return sum(tune_receiver(r) for r in pc.getReceivers())
 
 
-def tune_streamlit_webrtc(ctx: Any, prefetch: int = AUDIO_PREFETCH) -> int:
+def tune_streamlit_webrtc(ctx: Any) -> int:
     """Tune the server side of a streamlit-webrtc leg (its ``webrtc_streamer(...)`` context).
 
     streamlit-webrtc (0.79) keeps the peer on its worker (``ctx._get_worker().pc``), with no
@@ -76,7 +103,7 @@ def tune_streamlit_webrtc(ctx: Any, prefetch: int = AUDIO_PREFETCH) -> int:
         pc = getattr(worker, "pc", None) if worker is not None else None
         if not isinstance(pc, RTCPeerConnection):
             return 0
-        return tune_peer_connection(pc, prefetch)
+        return tune_peer_connection(pc)
     except Exception as exc:  # noqa: BLE001 - latency tuning must never break the page
         log.warning("could not tune the browser leg's audio receive: %s", exc)
         return 0

@@ -222,24 +222,25 @@ Answerer = Callable[[str], Awaitable[str]]
 class FakeBrowser:
     """The browser tab: mic (speech), camera (solid colour), speaker (recorder).
 
-    ``ear_prefetch``: None leaves the receiver's jitter buffer as aiortc sets it
-    (holds 4 frames = 80 ms of a paced stream, but hardly anything of a bursty one,
-    so it is not a fair ear for comparing paths); a number sets its prefetch
-    through `realtime.rtc_tuning` (the latency bench uses 1 for every path).
+    ``ear_tuned``: False leaves the receiver's jitter buffer as aiortc sets it
+    (it holds 4 frames = 80 ms of a paced stream, but hardly anything of a bursty
+    one, so it is not a fair ear for comparing paths); True gives it
+    `realtime.rtc_tuning`'s zero-delay audio buffer (the latency bench does, for
+    every path).
     """
 
     def __init__(
         self, rgb: tuple[int, int, int] | None = (0, 0, 255), data_channel: bool = False,
-        ear_prefetch: int | None = None,
+        ear_tuned: bool = False,
     ) -> None:
         self.pc = RTCPeerConnection()
         self.mic = SpeechTrack()
         self.speaker = AudioRecorder()
         speaker = self.pc.addTransceiver(self.mic, direction="sendrecv")
-        if ear_prefetch is not None:
+        if ear_tuned:
             from realtime.rtc_tuning import tune_receiver
 
-            tune_receiver(speaker.receiver, ear_prefetch)
+            tune_receiver(speaker.receiver)
         if rgb is not None:
             self.pc.addTransceiver(SolidVideoTrack(rgb), direction="sendrecv")
         self.channel = self.pc.createDataChannel("oai-events") if data_channel else None
@@ -279,7 +280,7 @@ class ServerLeg:
     the bridge is given as its `audio_out`. When the browser's mic track ends
     (the browser leg closed), `on_ended` is called. With `tune_receive` (the
     default) its audio receiver gets `realtime.rtc_tuning`'s low-latency jitter
-    buffer, as the app does with `tune_streamlit_webrtc(ctx)`.
+    audio buffer, as the app does with `tune_streamlit_webrtc(ctx)`.
     """
 
     def __init__(self, tune_receive: bool = True) -> None:
@@ -464,14 +465,14 @@ class BridgedCall:
 
     def __init__(
         self, settings, rgb: tuple[int, int, int] | None = (0, 0, 255), tools=None, tune_leg: bool = True,
-        ear_prefetch: int | None = None,
+        ear_tuned: bool = False,
     ) -> None:
         from realtime.bridge import Bridge
 
         self.leg = ServerLeg(tune_receive=tune_leg)
         self.bridge = Bridge(settings, self.leg.voice, tools=tools)
         self.leg.attach(self.bridge, on_ended=self.bridge.close_soon)
-        self.browser = FakeBrowser(rgb, ear_prefetch=ear_prefetch)
+        self.browser = FakeBrowser(rgb, ear_tuned=ear_tuned)
 
     async def __aenter__(self) -> "BridgedCall":
         await self.browser.connect(self.leg.accept)

@@ -1,4 +1,4 @@
-"""rtc_tuning: the audio receivers' jitter buffer releases a frame after 1 more, not 4."""
+"""rtc_tuning: audio receivers hand each packet to the decoder as it arrives (aiortc holds 4 more)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtp import RtpPacket
 
 from realtime.rtc_tuning import (
-    AUDIO_PREFETCH,
+    ImmediateAudioBuffer,
     RtcTuningError,
     tune_peer_connection,
     tune_receiver,
@@ -28,9 +28,10 @@ def jitter_buffer(receiver: RTCRtpReceiver) -> JitterBuffer:
 
 def test_aiortc_still_has_the_private_buffer_this_module_tunes():
     """Fails when an aiortc upgrade moves or renames what tune_receiver changes."""
-    source = inspect.getsource(RTCRtpReceiver.__init__)
-    assert "self.__jitter_buffer = JitterBuffer(capacity=16, prefetch=4)" in source
-    assert "self._prefetch" in inspect.getsource(JitterBuffer._remove_frame)
+    assert "self.__jitter_buffer = JitterBuffer(capacity=16, prefetch=4)" in inspect.getsource(RTCRtpReceiver.__init__)
+    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)" in handle
+    assert handle.count("__jitter_buffer") == 1  # add() is all the receiver asks of it
 
 
 def packet(seq: int) -> RtpPacket:
@@ -43,9 +44,15 @@ def frames_released(buffer: JitterBuffer, packets: int) -> int:
     return sum(buffer.add(packet(seq))[1] is not None for seq in range(packets))
 
 
-def test_prefetch_one_releases_each_frame_one_packet_later_instead_of_four():
-    assert frames_released(JitterBuffer(capacity=16, prefetch=4), 5) == 1  # aiortc: 80 ms held
-    assert frames_released(JitterBuffer(capacity=16, prefetch=AUDIO_PREFETCH), 5) == 4  # ours: 20 ms
+def test_each_packet_is_released_at_once_in_order_and_late_ones_are_dropped():
+    assert frames_released(JitterBuffer(capacity=16, prefetch=4), 5) == 1  # aiortc: 4 held back (80 ms)
+    buffer = ImmediateAudioBuffer()
+    out = [buffer.add(packet(seq)) for seq in (65534, 65535, 0, 2, 1, 2, 3)]  # wraps, a loss, a late one
+    assert all(pli is False for pli, _ in out)
+    assert [f.timestamp // 960 if f else None for _, f in out] == [65534, 65535, 0, 2, None, None, 3]
+    assert buffer.dropped_late == 2  # 1 came after 2; the second 2 is a duplicate
+    _, restarted = buffer.add(packet(40000))  # a sender restart far ahead: followed
+    assert restarted is not None and restarted.data == b"x"
 
 
 async def test_tunes_the_audio_receivers_of_a_peer_and_leaves_video_alone():
@@ -54,11 +61,10 @@ async def test_tunes_the_audio_receivers_of_a_peer_and_leaves_video_alone():
         audio = pc.addTransceiver("audio", direction="sendrecv")
         video = pc.addTransceiver("video", direction="recvonly")
         assert tune_peer_connection(pc) == 1
-        assert jitter_buffer(audio.receiver)._prefetch == AUDIO_PREFETCH
-        assert jitter_buffer(video.receiver)._prefetch == 0 and jitter_buffer(video.receiver).capacity == 512
-        assert tune_peer_connection(pc) == 1  # idempotent
-        with pytest.raises(ValueError):
-            tune_receiver(audio.receiver, prefetch=9)
+        tuned = jitter_buffer(audio.receiver)
+        assert isinstance(tuned, ImmediateAudioBuffer)
+        assert type(jitter_buffer(video.receiver)) is JitterBuffer and jitter_buffer(video.receiver).capacity == 512
+        assert tune_peer_connection(pc) == 1 and jitter_buffer(audio.receiver) is tuned  # idempotent
         with pytest.raises(TypeError):
             tune_receiver(object())  # type: ignore[arg-type]
     finally:
@@ -120,12 +126,12 @@ async def _click_delay_ms(tune: bool) -> float:
         await receiver.close()
 
 
-async def test_a_tuned_receiver_hands_audio_over_about_60_ms_sooner():
+async def test_a_tuned_receiver_hands_audio_over_about_80_ms_sooner():
     """Over a real loopback peer connection: what a listener would notice."""
     default = min([await _click_delay_ms(tune=False) for _ in range(2)])
     tuned = min([await _click_delay_ms(tune=True) for _ in range(2)])
-    assert default - tuned > 35, (default, tuned)  # 3 frames = 60 ms less, with margin for a busy machine
-    assert tuned < 60, tuned
+    assert default - tuned > 50, (default, tuned)  # 4 frames = 80 ms less, with margin for a busy machine
+    assert tuned < 40, tuned
 
 
 def test_tune_streamlit_webrtc_reaches_the_worker_peer_and_never_raises():
