@@ -125,7 +125,8 @@ def _live_panel(conv: Conversation) -> None:
             )
         with st.container(height=520, border=True, key="transcript"):
             items = snap.transcript if snap is not None else ()
-            transcript_view.render_transcript(items, live=conv.active)
+            failed = snap is not None and snap.state == "failed"
+            transcript_view.render_transcript(items, live=conv.active, failed=failed)
 
     live()
 

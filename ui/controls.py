@@ -12,7 +12,7 @@ def render_call_controls(conv: Conversation) -> None:
     live = bridge is not None
     c1, c2 = st.columns(2)
     with c1:
-        if st.button("Send frame now", icon=":material/photo_camera:", disabled=not live or not conv.settings.camera.enabled,
+        if st.button("Send frame", icon=":material/photo_camera:", disabled=not live or not conv.settings.camera.enabled,
                      width="stretch", help="Show the assistant the current camera frame right away."):
             bridge.send_frame_now()
             st.toast("Camera frame sent to the assistant.", icon=":material/photo_camera:")

@@ -18,10 +18,12 @@ EMPTY_HINT = (
 )
 
 
-def render_transcript(items: Iterable[Any], *, live: bool) -> None:
+def render_transcript(items: Iterable[Any], *, live: bool, failed: bool = False) -> None:
     items = tuple(items)
     if not items:
-        if live:
+        if failed:
+            st.caption("The call could not continue. Press **Stop (hang up)**, fix the problem above, then Start again.")
+        elif live:
             st.caption("Connected. Say something, or type a message below.")
         else:
             st.info(EMPTY_HINT, icon=":material/forum:")
