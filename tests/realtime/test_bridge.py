@@ -45,6 +45,7 @@ async def test_speech_gets_a_transcript_and_a_spoken_reply_back_at_the_browser(e
         snap = await wait_until(lambda: call.bridge.snapshot().turns and call.bridge.snapshot(), 10, "turn metrics")
         assert snap.turns[0].first_audio_ms is not None and snap.turns[0].first_audio_ms > 0
         assert snap.rtc.packets_sent > 0 and snap.rtc.packets_received > 0
+        assert call.bridge.voice.stats().dropped_ms == 0  # no reply audio was cut to keep latency down
         for logged in client_events(call):
             CLIENT_EVENT.validate_python(logged.payload)
 
