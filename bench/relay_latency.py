@@ -11,8 +11,10 @@ that whatever else loads the machine weighs on both alike:
 1. direct: the fake browser talks to the engine itself (its own aiortc peer and
    `oai-events` channel, SDP through the SDK) -- the baseline.
 2. bridged: fake browser -> ServerLeg (AudioSinkTrack / VideoSinkTrack /
-   PcmAudioSource, tuned as the app tunes its streamlit-webrtc leg) -> Bridge ->
-   engine, camera on.
+   PcmAudioSource, tuned as the app is asked to tune its streamlit-webrtc leg:
+   realtime.rtc_tuning.tune_streamlit_webrtc and realtime.voice_source.just_in_time;
+   --no-leg-tuning leaves it as streamlit-webrtc sets it up) -> Bridge -> engine,
+   camera on.
 
 Mouth-to-ear latency = end of the user's speech leaving the fake browser to the
 first real assistant audio arriving back at it. The fake browser's own receiver
@@ -65,6 +67,7 @@ UTTERANCES = ("hello there", "how are you today", "tell me something nice", "goo
 KEY = "bench-key"
 TURN_TIMEOUT_S = 30.0
 TUNE_LEG = True  # --no-leg-tuning: measure the leg as streamlit-webrtc leaves it
+CAMERA = True  # --no-camera: bridged sessions without the camera (to see what its CPU load costs)
 EAR_TUNED = True  # the fake browser's own receive, the same in both paths (--ear-default: aiortc's)
 
 
@@ -211,6 +214,11 @@ class TurnResult:
     hops_ms: dict[str, float] = field(default_factory=dict)  # hop name -> ms (missing when not measured)
 
 
+MIC_HOP = "end of speech -> speech_stopped"
+VOICE_HOP = "audio started -> heard"
+ENGINE_HOP = "engine: speech_stopped -> audio started"
+
+
 def _ms(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else (b - a) * 1000
 
@@ -311,11 +319,11 @@ async def direct_session(base_url: str, speech, turn_numbers, idle_s: float, out
 
 
 async def bridged_session(base_url: str, speech, turn_numbers, idle_s: float, out: SessionFigures) -> None:
-    settings = Settings(api_key=KEY, base_url=base_url, camera=CameraSettings(enabled=True, interval_s=2.0))
+    settings = Settings(api_key=KEY, base_url=base_url, camera=CameraSettings(enabled=CAMERA, interval_s=2.0))
     probes = {name: VoicedProbe() for name in ("leg_in", "mic_out", "voice_in", "voice_out")}
     with RssPeak() as rss:
         # the leg's audio receive is tuned as the app tunes its streamlit-webrtc leg (realtime.rtc_tuning)
-        call = BridgedCall(settings, rgb=(0, 0, 255), tune_leg=TUNE_LEG, ear_tuned=EAR_TUNED)
+        call = BridgedCall(settings, rgb=(0, 0, 255) if CAMERA else None, tune_leg=TUNE_LEG, ear_tuned=EAR_TUNED)
         leg, bridge = call.leg, call.bridge
         probe_call(leg, "_mic", probes["leg_in"])
         probe_recv(bridge.mic, probes["mic_out"])
@@ -388,10 +396,20 @@ async def main(rounds: int, per_round: int, idle_s: float) -> None:
     bridge_pm = per_min(bridged.bridge_cpu_s, bridged.wall_s)
     print(f"turns: {len(d_lat)} direct + {len(b_lat)} bridged, {rounds} interleaved rounds, "
           f"{time.monotonic() - started:.0f} s; engine: child process; load avg {os.getloadavg()[0]:.1f}; "
-          f"leg tuned: {TUNE_LEG}; ear tuned: {EAR_TUNED}")
+          f"leg tuned: {TUNE_LEG}; ear tuned: {EAR_TUNED}; bridged camera: {CAMERA}")
     print(f"mouth-to-ear direct   (ms): median {d_med:7.1f}  all {[round(x) for x in d_lat]}")
     print(f"mouth-to-ear bridged  (ms): median {b_med:7.1f}  all {[round(x) for x in b_lat]}")
     print(f"bridge adds           (ms): median {b_med - d_med:7.1f}  ratio {b_med / d_med:.3f}  (target <= 30 ms)")
+    d_mic, b_mic = (_median([t.hops_ms[k] for t in turns if k in t.hops_ms])
+                    for turns, k in ((direct.turns, MIC_HOP), (bridged.turns, MIC_HOP)))
+    d_voice, b_voice = (_median([t.hops_ms[k] for t in turns if k in t.hops_ms])
+                        for turns, k in ((direct.turns, VOICE_HOP), (bridged.turns, VOICE_HOP)))
+    d_engine, b_engine = (_median([t.hops_ms[k] for t in turns if k in t.hops_ms])
+                          for turns, k in ((direct.turns, ENGINE_HOP), (bridged.turns, ENGINE_HOP)))
+    print(f"  of which on the bridge's own hops (ms): mic {b_mic - d_mic:+6.1f} (end of speech -> speech_stopped), "
+          f"voice {b_voice - d_voice:+6.1f} (audio started -> heard): {b_mic - d_mic + b_voice - d_voice:+6.1f}")
+    print(f"  and in the engine (speech_stopped -> audio started, not the bridge's path; "
+          f"CPU contention/noise) (ms): {b_engine - d_engine:+6.1f}")
     print("per-hop medians (ms), direct:")
     print("\n".join(_hop_table(direct.turns)))
     print("per-hop medians (ms), bridged:")
@@ -409,15 +427,18 @@ async def main(rounds: int, per_round: int, idle_s: float) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=4, help="interleaved direct/bridged rounds (1..10)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved direct/bridged rounds (1..10)")
     parser.add_argument("--turns-per-round", type=int, default=2, help="voice turns per session (1..5)")
     parser.add_argument("--idle-seconds", type=float, default=4.0, help="idle time per session after its turns")
     parser.add_argument("--no-leg-tuning", action="store_true",
-                        help="leave the browser leg's jitter buffer as aiortc sets it (as if the app did not tune it)")
+                        help="leave the browser leg as streamlit-webrtc sets it up (aiortc's jitter buffer, "
+                             "PcmAudioSource reading a frame early): as if the app did not tune it")
+    parser.add_argument("--no-camera", action="store_true", help="bridged sessions without a camera")
     parser.add_argument("--ear-default", action="store_true",
                         help="the fake browser receives with aiortc's default jitter buffer (both paths)")
     args = parser.parse_args()
     TUNE_LEG = not args.no_leg_tuning
     EAR_TUNED = not args.ear_default
+    CAMERA = not args.no_camera
     asyncio.run(main(max(1, min(args.rounds, 10)), max(1, min(args.turns_per_round, 5)),
                      max(0.0, min(args.idle_seconds, 60.0))))

@@ -278,15 +278,21 @@ class ServerLeg:
     frames to `bridge.on_video_frame` through a `VideoSinkTrack`, and the
     assistant's voice comes from `self.voice` (a `PcmAudioSource`, 48 kHz) that
     the bridge is given as its `audio_out`. When the browser's mic track ends
-    (the browser leg closed), `on_ended` is called. With `tune_receive` (the
-    default) its audio receiver gets `realtime.rtc_tuning`'s low-latency jitter
-    audio buffer, as the app does with `tune_streamlit_webrtc(ctx)`.
+    (the browser leg closed), `on_ended` is called. With `tune` (the default) the
+    leg is set up for low latency as the app is asked to: its audio receiver gets
+    `realtime.rtc_tuning`'s zero-delay buffer (`tune_streamlit_webrtc(ctx)` in the
+    app) and its voice track reads each frame when due
+    (`realtime.voice_source.just_in_time`).
     """
 
-    def __init__(self, tune_receive: bool = True) -> None:
+    def __init__(self, tune: bool = True) -> None:
         self.pc = RTCPeerConnection()
-        self.tune_receive = tune_receive
+        self.tune_receive = tune
         self.voice = PcmAudioSource(sample_rate=RATE)
+        if tune:
+            from realtime.voice_source import just_in_time
+
+            just_in_time(self.voice)
         self.bridge = None
         self.on_ended: Callable[[], None] | None = None
         self._sinks: list = []
@@ -469,7 +475,7 @@ class BridgedCall:
     ) -> None:
         from realtime.bridge import Bridge
 
-        self.leg = ServerLeg(tune_receive=tune_leg)
+        self.leg = ServerLeg(tune=tune_leg)
         self.bridge = Bridge(settings, self.leg.voice, tools=tools)
         self.leg.attach(self.bridge, on_ended=self.bridge.close_soon)
         self.browser = FakeBrowser(rgb, ear_tuned=ear_tuned)

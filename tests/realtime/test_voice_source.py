@@ -1,0 +1,70 @@
+"""voice_source.just_in_time: the browser leg's voice track takes each frame when it is due."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+
+import numpy as np
+import pytest
+from aiortc.mediastreams import MediaStreamError
+from streamlit_webrtc.pcm_source import PcmAudioSource
+from streamlit_webrtc.source import AudioSourceTrack
+
+from realtime.voice_source import JustInTimeAudioTrack, just_in_time
+
+LOUD = np.full(960, 9000, np.int16)
+
+
+def test_streamlit_webrtc_still_reads_its_buffer_a_period_early_and_keeps_the_state_we_use():
+    """Fails when a streamlit-webrtc upgrade changes what JustInTimeAudioTrack relies on."""
+    recv = inspect.getsource(AudioSourceTrack.recv)
+    assert recv.index("self._call_callback") < recv.index("await asyncio.sleep")
+    track = AudioSourceTrack(callback=lambda pts, tb: None, sample_rate=48000)
+    for name in ("_started_at", "_pts", "_samples_per_frame", "_sample_rate", "_time_base", "_call_callback"):
+        assert hasattr(track, name), name
+    track.stop()
+
+
+async def _first_loud_frame(source: PcmAudioSource) -> int:
+    """Push 20 ms of voice while the track waits for its next frame; which frame carries it?"""
+    track = source.track
+    try:
+        await track.recv()  # frame 0: the clock starts
+        pending = asyncio.ensure_future(track.recv())  # frame 1: due in 20 ms
+        await asyncio.sleep(0.005)
+        source.push(LOUD)  # the assistant's first word arrives meanwhile
+        frames = [await pending] + [await track.recv() for _ in range(2)]
+        return next(i + 1 for i, f in enumerate(frames) if np.abs(f.to_ndarray()).max() > 1000)
+    finally:
+        track.stop()
+
+
+async def test_voice_pushed_while_the_track_waits_goes_out_in_that_frame_not_the_next():
+    assert await _first_loud_frame(PcmAudioSource(sample_rate=48000)) == 2  # as shipped: a period late
+    assert await _first_loud_frame(just_in_time(PcmAudioSource(sample_rate=48000))) == 1
+
+
+async def test_the_track_stays_paced_continuous_and_stoppable():
+    source = just_in_time(PcmAudioSource(sample_rate=48000))
+    track = source.track
+    assert isinstance(track, JustInTimeAudioTrack) and just_in_time(source) is source  # idempotent
+    ended = []
+    track._on_ended_callback = lambda: ended.append(True)
+    t0 = time.monotonic()
+    frames = [await track.recv() for _ in range(26)]
+    assert 0.48 <= time.monotonic() - t0 < 0.9  # 25 x 20 ms after the first frame
+    assert [f.pts for f in frames] == [i * 960 for i in range(26)]
+    assert all(f.samples == 960 and f.sample_rate == 48000 for f in frames)
+    pending = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0)
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await asyncio.wait_for(pending, 1)
+    assert ended == [True]
+
+
+def test_only_a_pcm_audio_source_is_accepted():
+    with pytest.raises(TypeError, match="PcmAudioSource"):
+        just_in_time(object())  # type: ignore[arg-type]
