@@ -62,7 +62,7 @@ _VOICE_MAP: dict[str, _EspeakVoice] = {
     "coral": _EspeakVoice("en-us+f2", 55, 175, 60),
     "echo": _EspeakVoice("en-us+m5", 0, 170, 30),
     "sage": _EspeakVoice("en+f1", 45, 160, 50),
-    "shimmer": _EspeakVoice("en-us+f4", 99, 185, 80),
+    "shimmer": _EspeakVoice("en-us+f5", 90, 175, 60),
     "verse": _EspeakVoice("en-us+m7", 70, 180, 60),
     "marin": _EspeakVoice("en-us+f3", 66, 170, 55),
     "cedar": _EspeakVoice("en+m4", 18, 145, 45),
@@ -262,9 +262,10 @@ def _new_decoder():
     import pocketsphinx
 
     # Default config = the bundled en-US acoustic model, dictionary and language model. The
-    # second (flat-lexicon) pass is off: it runs inside end_utt() holding the GIL for the whole
-    # utterance, and on synthetic speech it recognized no more words than the first pass.
-    return pocketsphinx.Decoder(loglevel="FATAL", fwdflat=False)
+    # flat-lexicon second pass and the lattice best path are off: they hold the GIL for hundreds
+    # of milliseconds at a time (end_utt / hyp) and made decoding 2-3x slower, while on
+    # synthetic speech they recognized no more words than the first pass alone.
+    return pocketsphinx.Decoder(loglevel="FATAL", fwdflat=False, bestpath=False)
 
 
 # Cepstral mean after live adaptation over 80 utterances (20 phrases x 4 voices). From this
@@ -273,7 +274,11 @@ def _new_decoder():
 _CMN_PRIOR = "59.55,7.38,-6.04,23.83,-11.58,0.23,-1.29,-14.75,-12.15,-7.27,9.86,-4.03,-7.15"
 _FRAME_SAMPLES_24K = SAMPLE_RATE * 30 // 1000
 _DECODE_CHUNK_BYTES = _RECOGNIZER_RATE // 100 * 2  # 10 ms of 16 kHz pcm16
-_DECODERS = _DecoderPool(size=2)  # decoding holds the GIL: more decoders would add memory, not speed
+# Decoding holds the GIL, so decoders cannot run in parallel. Measured with two at once: the
+# pair took 3x as long as one and an asyncio loop in the same process waited up to 300 ms (once
+# over 1 s) for the GIL. With one decoder, other callers queue here without the GIL and the
+# loop's waits were ~6 ms median, 12-30 ms p95 (worst 80 ms on a heavily loaded 2-core box).
+_DECODERS = _DecoderPool(size=1)
 
 
 _SILENCE_DBFS = -55.0
