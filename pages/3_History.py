@@ -36,9 +36,11 @@ def _title(summary: ConversationSummary) -> str:
     return summary.first_user_line or "(nothing said by you)"
 
 
-def _facts(summary: ConversationSummary) -> str:
+def _facts(summary: ConversationSummary, live: frozenset[str]) -> str:
     turns = f"{summary.turns} turn" + ("" if summary.turns == 1 else "s")
-    unfinished = "" if summary.ended_at is not None else " (not ended cleanly)"
+    unfinished = ""
+    if summary.ended_at is None:
+        unfinished = " (in progress)" if summary.id in live else " (not ended cleanly)"
     return (f"{_when(summary.started_at)} · {format_duration(summary.duration_s)}{unfinished} · {turns} · "
             f"{usd(summary.cost_usd)} · {engine_label(summary.backend)}")
 
@@ -91,6 +93,7 @@ def _list(store: HistoryStore) -> None:
                     icon=":material/history:")
         return
     shown = summaries[:_MAX_LISTED]
+    live = store.recorder.open_conversations
     what = f"{len(summaries)} conversation" + ("" if len(summaries) == 1 else "s")
     st.caption(what + (f" matching “{search.strip()}”" if search.strip() else "")
                + (f"; showing the newest {_MAX_LISTED}" if len(summaries) > _MAX_LISTED else "") + ".")
@@ -98,7 +101,7 @@ def _list(store: HistoryStore) -> None:
         with st.container(border=True, key=f"conv-{summary.id}"):
             text, action = st.columns([5, 1], vertical_alignment="center")
             text.markdown(f"**{_escape(_title(summary))}**")
-            text.caption(_facts(summary))
+            text.caption(_facts(summary, live))
             if action.button("Open", key=_K + "open." + summary.id, icon=":material/open_in_new:", width="stretch"):
                 st.session_state[_K + "open"] = summary.id
                 st.rerun()

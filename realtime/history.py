@@ -584,6 +584,7 @@ class Recorder:
         self._models: dict[str, str] = {}
         self._attached: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._conn: sqlite3.Connection | None = None
+        self._open_ids: set[str] = set()
         self.notice: str | None = None
         self.written = 0
         self.dropped = 0
@@ -599,6 +600,7 @@ class Recorder:
         model = str(getattr(settings, "model", None) or record.get("model") or "")
         self._secrets[cid] = _secret_values(settings)
         self._models[cid] = model
+        self._open_ids.add(cid)
         self._put(_Start(cid, time.time() if started_at is None else started_at,
                          json.dumps(record, ensure_ascii=False), backend, model))
         return cid
@@ -644,7 +646,13 @@ class Recorder:
         replay()                       # what became final between the first look and the listener
         return cid
 
+    @property
+    def open_conversations(self) -> frozenset[str]:
+        """Conversations started by this recorder and not yet ended (calls in progress)."""
+        return frozenset(self._open_ids)
+
     def end_conversation(self, conversation_id: str, *, ended_at: float | None = None) -> None:
+        self._open_ids.discard(conversation_id)
         self._put(_End(conversation_id, time.time() if ended_at is None else ended_at))
 
     def flush(self, timeout: float = 5.0) -> bool:

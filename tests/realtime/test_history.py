@@ -583,3 +583,19 @@ def test_a_malformed_update_is_dropped_alone_and_recording_goes_on(store):
     assert rec.flush(5)
     assert [i.text for i in store.load(cid).items] == ["before", "after"]
     assert rec.dropped == 1 and "no text here" in rec.notice
+
+
+def test_page_tells_a_call_in_progress_from_one_that_never_ended(page, tmp_path):
+    store, at = page
+    crashed = HistoryStore(store.path)            # another process's recorder that died mid-call
+    gone = crashed.recorder.start_conversation(settings(), started_at=time.time() - 60)
+    crashed.recorder.listener(gone)(item("g1", "user", "I was cut off"))
+    crashed.close()
+    live = store.recorder.start_conversation(settings())
+    store.recorder.listener(live)(item("l1", "user", "Still talking"))
+    assert store.recorder.flush(5)
+    at.run()
+    captions = {c.value for c in at.caption}
+    assert any("(in progress)" in c for c in captions)
+    assert any("(not ended cleanly)" in c for c in captions)
+    store.recorder.end_conversation(live)
