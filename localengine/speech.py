@@ -5,10 +5,12 @@ Audio in and out is pcm16 little-endian mono at 24 kHz (the Realtime wire format
 
 - ``synthesize`` drives libespeak-ng from the ``espeakng-loader`` wheel through ctypes. espeak-ng
   keeps global state and is not thread-safe, so every call is serialized by one lock.
-- ``transcribe`` uses pocketsphinx with its bundled en-US model; decoders are costly to build, so a
-  small lock-guarded pool of them is created lazily and reused.
+- ``transcribe`` uses pocketsphinx with its bundled en-US model. The decoder is costly to build
+  and holds the GIL while it works, so one is built lazily, reused, and callers take turns.
+  Accuracy on synthetic speech is modest (see tests/engine/test_speech.py): it is a stand-in.
 - ``SpeechDetector`` is a streaming voice activity detector built on pocketsphinx's ``Vad`` with an
   energy gate and a simple hangover/endpointing rule. It holds no audio beyond one partial frame.
+  One detector per audio stream; a detector itself is not meant to be shared between threads.
 
 Nothing is downloaded: both models ship inside their wheels.
 """
@@ -16,7 +18,6 @@ Nothing is downloaded: both models ship inside their wheels.
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from dataclasses import dataclass
 from typing import Literal
@@ -36,7 +37,6 @@ __all__ = [
 SAMPLE_RATE = 24_000
 """Rate of every pcm16 buffer this module takes or returns."""
 
-_ESPEAK_RATE = 22_050
 _RECOGNIZER_RATE = 16_000
 
 
@@ -268,9 +268,9 @@ def _new_decoder():
     return pocketsphinx.Decoder(loglevel="FATAL", fwdflat=False, bestpath=False)
 
 
-# Cepstral mean after live adaptation over 80 utterances (20 phrases x 4 voices). From this
-# prior the recognizer got 63/80 phrases at least partly right versus 50/80 from the model's
-# default (40,3,-1,0,...), and it still adapts within each utterance.
+# Cepstral mean after live adaptation over 80 utterances (20 phrases x 4 voices). Starting each
+# utterance from it, 63/80 of those phrases came out at least partly right versus 50/80 from the
+# model's default (40,3,-1,0,...); live CMN still adapts within each utterance.
 _CMN_PRIOR = "59.55,7.38,-6.04,23.83,-11.58,0.23,-1.29,-14.75,-12.15,-7.27,9.86,-4.03,-7.15"
 _FRAME_SAMPLES_24K = SAMPLE_RATE * 30 // 1000
 _DECODE_CHUNK_BYTES = _RECOGNIZER_RATE // 100 * 2  # 10 ms of 16 kHz pcm16
