@@ -132,6 +132,8 @@ def chromium_args(audio: Path, video: Path) -> list[str]:
         "--disable-sync",
         "--no-first-run",
         "--autoplay-policy=no-user-gesture-required",
+        # tests run in a loopback-only network namespace (scripts/loopback-only)
+        "--allow-loopback-in-peer-connection",
     ]
 
 
