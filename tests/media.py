@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "resample_pcm16",
     "rms",
     "silence_pcm24k",
     "solid_jpeg_data_url",
