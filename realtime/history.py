@@ -3,7 +3,8 @@
 One job: persist final transcript items, image thumbnails, tool calls and per-turn metrics, and
 read them back. The bridge hands updates to ``Recorder.listener(...)``, which only puts them on a
 queue; one writer thread per store does every write (never on the media/bridge loop) and commits
-each update on its own, so a crash loses at most the update being written.
+what is queued at once (one update at a conversational pace, up to 256 in a burst), so a crash
+loses at most the update being written (in a burst: that batch and whatever is still queued).
 
 Storage facts:
 - WAL mode, ``synchronous=NORMAL`` (a killed process loses no committed transaction; a power cut may
