@@ -243,12 +243,13 @@ async def one_turn(browser: FakeBrowser, pcm: np.ndarray, events, probes: dict[s
     started = events.times.get("output_audio_buffer.started")
     hops: dict[str, float | None] = {}
     if "leg_in" in probes:
+        browser_out = probes["browser_out"].last_before(stopped or heard)
         leg_in = probes["leg_in"].last_before(stopped or heard)
         mic_out = probes["mic_out"].last_before(stopped or heard)
         voice_in = probes["voice_in"].first_after(started or ended)
         voice_out = probes["voice_out"].first_after(voice_in or ended)
         hops = {
-            "mic: browser -> leg sink": _ms(ended, leg_in),
+            "mic: browser's last voiced frame -> leg sink": _ms(browser_out, leg_in),
             "mic: leg sink -> MicTrack out": _ms(leg_in, mic_out),
             "mic: MicTrack out -> speech_stopped": _ms(mic_out, stopped),
             "engine: speech_stopped -> audio started": _ms(stopped, started),
@@ -276,6 +277,7 @@ class SessionFigures:
     rss_mib: float = 0.0
     voice_dropped_ms: float = 0.0
     mic_dropped_ms: float = 0.0
+    mic_trimmed_ms: float = 0.0
     images: int = 0
 
 
@@ -320,11 +322,12 @@ async def direct_session(base_url: str, speech, turn_numbers, idle_s: float, out
 
 async def bridged_session(base_url: str, speech, turn_numbers, idle_s: float, out: SessionFigures) -> None:
     settings = Settings(api_key=KEY, base_url=base_url, camera=CameraSettings(enabled=CAMERA, interval_s=2.0))
-    probes = {name: VoicedProbe() for name in ("leg_in", "mic_out", "voice_in", "voice_out")}
+    probes = {name: VoicedProbe() for name in ("browser_out", "leg_in", "mic_out", "voice_in", "voice_out")}
     with RssPeak() as rss:
         # the leg's audio receive is tuned as the app tunes its streamlit-webrtc leg (realtime.rtc_tuning)
         call = BridgedCall(settings, rgb=(0, 0, 255) if CAMERA else None, tune_leg=TUNE_LEG, ear_tuned=EAR_TUNED)
         leg, bridge = call.leg, call.bridge
+        probe_recv(call.browser.mic, probes["browser_out"])
         probe_call(leg, "_mic", probes["leg_in"])
         probe_recv(bridge.mic, probes["mic_out"])
         probe_call(bridge.voice, "push_frame", probes["voice_in"])
@@ -349,6 +352,7 @@ async def bridged_session(base_url: str, speech, turn_numbers, idle_s: float, ou
             out.wall_s += time.monotonic() - t0
             out.voice_dropped_ms += bridge.voice.stats().dropped_ms
             out.mic_dropped_ms += bridge.mic.stats().dropped_ms
+            out.mic_trimmed_ms += getattr(bridge.mic.stats(), "trimmed_ms", 0.0)
             out.images += len([e for e in bridge.events.snapshot() if e.type == "conversation.item.create"
                                and e.payload.get("item", {}).get("content", [{}])[0].get("type") == "input_image"])
     out.rss_mib = max(out.rss_mib, (rss.peak - rss.base) / 1024)
@@ -421,7 +425,8 @@ async def main(rounds: int, per_round: int, idle_s: float) -> None:
     print(f"CPU s/min, bridge threads alone (loop + workers):                   {bridge_pm:6.2f}"
           f"  = {bridge_pm / 60 * 100:.1f}% of one core (target <= 10%)")
     print(f"camera frames sent: {bridged.images} in {bridged.wall_s:.0f}s; voice dropped {bridged.voice_dropped_ms:.0f} ms; "
-          f"mic dropped {bridged.mic_dropped_ms:.0f} ms")
+          f"mic dropped {bridged.mic_dropped_ms:.0f} ms (of which standing backlog trimmed: "
+          f"{bridged.mic_trimmed_ms:.0f} ms; the rest is queue overflow)")
     print(f"peak RSS per bridged session (MiB): {bridged.rss_mib:.1f}")
 
 

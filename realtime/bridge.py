@@ -260,7 +260,7 @@ class Bridge:
         pc = RTCPeerConnection()
         self._pc = pc
         pc.addTransceiver(self.mic, direction="sendrecv")
-        tune_peer_connection(pc)  # the voice's receive hop: 20 ms of jitter buffer, not 80
+        tune_peer_connection(pc)  # the voice is handed on as it arrives (aiortc would hold it 80 ms)
         dc = pc.createDataChannel("oai-events")
         self._dc = dc
         dc.on("open", self._on_channel_open)

@@ -74,7 +74,7 @@ class MicTrack(MediaStreamTrack):
         target_queue_ms: float = 0.0,
         trim_window: int = 50,
         lead_ms: float = 200.0,
-        slack_ms: float = 60.0,
+        slack_ms: float = 100.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
