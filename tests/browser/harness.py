@@ -134,6 +134,10 @@ def chromium_args(audio: Path, video: Path) -> list[str]:
         "--autoplay-policy=no-user-gesture-required",
         # tests run in a loopback-only network namespace (scripts/loopback-only)
         "--allow-loopback-in-peer-connection",
+        # two tabs side by side: a tab in the background keeps running like a visible window
+        "--disable-background-timer-throttling",
+        "--disable-backgrounding-occluded-windows",
+        "--disable-renderer-backgrounding",
     ]
 
 
