@@ -108,10 +108,14 @@ def render(conv: Conversation) -> Settings:
             from ui import presets_panel  # type: ignore[attr-defined]
         except ImportError:
             presets_panel = None
+        chosen: Settings | None = None
         if presets_panel is not None:
             chosen = presets_panel.render(settings)
             if chosen is not None:
                 _seed(chosen, force=True)
+        # A preset or share link also sets fields that have no widget (VAD prefix padding, camera
+        # max images, ...): build on it, or those would fall back to the old settings' values.
+        base = chosen if chosen is not None else settings
         # ---------------------------------------------------------------------------------
 
         _seed(settings)
@@ -153,7 +157,7 @@ def render(conv: Conversation) -> Settings:
                 st.checkbox(tool.name, key=f"{_P}tool.{tool.name}", help=tool.description or None)
 
         try:
-            new = _settings_from_widgets(settings)
+            new = _settings_from_widgets(base)
         except SettingsError as exc:
             st.error("These settings were not applied:\n\n" + "\n".join(f"- {p}" for p in exc.problems))
             return settings
