@@ -81,7 +81,16 @@ class _Child:
             pass
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        if self.proc.poll() is not None:
+            return False
+        # poll() also answers None while another thread holds Popen's wait lock; a zombie is dead.
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return not os.path.isdir("/proc/self")  # with procfs, no entry means gone
+        except (OSError, IndexError):
+            return True  # unreadable: trust poll()
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.proc.poll() is None:
