@@ -192,16 +192,25 @@ def probe_call(obj, name: str, probe: VoicedProbe) -> None:
 
 
 class EventTimes:
-    """Arrival times (monotonic) of server events by type, for the current turn."""
+    """Arrival times (monotonic) of server events by type, and the turn's transcripts."""
 
     def __init__(self) -> None:
         self.times: dict[str, float] = {}
+        self.heard_user = ""
+        self.reply = ""
 
-    def seen(self, kind: str, at: float) -> None:
+    def seen(self, kind: str, at: float, event: dict | None = None) -> None:
         self.times.setdefault(kind, at)
+        if event is None:
+            return
+        if kind == "conversation.item.input_audio_transcription.completed" and not self.heard_user:
+            self.heard_user = str(event.get("transcript") or "")
+        elif kind == "response.output_audio_transcript.done" and not self.reply:
+            self.reply = str(event.get("transcript") or "")
 
     def reset(self) -> None:
         self.times.clear()
+        self.heard_user = self.reply = ""
 
 
 # ---------------------------------------------------------------------------- turns
@@ -212,11 +221,15 @@ class TurnResult:
     path: str  # "direct" or "bridged"
     mouth_to_ear_ms: float
     hops_ms: dict[str, float] = field(default_factory=dict)  # hop name -> ms (missing when not measured)
+    heard_user: str = ""  # what the engine transcribed
+    reply: str = ""  # what it said back (its length sets the engine's synthesis time)
 
 
 MIC_HOP = "end of speech -> speech_stopped"
 VOICE_HOP = "audio started -> heard"
 ENGINE_HOP = "engine: speech_stopped -> audio started"
+LEG_HOP = "mic: browser's last voiced frame -> leg sink"
+QUEUE_HOP = "mic: leg sink -> MicTrack out"
 
 
 def _ms(a: float | None, b: float | None) -> float | None:
@@ -237,8 +250,8 @@ async def one_turn(browser: FakeBrowser, pcm: np.ndarray, events, probes: dict[s
     heard = await browser.speaker.wait_for_audio(timeout=TURN_TIMEOUT_S)
     await asyncio.sleep(0.3)  # let the stamps of the reply's first frames settle
     if wall_events is not None:
-        for kind, at in wall_events(since=said + wall0):
-            events.seen(kind, at - wall0)
+        for kind, at, payload in wall_events(since=said + wall0):
+            events.seen(kind, at - wall0, payload)
     stopped = events.times.get("input_audio_buffer.speech_stopped")
     started = events.times.get("output_audio_buffer.started")
     hops: dict[str, float | None] = {}
@@ -265,7 +278,15 @@ async def one_turn(browser: FakeBrowser, pcm: np.ndarray, events, probes: dict[s
         }
     hops["end of speech -> speech_stopped"] = _ms(ended, stopped)
     hops["audio started -> heard"] = _ms(started, heard)
-    return TurnResult(path, (heard - ended) * 1000, {k: v for k, v in hops.items() if v is not None})
+    # wait (briefly) for the transcripts, which may come after the first audio
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and not (events.heard_user and events.reply):
+        await asyncio.sleep(0.05)
+        if wall_events is not None:
+            for kind, at, payload in wall_events(since=said + wall0):
+                events.seen(kind, at - wall0, payload)
+    return TurnResult(path, (heard - ended) * 1000, {k: v for k, v in hops.items() if v is not None},
+                      events.heard_user, events.reply)
 
 
 @dataclass
@@ -290,11 +311,11 @@ async def direct_session(base_url: str, speech, turn_numbers, idle_s: float, out
     @browser.channel.on("message")
     def _on_message(message) -> None:
         try:
-            kind = json.loads(message).get("type")
+            event = json.loads(message)
         except ValueError:
             return
-        if isinstance(kind, str):
-            events.seen(kind, time.monotonic())
+        if isinstance(event, dict) and isinstance(event.get("type"), str):
+            events.seen(event["type"], time.monotonic(), event)
 
     async def answer(offer: str) -> str:
         nonlocal call_id
@@ -334,7 +355,8 @@ async def bridged_session(base_url: str, speech, turn_numbers, idle_s: float, ou
         probe_recv(leg.voice.track, probes["voice_out"])
 
         def wall_events(since: float):
-            return [(e.type, e.time) for e in bridge.events.snapshot() if e.direction == "server" and e.time >= since]
+            return [(e.type, e.time, dict(e.payload)) for e in bridge.events.snapshot()
+                    if e.direction == "server" and e.time >= since]
 
         async with call:
             if bridge.snapshot().state != "connected":
@@ -410,10 +432,18 @@ async def main(rounds: int, per_round: int, idle_s: float) -> None:
                         for turns, k in ((direct.turns, VOICE_HOP), (bridged.turns, VOICE_HOP)))
     d_engine, b_engine = (_median([t.hops_ms[k] for t in turns if k in t.hops_ms])
                           for turns, k in ((direct.turns, ENGINE_HOP), (bridged.turns, ENGINE_HOP)))
-    print(f"  of which on the bridge's own hops (ms): mic {b_mic - d_mic:+6.1f} (end of speech -> speech_stopped), "
-          f"voice {b_voice - d_voice:+6.1f} (audio started -> heard): {b_mic - d_mic + b_voice - d_voice:+6.1f}")
-    print(f"  and in the engine (speech_stopped -> audio started, not the bridge's path; "
-          f"CPU contention/noise) (ms): {b_engine - d_engine:+6.1f}")
+    leg = _median([t.hops_ms[k] for t in bridged.turns for k in (LEG_HOP,) if k in t.hops_ms])
+    queue = _median([t.hops_ms[k] for t in bridged.turns for k in (QUEUE_HOP,) if k in t.hops_ms])
+    own = leg + queue + b_voice - d_voice
+    print(f"  the bridge's own hops (ms): {own:+6.1f} = mic into the leg {leg:+.1f} + MicTrack {queue:+.1f} "
+          f"+ voice path {b_voice - d_voice:+.1f} (audio started -> heard, bridged - direct)")
+    print(f"  end of speech -> speech_stopped, bridged - direct (ms): {b_mic - d_mic:+6.1f}; "
+          f"speech_stopped -> audio started, in the engine (ms): {b_engine - d_engine:+6.1f}")
+    d_chars = _median([len(t.reply) for t in direct.turns])
+    b_chars = _median([len(t.reply) for t in bridged.turns])
+    print(f"  replies (median chars, sets the engine's synthesis time): direct {d_chars:.0f}, bridged {b_chars:.0f}")
+    for path, turns in (("direct", direct.turns), ("bridged", bridged.turns)):
+        print(f"  {path:7} heard: {[t.heard_user for t in turns]}")
     print("per-hop medians (ms), direct:")
     print("\n".join(_hop_table(direct.turns)))
     print("per-hop medians (ms), bridged:")
