@@ -19,7 +19,8 @@ from realtime.history import (
     process_store,
 )
 from realtime.transcript import TranscriptItem
-from ui.format import count, engine_label, ms, usd
+from ui import page_style
+from ui.format import cost_label, count, engine_label, ms
 from ui.transcript_view import render_transcript
 
 _K = "history."
@@ -42,7 +43,7 @@ def _facts(summary: ConversationSummary, live: frozenset[str]) -> str:
     if summary.ended_at is None:
         unfinished = " (in progress)" if summary.id in live else " (not ended cleanly)"
     return (f"{_when(summary.started_at)} · {format_duration(summary.duration_s)}{unfinished} · {turns} · "
-            f"{usd(summary.cost_usd)} · {engine_label(summary.backend)}")
+            f"{cost_label(summary.cost_usd, summary.backend)} · {engine_label(summary.backend)}")
 
 
 def _confirm(key: str, question: str, yes_label: str) -> bool | None:
@@ -135,11 +136,14 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
     summary = record.summary
     st.subheader(_escape(_title(summary)))
     started, duration, turns, cost = st.columns(4)
-    started.metric("Started", dt.datetime.fromtimestamp(summary.started_at).strftime("%d %b, %H:%M"),
-                   help=_when(summary.started_at))
+    when = dt.datetime.fromtimestamp(summary.started_at)
+    started.metric(f"Started, {when.strftime('%d %b')}", when.strftime("%H:%M"), help=_when(summary.started_at))
     duration.metric("Duration", format_duration(summary.duration_s))
     turns.metric("Turns", summary.turns)
-    cost.metric("Estimated cost", usd(summary.cost_usd))
+    if summary.backend == "local":
+        cost.metric("Cost", "Free", help="The local offline engine costs nothing.")
+    else:
+        cost.metric("Estimated cost", cost_label(summary.cost_usd, summary.backend))
 
     stamp = dt.datetime.fromtimestamp(summary.started_at).strftime("%Y%m%d-%H%M%S")
     md_col, json_col, delete_col, _ = st.columns([1, 1, 1, 2])
@@ -174,7 +178,7 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
 
     with st.container(border=True, key="history-transcript"):
         if record.items:
-            render_transcript(_as_transcript(record), live=False)
+            render_transcript(_as_transcript(record), live=False, follow=False, recent=None)
         else:
             st.caption("Nothing was said in this conversation.")
 
@@ -182,7 +186,8 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
         st.markdown("**Turns**")
         st.dataframe(
             [{"Turn": n, "First audio or text": ms(t.latency_ms), "Input tokens": count(t.input_tokens),
-              "Output tokens": count(t.output_tokens), "Estimated cost": usd(t.cost_usd)}
+              "Output tokens": count(t.output_tokens),
+              "Estimated cost": cost_label(t.cost_usd, summary.backend)}
              for n, t in enumerate(record.turns, 1)],
             hide_index=True, width="stretch")
 
@@ -194,6 +199,7 @@ def _escape(text: str) -> str:
 
 
 def main() -> None:
+    page_style.apply()
     st.title("History")
     store, notice = process_store()
     if store is None:

@@ -1,14 +1,26 @@
-"""Transcript items as chat bubbles: user, assistant (partial text streams in), tool breadcrumbs,
-image thumbnails, errors."""
+"""Transcript items as a chat: user and assistant bubbles (partial text streams in), tool breadcrumbs,
+image thumbnails, one-line errors. Newest at the bottom, and the box follows the newest item.
+
+Following without a component: the items sit in one wrapper inside the caller's scrolling container
+(`st.container(height=...)`), and a style rule turns that container into a reversed flex column.
+A reversed column starts scrolled to its end and stays there as items are added, so the newest
+item is always in view (the order on screen is still oldest-first). Only the latest `MAX_RECENT`
+items are drawn as bubbles; older ones are listed as one-liners in an expander at the top.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import streamlit as st
 
-from ui.format import tool_breadcrumb
+from ui.format import INTERRUPTED_MARK, STREAMING_MARK, one_line, tool_breadcrumb, tool_call_text, tool_failed
+
+MAX_RECENT = 40
+FOLLOW_KEY = "transcript-follow"   # the wrapper whose scrolling parent follows the newest item
+LOG_KEY = "transcript-log"         # the same without following (History)
+THUMB_WIDTH = 128
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
 EMPTY_HINT = (
@@ -17,56 +29,125 @@ EMPTY_HINT = (
     "You can also type a message in the box below."
 )
 
+# The scrolling container that holds the follow wrapper: reversed column (starts at the end and
+# stays there), the wrapper pushed to the top while it is shorter than the box, and a height that
+# leaves the title, status and chat box in view on a 1280x800 screen (less when an alert is shown
+# just above the box, in the same block). Bubbles are a little tighter than Streamlit's default.
+# (`:has()` cannot be nested, so each selector spells out the path to the wrapper.)
+_BOX = f'div[data-testid="stVerticalBlock"]:has(> div > div.st-key-{FOLLOW_KEY})'
+_WRAP = f'div[data-testid="stLayoutWrapper"]:has(> div > div > div.st-key-{FOLLOW_KEY})'  # holds the height
+_TALL, _SHORT = "max(260px, calc(100vh - 380px))", "max(200px, calc(100vh - 540px))"
+STYLE = f"""<style>
+{_BOX} {{ flex-direction: column-reverse; justify-content: flex-start; }}
+{_WRAP} {{ flex: 0 0 {_TALL} !important; height: {_TALL} !important; }}
+div[data-testid="stElementContainer"]:has([data-testid="stAlert"]) ~ {_WRAP} {{
+  flex-basis: {_SHORT} !important; height: {_SHORT} !important; }}
+{_BOX} > div {{ margin-bottom: auto; }}
+.st-key-{FOLLOW_KEY} [data-testid="stChatMessage"], .st-key-{LOG_KEY} [data-testid="stChatMessage"] {{
+  padding: 0.35rem 0.6rem; gap: 0.6rem; }}
+.st-key-{FOLLOW_KEY} [class*="st-key-item-tool-"], .st-key-{LOG_KEY} [class*="st-key-item-tool-"] {{
+  padding-left: 2.9rem; }}
+</style>"""
 
-def render_transcript(items: Iterable[Any], *, live: bool, failed: bool = False) -> None:
+
+def split_recent(items: Sequence[Any], recent: int | None) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """(older, newest): the last `recent` items are drawn in full; None draws all."""
     items = tuple(items)
-    if not items:
-        if failed:
-            st.caption("The call could not continue. Press **Stop (hang up)**, fix the problem above, then Start again.")
-        elif live:
-            st.caption("Connected. Say something, or type a message below.")
-        else:
-            st.info(EMPTY_HINT, icon=":material/forum:")
-        return
-    for item in items:
-        role = "tool" if item.kind == "tool_call" else item.role
-        with st.container(key=f"item-{role}-{_SAFE.sub('_', item.id)}"):
-            _render_item(item)
+    if recent is None or len(items) <= recent:
+        return (), items
+    cut = len(items) - max(recent, 0)
+    return items[:cut], items[cut:]
+
+
+def _role(item: Any) -> str:
+    return "tool" if item.kind == "tool_call" or item.role == "tool" else item.role
+
+
+def bubble_text(item: Any) -> str:
+    """The text of a user/assistant bubble, as markdown: escaped model text, a trailing "…" while it
+    streams in, "(interrupted)" when the reply was cut off."""
+    text = _escape(item.text or "")
+    if not item.final and not getattr(item, "truncated", False):
+        return (text + STREAMING_MARK) if text else STREAMING_MARK.strip()
+    if getattr(item, "truncated", False):
+        return f"{text} :gray[*{INTERRUPTED_MARK}*]" if text else f":gray[*{INTERRUPTED_MARK}*]"
+    return text or ":gray[*(no words)*]"
+
+
+def item_line(item: Any) -> str:
+    """One item as one plain line (the "earlier" list and exports): ``You: …``, ``Assistant: …``."""
+    role = _role(item)
+    if role == "tool":
+        return tool_breadcrumb(item.tool_name, item.tool_args, item.tool_result)
+    if role == "error":
+        return "⚠ " + one_line(item.text or "The provider reported an error.")
+    if role == "system":
+        return one_line(item.text)
+    who = "You" if role == "user" else "Assistant"
+    if item.kind == "image":
+        return f"{who}: [{one_line(item.text) or 'camera frame'}]"
+    text = one_line(item.text, 160) or "…"
+    if getattr(item, "truncated", False):
+        text += f" {INTERRUPTED_MARK}"
+    return f"{who}: {text}"
+
+
+def render_transcript(items: Iterable[Any], *, live: bool, failed: bool = False, follow: bool = True,
+                      recent: int | None = MAX_RECENT) -> None:
+    """Draw the transcript inside the caller's (scrolling) container. `follow` keeps the newest item
+    in view (the conversation page); History passes follow=False, recent=None to show everything."""
+    items = tuple(items)
+    if follow:
+        st.html(STYLE)
+    with st.container(key=FOLLOW_KEY if follow else LOG_KEY):
+        if not items:
+            if failed:
+                st.caption("The call could not continue. Press **Stop (hang up)**, fix the problem above, "
+                           "then Start again.")
+            elif live:
+                st.caption("Connected. Say something, or type a message below.")
+            else:
+                st.info(EMPTY_HINT, icon=":material/forum:")
+            return
+        older, newest = split_recent(items, recent)
+        if older:
+            with st.expander(f"{len(older)} earlier message{'s' if len(older) != 1 else ''}",
+                             icon=":material/history:"):
+                st.markdown("\n".join(f"- {_escape(item_line(item))}" for item in older))
+        for item in newest:
+            with st.container(key=f"item-{_role(item)}-{_SAFE.sub('_', item.id)}"):
+                _render_item(item)
 
 
 def _render_item(item: Any) -> None:
-    role, kind = item.role, item.kind
-    if kind == "tool_call" or role == "tool":
-        with st.chat_message("assistant", avatar=":material/build:"):
-            st.caption(f"Tool · `{tool_breadcrumb(item.tool_name, item.tool_args, item.tool_result)}`")
+    role, kind = _role(item), item.kind
+    if role == "tool":
+        # The icon font ships with Streamlit (an emoji may be missing from the system's fonts).
+        crumb = ":material/build: " + _escape(tool_call_text(item.tool_name, item.tool_args, item.tool_result))
+        st.caption(f":red[{crumb}]" if tool_failed(item.tool_result) else crumb)
         return
     if role == "error":
-        st.error(item.text or "The provider reported an error.", icon=":material/error:")
+        st.error(one_line(item.text or "The provider reported an error."), icon=":material/error:")
         return
     if role == "system":
-        st.caption(item.text)
+        st.caption(_escape(one_line(item.text, 300)))
         return
     avatar = ":material/person:" if role == "user" else ":material/smart_toy:"
     with st.chat_message("user" if role == "user" else "assistant", avatar=avatar):
         if kind == "image":
             if item.image_thumb:
-                st.image(item.image_thumb, width=160, caption=item.text or "Camera frame sent")
+                st.image(item.image_thumb, width=THUMB_WIDTH, caption=one_line(item.text) or "Camera frame sent")
             else:
-                st.caption(item.text or "Camera frame sent")
+                st.caption(one_line(item.text) or "Camera frame sent")
             return
-        text = item.text or ""
-        if not item.final:
-            if role == "user" and not text:
-                st.caption("(hearing you…)")
-                return
-            text = text + " ▌"
-        st.markdown(_escape(text) if text else "_(no words)_")
-        if getattr(item, "truncated", False):
-            st.caption(":material/stop_circle: Interrupted")
+        if role == "user" and not item.final and not item.text:
+            st.caption("(hearing you…)")
+            return
+        st.markdown(bubble_text(item))
 
 
 def _escape(text: str) -> str:
     # Model text is shown as text, not as markup that could render headings or links oddly.
-    for ch in ("\\", "`", "*", "_", "#", "<", ">", "[", "]", "$"):
+    for ch in ("\\", "`", "*", "_", "#", "<", ">", "[", "]", "$", "~", "|"):
         text = text.replace(ch, "\\" + ch)
     return text
