@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ui import page_style
 from ui.conversation import peek_conversation
 from ui.diagnostics_view import render_connection, render_rtc, render_turns, render_usage
-from ui.format import engine_label
+from ui.status import error_text
 
+page_style.apply()
 st.title("Diagnostics")
 
 conv = peek_conversation()
@@ -31,17 +33,22 @@ def diagnostics() -> None:
     except Exception as exc:  # noqa: BLE001 - a message, never a traceback
         st.error(f"The conversation state could not be read ({type(exc).__name__}).")
         return
-    if not conv.active:
+    live = conv.active
+    settings = getattr(bridge, "settings", None) or conv.settings   # the settings of that call
+    backend, model = settings.backend, settings.model
+    if live:
+        st.caption("The conversation is running: these figures update every second.")
+    else:
         st.caption("Figures from this tab's last conversation (it has ended).")
-    render_connection(snap, engine_label(conv.settings.backend))
+    render_connection(snap, backend=backend, model=model, live=live)
     if snap.error is not None:
-        st.error(snap.error.message, icon=":material/error:")
+        st.error(error_text(snap.error), icon=":material/error:")
     st.subheader("WebRTC to the model")
     render_rtc(snap)
     st.subheader("Latency per turn")
-    render_turns(snap)
+    render_turns(snap, model=model, backend=backend)
     st.subheader("Tokens and cost")
-    render_usage(snap)
+    render_usage(snap, backend=backend, model=model)
 
 
 diagnostics()

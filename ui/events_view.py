@@ -1,29 +1,139 @@
-"""The event inspector: this conversation's client/server events with filters and JSON expanders."""
+"""The event inspector: this conversation's client/server events, newest first, each with a one-line
+summary (what a person wants to know about it) and its full JSON in an expander."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import streamlit as st
+
+from ui.format import byte_size, call_args, clock_time, escape_markdown, one_line
 
 DIRECTION_LABELS = {"client": "→ sent", "server": "← received"}
 
 
-def filter_events(events: Sequence[Any], *, types: Sequence[str], direction: str, limit: int) -> list[Any]:
-    """Newest first, only the chosen types (all when empty) and direction ("all", "client", "server")."""
+def is_delta(event_type: str) -> bool:
+    """Streaming pieces (text, transcript, audio, arguments): many per reply, rarely interesting."""
+    return event_type.endswith(".delta")
+
+
+def filter_events(events: Sequence[Any], *, types: Sequence[str], direction: str, limit: int,
+                  hide_deltas: bool = False) -> list[Any]:
+    """Newest first, only the chosen types (all when empty) and direction ("all", "client", "server").
+    `hide_deltas` drops streaming ``*.delta`` events unless their type was chosen explicitly."""
     wanted = set(types)
     out = [
         e for e in events
-        if (not wanted or e.type in wanted) and (direction == "all" or e.direction == direction)
+        if (e.type in wanted if wanted else not (hide_deltas and is_delta(e.type)))
+        and (direction == "all" or e.direction == direction)
     ]
     out.reverse()
-    return out[:limit]
+    return out[:max(limit, 0)]
+
+
+def _get(mapping: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(mapping, Mapping):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
+def _quote(text: Any, limit: int = 70) -> str:
+    text = one_line(text, limit)
+    return f"“{text}”" if text else ""
+
+
+def _item_summary(item: Any) -> str:
+    if not isinstance(item, Mapping):
+        return ""
+    kind = item.get("type") or "item"
+    if kind == "function_call":
+        return f"{item.get('name') or 'tool'}({call_args(item.get('arguments'), 50)})"
+    if kind == "function_call_output":
+        return f"tool result {one_line(item.get('output'), 50)}"
+    role = item.get("role") or ""
+    parts = []
+    for part in item.get("content") or ():
+        if not isinstance(part, Mapping):
+            continue
+        ptype = part.get("type", "")
+        if "image" in ptype:
+            parts.append("[image]")
+        elif part.get("text") or part.get("transcript"):
+            parts.append(_quote(part.get("text") or part.get("transcript"), 50))
+        elif "audio" in ptype:
+            parts.append("[audio]")
+    return " ".join(x for x in (role, kind if kind != "message" else "", *parts) if x)
+
+
+def _usage_summary(usage: Any) -> str:
+    if not isinstance(usage, Mapping):
+        return ""
+    total = usage.get("total_tokens")
+    if total is None:
+        total = (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0)
+    return f"{int(total):,} tokens" if total else ""
+
+
+def event_summary(event: Any) -> str:
+    """A short phrase about one logged event ("" when the type says it all)."""
+    p: Mapping[str, Any] = event.payload if isinstance(event.payload, Mapping) else {}
+    t = event.type
+    if t == "error" or t.endswith(".failed"):
+        return one_line(_get(p, "error", "message") or _get(p, "error", "code") or "", 100)
+    if t in ("session.created", "session.updated", "session.update"):
+        s = p.get("session") if isinstance(p.get("session"), Mapping) else {}
+        voice = _get(s, "audio", "output", "voice") or s.get("voice")
+        audio_in = _get(s, "audio", "input")
+        turn = audio_in.get("turn_detection") if isinstance(audio_in, Mapping) else None
+        turn_text = turn.get("type") if isinstance(turn, Mapping) else None
+        if isinstance(audio_in, Mapping) and "turn_detection" in audio_in and turn is None:
+            turn_text = "push to talk"
+        tools = s.get("tools")
+        bits = [f"voice {voice}" if voice else "", turn_text or "",
+                f"{len(tools)} tool{'s' if len(tools) != 1 else ''}" if isinstance(tools, list) else ""]
+        return ", ".join(b for b in bits if b)
+    if t == "response.done":
+        r = p.get("response") if isinstance(p.get("response"), Mapping) else {}
+        return ", ".join(b for b in (r.get("status") or "", _usage_summary(r.get("usage"))) if b)
+    if t in ("conversation.item.create", "conversation.item.added", "conversation.item.done",
+             "response.output_item.added", "response.output_item.done", "conversation.item.created"):
+        return _item_summary(p.get("item"))
+    if t == "conversation.item.truncated":
+        at = p.get("audio_end_ms")
+        return f"cut at {int(at):,} ms of audio" if isinstance(at, (int, float)) else ""
+    if t in ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped"):
+        key = "audio_start_ms" if t.endswith("started") else "audio_end_ms"
+        at = p.get(key)
+        return f"at {int(at):,} ms" if isinstance(at, (int, float)) else ""
+    if t.endswith("transcription.completed") or t.endswith("transcript.done"):
+        return _quote(p.get("transcript"))
+    if t.endswith("text.done"):
+        return _quote(p.get("text"))
+    if t == "response.function_call_arguments.done":
+        return f"{p.get('name') or 'tool'}({call_args(p.get('arguments'), 50)})"
+    if is_delta(t):
+        delta = p.get("delta")
+        if isinstance(delta, str) and delta.startswith("<base64"):
+            return "audio chunk"
+        return _quote(delta, 40)
+    if t == "rate_limits.updated":
+        limits = p.get("rate_limits")
+        if isinstance(limits, list):
+            return ", ".join(f"{one_line(x.get('name'), 20)} {x.get('remaining')}/{x.get('limit')} left"
+                             for x in limits[:2] if isinstance(x, Mapping))
+    if t == "(invalid)":
+        return "not valid JSON: " + one_line(p.get("raw"), 60)
+    return ""
 
 
 def event_label(event: Any) -> str:
-    t = dt.datetime.fromtimestamp(event.time).strftime("%H:%M:%S.%f")[:-3]
-    return f"{t} · {DIRECTION_LABELS.get(event.direction, event.direction)} · {event.type} · {event.size_bytes:,} B"
+    """The expander label: time, direction, type, size and the summary (markdown-escaped)."""
+    label = (f"{clock_time(event.time)} · {DIRECTION_LABELS.get(event.direction, event.direction)} · "
+             f"**{escape_markdown(event.type)}** · {byte_size(event.size_bytes)}")
+    summary = event_summary(event)
+    return f"{label} — {escape_markdown(summary)}" if summary else label
 
 
 def render_event_list(events: Sequence[Any]) -> None:

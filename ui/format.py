@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from typing import Any
 
 STATE_LABELS = {
@@ -208,3 +209,22 @@ def duration(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+_MARKDOWN_SPECIALS = ("\\", "`", "*", "_", "#", "<", ">", "[", "]", "$", "~", "|")
+
+
+def escape_markdown(text: str) -> str:
+    """Text shown as text: characters Streamlit's markdown would act on are escaped."""
+    for ch in _MARKDOWN_SPECIALS:
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def dbfs(level: float | None) -> str:
+    """A 0..1 RMS level in dB full scale (what audio meters show); zero reads as "silent"."""
+    if level is None:
+        return "—"
+    if level <= 0.00001:
+        return "silent"
+    return f"{20 * math.log10(min(level, 1.0)):.0f} dBFS"

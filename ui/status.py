@@ -43,15 +43,20 @@ def render_error(snapshot: Any) -> None:
     error = getattr(snapshot, "error", None) if snapshot is not None else None
     if error is None:
         return
-    st.error(_error_text(error), icon=":material/error:")
+    st.error(error_text(error), icon=":material/error:")
 
 
 _KIND_HINTS = {
     "auth": "Fix the key in `.streamlit/secrets.toml` or the environment, reload the page, and press Start again.",
+    "model": "Choose another model in the sidebar, then Stop and Start the conversation.",
+    "rate_limit": "Wait a little, then Stop and Start the conversation (or check the account's limits).",
+    "connection": "Check the network (outbound UDP to the provider must be allowed), then Stop and Start again.",
+    "config": "Fix the setting named above in the sidebar, `.streamlit/secrets.toml` or the environment.",
 }
 
 
-def _error_text(error: Any) -> str:
+def error_text(error: Any) -> str:
+    """The error's message and, for the kinds a user can fix, what to do about it."""
     message = getattr(error, "message", None) or str(error)
     hint = _KIND_HINTS.get(getattr(error, "kind", None) or "")
     return f"{message}\n\n{hint}" if hint else message

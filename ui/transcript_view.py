@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 import streamlit as st
 
-from ui.format import INTERRUPTED_MARK, STREAMING_MARK, one_line, tool_breadcrumb, tool_call_text, tool_failed
+from ui.format import INTERRUPTED_MARK, STREAMING_MARK, escape_markdown, one_line, tool_breadcrumb, tool_call_text, tool_failed
 
 MAX_RECENT = 40
 FOLLOW_KEY = "transcript-follow"   # the wrapper whose scrolling parent follows the newest item
@@ -148,6 +148,4 @@ def _render_item(item: Any) -> None:
 
 def _escape(text: str) -> str:
     # Model text is shown as text, not as markup that could render headings or links oddly.
-    for ch in ("\\", "`", "*", "_", "#", "<", ">", "[", "]", "$", "~", "|"):
-        text = text.replace(ch, "\\" + ch)
-    return text
+    return escape_markdown(text)

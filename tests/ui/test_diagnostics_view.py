@@ -1,0 +1,64 @@
+"""ui/diagnostics_view.py: latency, usage and cost as people read them."""
+
+from __future__ import annotations
+
+from realtime.metrics import TurnMetrics, UsageTotals
+from realtime.pricing import estimate_cost
+from ui.diagnostics_view import cost_metric, latency_summary, loss_text, turns_rows, usage_rows
+
+USAGE = UsageTotals(input_text=100, input_audio=400, cached_text=20, output_text=50, output_audio=300, responses=1)
+
+
+def _turn(audio, text, trigger="speech", status="completed", usage=USAGE):
+    return TurnMetrics("t", 0.0, audio, text, usage, trigger, status)
+
+
+def test_turn_rows_have_units_labels_and_cost():
+    rows = turns_rows([_turn(1467.4, 1452.0), _turn(None, 298.0, "text", "cancelled", UsageTotals())],
+                      model="gpt-realtime", backend="openai")
+    assert rows[0] == {
+        "Turn": 1, "Started by": "your speech", "First audio": "1,467 ms", "First text": "1,452 ms",
+        "Input tokens": "500", "Output tokens": "350",
+        "Cost": f"${estimate_cost(USAGE, 'gpt-realtime'):.2f}", "Outcome": "completed",
+    }
+    assert rows[1]["First audio"] == "—" and rows[1]["Started by"] == "typed message"
+    assert rows[1]["Outcome"] == "interrupted" and rows[1]["Cost"] == "$0.00"
+
+
+def test_turn_rows_on_the_local_engine_are_free():
+    (row,) = turns_rows([_turn(300.0, 250.0)], model="gpt-realtime", backend="local")
+    assert row["Cost"] == "free (local engine)"
+    (row,) = turns_rows([_turn(300.0, 250.0)], model="my-own-model", backend="openai")
+    assert row["Cost"] == "unknown (no price for this model)"
+
+
+def test_latency_summary():
+    assert latency_summary([]) == "No turn has produced audio or text yet."
+    assert latency_summary([_turn(400.0, 350.0)]) == "Time to first audio: median 400 ms (1 turn)."
+    assert latency_summary([_turn(1467.0, 1.0), _turn(334.0, 1.0), _turn(500.0, 1.0)]) == (
+        "Time to first audio: median 500 ms, best 334 ms, worst 1,467 ms over 3 turns.")
+    # text-only conversations: the first text is what there is
+    assert latency_summary([_turn(None, 120.0), _turn(None, 80.0)]) == (
+        "Time to first text: median 100 ms, best 80 ms, worst 120 ms over 2 turns.")
+
+
+def test_usage_rows():
+    text, audio, image = usage_rows(USAGE)
+    assert text == {"Tokens": "Text", "Input": "100", "of which cached": "20", "Output": "50"}
+    assert audio["Input"] == "400" and audio["Output"] == "300"
+    assert image["Input"] == "0" and image["Output"] == "—"
+
+
+def test_cost_metric_says_free_for_the_local_engine():
+    label, value, help_text = cost_metric(0.0123, backend="local", model="gpt-realtime")
+    assert (label, value) == ("Cost (local engine)", "Free")
+    assert "$0.01" in help_text and "gpt-realtime" in help_text
+    assert cost_metric(0.0, backend="local", model="x")[2] == "The offline local engine costs nothing."
+    assert cost_metric(0.0123, backend="openai", model="gpt-realtime")[:2] == ("Estimated cost", "$0.01")
+    assert cost_metric(0.0, backend="openai", model="mystery")[1] == "Unknown"
+
+
+def test_loss_text():
+    assert loss_text(0, 100) == "0"
+    assert loss_text(5, 995) == "5 (0.5 %)"
+    assert loss_text(3, 0) == "3 (100.0 %)"

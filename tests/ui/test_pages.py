@@ -1,0 +1,89 @@
+"""The Events and Diagnostics pages (AppTest): empty states, and a conversation's log and figures.
+
+The conversation is a real (never started) Bridge whose EventLog holds real events: the state a tab
+is in after a call ended."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from realtime.bridge import Bridge
+from realtime.settings import Settings
+from ui.conversation import Conversation
+
+ROOT = Path(__file__).resolve().parents[2]
+CONV_KEY = "realtime_studio.conversation"
+
+
+class _Sink:
+    def push(self, pcm: bytes) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+
+@pytest.fixture
+def ended_call():
+    bridge = Bridge(Settings(), _Sink())
+    bridge.events.record("server", {"type": "session.created", "session": {"audio": {"output": {"voice": "marin"}}}})
+    bridge.events.record("client", {"type": "conversation.item.create", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello studio"}]}})
+    for piece in ("You ", "said"):
+        bridge.events.record("server", {"type": "response.output_text.delta", "delta": piece})
+    bridge.events.record("server", {"type": "response.done", "response": {"status": "completed",
+                                                                          "usage": {"total_tokens": 42}}})
+    conv = Conversation(Settings())
+    conv._last_bridge = bridge  # noqa: SLF001 - the state after a call ended (no live call in a unit test)
+    yield conv
+    bridge.close(timeout=1.0)
+
+
+def _page(name: str, conv: Conversation | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=30)
+    if conv is not None:
+        at.session_state[CONV_KEY] = conv
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("name", ["1_Events.py", "2_Diagnostics.py"])
+def test_without_a_conversation_the_page_says_what_it_will_show(name):
+    at = _page(name)
+    (info,) = at.info
+    assert info.value.startswith("No conversation in this tab yet.")
+    assert "**Conversation** page" in info.value
+
+
+def test_events_page_lists_the_log_with_summaries(ended_call):
+    at = _page("1_Events.py", ended_call)
+    assert any("last conversation (it has ended)" in c.value for c in at.caption)
+    labels = [e.label for e in at.expander]
+    assert len(labels) == 3                                    # the two deltas are hidden by default
+    assert "**response.done** · " in labels[0] and labels[0].endswith("— completed, 42 tokens")
+    assert "→ sent" in labels[1] and labels[1].endswith("— user “hello studio”")
+    assert "**session.created**" in labels[2] and labels[2].endswith("— voice marin")
+    assert any("5 events in this conversation · showing the newest 3 · 2 streaming pieces hidden" in c.value
+               for c in at.caption)
+
+    at.toggle(key="ev_hide_deltas").set_value(False).run()
+    assert len(at.expander) == 5
+    at.segmented_control(key="ev_dir").set_value("client").run()
+    assert [e.label.endswith("“hello studio”") for e in at.expander] == [True]
+    at.multiselect(key="ev_types").set_value(["session.created"]).run()   # received, not sent
+    assert at.info[0].value == "No event matches these filters yet."
+
+
+def test_diagnostics_page_reads_like_a_product(ended_call):
+    at = _page("2_Diagnostics.py", ended_call)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Engine"] == "Local (offline)"
+    assert metrics["Connection"] == "Not connected"
+    assert metrics["Cost (local engine)"] == "Free"
+    assert metrics["Round-trip time"] == "—" and metrics["Mic level"] == "silent"
+    assert any(i.value.startswith("No completed turn yet") for i in at.info)
+    assert [s.value for s in at.subheader] == ["WebRTC to the model", "Latency per turn", "Tokens and cost"]
