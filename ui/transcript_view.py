@@ -31,17 +31,23 @@ EMPTY_HINT = (
 
 # The scrolling container that holds the follow wrapper: reversed column (starts at the end and
 # stays there), the wrapper pushed to the top while it is shorter than the box, and a height that
-# leaves the title, status and chat box in view on a 1280x800 screen (less when an alert is shown
-# just above the box, in the same block). Bubbles are a little tighter than Streamlit's default.
+# leaves the page's top (title or call bar, status, call controls) and the chat box in view on a
+# 1280x800 screen: Streamlit keeps a page with a chat input scrolled to its bottom, so anything taller
+# than the window loses its top. The heights assume app.py's call bar (`st-key-callbar`, about 330 px
+# during a call), shorter when an alert shows in it, and a page without it. The box's own `height=`
+# in app.py is overridden. Bubbles are a little tighter than Streamlit's default.
 # (`:has()` cannot be nested, so each selector spells out the path to the wrapper.)
 _BOX = f'div[data-testid="stVerticalBlock"]:has(> div > div.st-key-{FOLLOW_KEY})'
 _WRAP = f'div[data-testid="stLayoutWrapper"]:has(> div > div > div.st-key-{FOLLOW_KEY})'  # holds the height
-_TALL, _SHORT = "max(260px, calc(100vh - 380px))", "max(200px, calc(100vh - 540px))"
-STYLE = f"""<style>
+_HEIGHTS = (
+    ("", "max(260px, calc(100vh - 390px))"),
+    ('body:has(.st-key-callbar) ', "max(220px, calc(100vh - 580px))"),
+    ('body:has(.st-key-callbar [data-testid="stAlert"]) ', "max(160px, calc(100vh - 700px))"),
+)
+STYLE = "<style>\n" + "\n".join(
+    f"{scope}{_WRAP} {{ flex: 0 0 {h} !important; height: {h} !important; }}" for scope, h in _HEIGHTS
+) + f"""
 {_BOX} {{ flex-direction: column-reverse; justify-content: flex-start; }}
-{_WRAP} {{ flex: 0 0 {_TALL} !important; height: {_TALL} !important; }}
-div[data-testid="stElementContainer"]:has([data-testid="stAlert"]) ~ {_WRAP} {{
-  flex-basis: {_SHORT} !important; height: {_SHORT} !important; }}
 {_BOX} > div {{ margin-bottom: auto; }}
 .st-key-{FOLLOW_KEY} [data-testid="stChatMessage"], .st-key-{LOG_KEY} [data-testid="stChatMessage"] {{
   padding: 0.35rem 0.6rem; gap: 0.6rem; }}
