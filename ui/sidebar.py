@@ -80,6 +80,17 @@ def _settings_from_widgets(base: Settings) -> Settings:
     )
 
 
+def push_to_talk_supported(bridge: Any = None) -> bool:
+    """Whether the bridge can end a push-to-talk turn (`commit_and_respond`: commit the audio buffer
+    and ask for a response). Checks the live bridge, else the Bridge class."""
+    if bridge is None:
+        try:
+            from realtime.bridge import Bridge as bridge  # noqa: N813 - the class stands in for a call
+        except Exception:  # noqa: BLE001 - no bridge at all: nothing supports it
+            return False
+    return callable(getattr(bridge, "commit_and_respond", None))
+
+
 def key_status(settings: Settings) -> str:
     """Where the key came from, never the key itself."""
     if not settings.has_key:
@@ -135,8 +146,12 @@ def render(conv: Conversation) -> Settings:
         elif mode == "semantic_vad":
             st.select_slider("Eagerness", ["low", "medium", "high", "auto"], key=_P + "vad_eagerness",
                              help="How quickly the model decides you have finished.")
+        elif push_to_talk_supported(conv.bridge):
+            st.caption("Push to talk: speak, then press **Send what I said** under the call controls. "
+                       "Nothing is answered until you press it.")
         else:
-            st.caption("Push to talk: speak, then press **Send what I said** under the camera.")
+            st.warning("Push to talk is not available in this version: spoken turns would never be answered. "
+                       "Choose Server VAD or Semantic VAD, or type your messages.", icon=":material/mic_off:")
 
         transcription_options = list(dict.fromkeys([*TRANSCRIPTION_MODELS, _v("transcription"), _TRANSCRIPTION_OFF]))
         st.selectbox("Input transcription", transcription_options, key=_P + "transcription",
