@@ -443,6 +443,8 @@ async def main(rounds: int, per_round: int, idle_s: float) -> None:
     b_chars = _median([len(t.reply) for t in bridged.turns])
     print(f"  replies (median chars, sets the engine's synthesis time): direct {d_chars:.0f}, bridged {b_chars:.0f}")
     for path, turns in (("direct", direct.turns), ("bridged", bridged.turns)):
+        print(f"  {path:7} engine speech_stopped -> audio started per turn (ms): "
+              f"{[round(t.hops_ms[ENGINE_HOP]) if ENGINE_HOP in t.hops_ms else None for t in turns]}")
         print(f"  {path:7} heard: {[t.heard_user for t in turns]}")
     print("per-hop medians (ms), direct:")
     print("\n".join(_hop_table(direct.turns)))
