@@ -141,7 +141,7 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
     duration.metric("Duration", format_duration(summary.duration_s))
     turns.metric("Turns", summary.turns)
     if summary.backend == "local":
-        cost.metric("Cost", "Free", help="The local offline engine costs nothing.")
+        cost.metric("Estimated cost", "Free", help="Free (local engine): the offline engine costs nothing.")
     else:
         cost.metric("Estimated cost", cost_label(summary.cost_usd, summary.backend))
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 from realtime.pricing import estimate_cost, price_for
 from ui.format import (
+    FREE_LOCAL,
     activity_label,
     cost_label,
     count,
@@ -71,12 +72,12 @@ def usage_rows(usage: Any) -> list[dict[str, str]]:
 
 
 def cost_metric(cost: float | None, *, backend: str, model: str) -> tuple[str, str, str]:
-    """(label, value, help) for the cost metric: the local engine is free, and says what OpenAI
-    would have charged; an unpriced model says so."""
+    """(label, value, note) for the cost metric: the local engine is free (the note says so and what
+    OpenAI would have charged); an unpriced model says so."""
     if backend == "local":
         at_openai = (f" At OpenAI's prices for {model} these tokens would cost about {usd(cost)}."
                      if price_for(model) is not None and cost else "")
-        return "Cost (local engine)", "Free", "The offline local engine costs nothing." + at_openai
+        return "Estimated cost", "Free", f"{FREE_LOCAL.capitalize()}: the offline engine costs nothing.{at_openai}"
     if price_for(model) is None:
         return "Estimated cost", "Unknown", f"No price is known for the model {model!r} (see realtime/pricing.py)."
     return "Estimated cost", usd(cost), f"Estimated from OpenAI's published prices for {model} (realtime/pricing.py)."
@@ -128,12 +129,14 @@ def render_turns(snap: Any, *, model: str, backend: str) -> None:
 
 def render_usage(snap: Any, *, backend: str, model: str) -> None:
     usage = snap.usage
-    label, value, help_text = cost_metric(snap.cost_usd, backend=backend, model=model)
+    label, value, note = cost_metric(snap.cost_usd, backend=backend, model=model)
     cols = st.columns(4)
-    cols[0].metric(label, value, help=help_text)
+    cols[0].metric(label, value, help=note)
     cols[1].metric("Input tokens", count(usage.input_tokens))
     cols[2].metric("Output tokens", count(usage.output_tokens))
     cols[3].metric("Responses", count(usage.responses))
+    if backend == "local":
+        st.caption(note)
     if usage.total_tokens:
         st.dataframe(usage_rows(usage), hide_index=True, width="stretch")
     images = getattr(snap, "images_in_context", 0)

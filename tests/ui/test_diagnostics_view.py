@@ -50,10 +50,10 @@ def test_usage_rows():
 
 
 def test_cost_metric_says_free_for_the_local_engine():
-    label, value, help_text = cost_metric(0.0123, backend="local", model="gpt-realtime")
-    assert (label, value) == ("Cost (local engine)", "Free")
-    assert "$0.01" in help_text and "gpt-realtime" in help_text
-    assert cost_metric(0.0, backend="local", model="x")[2] == "The offline local engine costs nothing."
+    label, value, note = cost_metric(0.0123, backend="local", model="gpt-realtime")
+    assert (label, value) == ("Estimated cost", "Free")
+    assert note.startswith("Free (local engine)") and "$0.01" in note and "gpt-realtime" in note
+    assert cost_metric(0.0, backend="local", model="x")[2] == "Free (local engine): the offline engine costs nothing."
     assert cost_metric(0.0123, backend="openai", model="gpt-realtime")[:2] == ("Estimated cost", "$0.01")
     assert cost_metric(0.0, backend="openai", model="mystery")[1] == "Unknown"
 

@@ -83,7 +83,8 @@ def test_diagnostics_page_reads_like_a_product(ended_call):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Engine"] == "Local (offline)"
     assert metrics["Connection"] == "Not connected"
-    assert metrics["Cost (local engine)"] == "Free"
+    assert metrics["Estimated cost"] == "Free"
+    assert any(c.value.startswith("Free (local engine)") for c in at.caption)
     assert metrics["Round-trip time"] == "—" and metrics["Mic level"] == "silent"
     assert any(i.value.startswith("No completed turn yet") for i in at.info)
     assert [s.value for s in at.subheader] == ["WebRTC to the model", "Latency per turn", "Tokens and cost"]
