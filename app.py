@@ -1,9 +1,11 @@
-"""Realtime Studio: the conversation page.
+"""Realtime Studio: the entrypoint. A call bar on every page, then the page itself.
 
 The browser's mic and camera reach the server through streamlit-webrtc; a `realtime.Bridge` (one per
 Streamlit session, i.e. per tab) carries them to the model and plays its voice back through a PCM
-source track. The page only reads `bridge.snapshot()` from a polling fragment and calls the Bridge's
-thread-safe methods; it never touches asyncio objects.
+source track. The WebRTC component lives in the call bar, drawn here above `st.navigation(...).run()`,
+so it stays mounted, and the call stays up, while the user moves between Conversation, Events,
+Diagnostics and History. The pages only read `bridge.snapshot()` from polling fragments and call the
+Bridge's thread-safe methods; they never touch asyncio objects.
 """
 
 from __future__ import annotations
@@ -21,14 +23,22 @@ from streamlit_webrtc import (
     webrtc_streamer,
 )
 
+from realtime.rtc_tuning import tune_streamlit_webrtc
 from realtime.settings import SettingsError
+from realtime.voice_source import just_in_time
 from ui import controls, sidebar, status, transcript_view
-from ui.conversation import Conversation, get_conversation
+from ui.conversation import Conversation, get_conversation, peek_conversation
+from ui.process_setup import ProcessSetup, prepare_process
 from ui.settings_source import default_settings
 
 PAGES_DIR = Path(__file__).parent / "pages"
 
 STREAM_KEY = "conversation"
+STATUS_EVERY_S = 0.5  # the call bar's status line
+TRANSCRIPT_EVERY_S = 0.4  # the live transcript
+# Self-view and what the camera sends: 640x480 at up to 15 fps (issue 4). The echoed self-view costs
+# a VP8 decode and encode per frame on the server; that runs in aiortc's codec threads, off the loop.
+VIDEO = {"width": 640, "height": 480, "frameRate": {"max": 15}}
 TRANSLATIONS = {
     "start": "Start conversation",
     "stop": "Stop (hang up)",
@@ -38,6 +48,12 @@ TRANSLATIONS = {
     "device_not_available": "No microphone or camera found.",
     "device_access_denied": "Microphone access was denied: allow it in the browser's site settings, then Start again.",
 }
+
+
+@st.cache_resource(show_spinner=False)
+def _process_setup(backend: str) -> ProcessSetup:
+    """Once per server process: cheap reruns, calls that survive page changes, the engine warming up."""
+    return prepare_process(backend=backend)
 
 
 def _stream_key() -> str:
@@ -50,64 +66,56 @@ def _stream_key() -> str:
 
 
 def _media_constraints(conv: Conversation) -> dict:
-    video: dict | bool = {"width": 640, "height": 480, "frameRate": {"max": 15}}
-    if not conv.settings.camera.enabled:
-        video = False
     return {
         "audio": {"echoCancellation": True, "noiseSuppression": True, "autoGainControl": True},
-        "video": video,
+        "video": dict(VIDEO) if conv.settings.camera.enabled else False,
     }
 
 
-def conversation_page() -> None:
-    try:
-        conv = get_conversation(default_settings)
-    except SettingsError as exc:
-        st.title("Realtime Studio")
-        st.error("The configuration has problems, so no conversation can start:\n\n"
-                 + "\n".join(f"- {p}" for p in exc.problems)
-                 + "\n\nFix them in the environment or `.streamlit/secrets.toml` and reload the page.")
-        return
-    conv.watch_session_end()
+# -- the call bar (every page) -------------------------------------------------------------------
 
-    st.title("Realtime Studio")
-    sidebar.render(conv)
 
-    left, right = st.columns([2, 3], gap="large")
-    with left:
-        key = _stream_key()
-        voice_out = create_pcm_audio_source_track(key=f"{key}-voice", sample_rate=48000)
-        mic_sink = create_audio_sink_track(conv.on_mic_frame, key=f"{key}-mic", on_ended=conv.on_browser_leg_ended)
-        ctx = webrtc_streamer(
-            key=key,
-            mode=WebRtcMode.SENDRECV,
-            rtc_configuration=conv.settings.rtc_configuration(),
-            media_stream_constraints=_media_constraints(conv),
-            sink_audio_track=mic_sink,
-            source_audio_track=voice_out.track,
-            video_frame_callback=conv.on_video_frame,
-            sendback_video=True,
-            translations=TRANSLATIONS,
-        )
-        if ctx.state.playing:
-            conv.start(voice_out)
-        elif not ctx.state.signalling and conv.active:
-            conv.stop("the user pressed Stop")
-        controls.render_call_controls(conv)
+def call_bar(conv: Conversation, setup: ProcessSetup) -> None:
+    with st.container(key="callbar", border=True):
+        left, right = st.columns([5, 7], gap="medium")
+        with left:
+            _webrtc(conv)
+        with right:
+            st.markdown("#### :material/graphic_eq: Realtime Studio")
+            _status_line(conv, setup)
+            controls.render_call_controls(conv)
 
-    with right:
-        _live_panel(conv)
 
-    prompt = st.chat_input(
-        "Type a message to the assistant…" if conv.active else "Start the conversation to type a message",
-        disabled=not conv.active,
+def _webrtc(conv: Conversation) -> None:
+    key = _stream_key()
+    voice_out = just_in_time(create_pcm_audio_source_track(key=f"{key}-voice", sample_rate=48000))
+    mic_sink = create_audio_sink_track(conv.on_mic_frame, key=f"{key}-mic", on_ended=conv.leg_ended_callback())
+    ctx = webrtc_streamer(
+        key=key,
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration=conv.settings.rtc_configuration(),
+        media_stream_constraints=_media_constraints(conv),
+        sink_audio_track=mic_sink,
+        source_audio_track=voice_out.track,
+        video_frame_callback=conv.on_video_frame,
+        sendback_video=True,
+        translations=TRANSLATIONS,
     )
-    if prompt and conv.bridge is not None:
-        conv.bridge.send_text(prompt)
+    if ctx.state.playing:
+        conv.start(voice_out)
+        if st.session_state.get("tuned_call") != id(conv.bridge):
+            if tune_streamlit_webrtc(ctx):
+                st.session_state["tuned_call"] = id(conv.bridge)
+    elif not ctx.state.signalling and conv.active:
+        conv.stop("the user pressed Stop")
 
 
-def _live_panel(conv: Conversation) -> None:
-    @st.fragment(run_every=0.4 if conv.active else None)
+def _status_line(conv: Conversation, setup: ProcessSetup) -> None:
+    warmup = setup.warmup
+
+    waiting_for_engine = warmup is not None and warmup.status().state == "starting"
+
+    @st.fragment(run_every=STATUS_EVERY_S if conv.active or waiting_for_engine else None)
     def live() -> None:
         try:
             snap = conv.snapshot()
@@ -115,15 +123,57 @@ def _live_panel(conv: Conversation) -> None:
             st.error(f"The conversation state could not be read: {type(exc).__name__}")
             return
         status.render_status(conv.settings.backend, snap, live=conv.active)
+        engine = warmup.status() if warmup is not None else None
+        if engine is not None and engine.state == "starting":
+            st.caption(":material/hourglass_top: Starting local engine… You can press Start now: the call "
+                       "connects as soon as the engine is up.")
+        elif engine is not None and engine.state == "failed" and not conv.active:
+            st.warning(f"The local engine did not start: {engine.message}\n\nPress Start to try again.",
+                       icon=":material/warning:")
         if conv.start_error:
             st.error(f"The conversation could not start: {conv.start_error}", icon=":material/error:")
         status.render_error(snap)
-        if conv.settings.backend == "local":
-            st.caption(
-                ":material/info: Local offline engine: speech recognition is approximate. "
-                "Set OPENAI_API_KEY to talk to OpenAI."
-            )
-        with st.container(height=520, border=True, key="transcript"):
+        if waiting_for_engine and engine is not None and engine.state != "starting" and not conv.active:
+            st.rerun()  # once: the next full run draws this fragment without polling
+
+    live()
+
+
+# -- the Conversation page -----------------------------------------------------------------------
+
+
+def conversation_page() -> None:
+    conv = peek_conversation()
+    if conv is None:  # the configuration error is shown above
+        return
+    if conv.settings.backend == "local":
+        st.caption(
+            ":material/info: Local offline engine: speech recognition is approximate. "
+            "Set OPENAI_API_KEY to talk to OpenAI."
+        )
+    _transcript_panel(conv)
+    # Inline (inside a container), not pinned to the page bottom: Streamlit's main area is a different
+    # React component when the page has a bottom block, so a page change between a page with one and a
+    # page without one remounts the whole main area, and the call bar's WebRTC iframe with it (the
+    # browser's peer closes and the call ends; measured with Streamlit 1.67).
+    with st.container(key="chat"):
+        prompt = st.chat_input(
+            "Type a message to the assistant…" if conv.active else "Start the conversation to type a message",
+            disabled=not conv.active,
+        )
+    if prompt and conv.bridge is not None:
+        conv.bridge.send_text(prompt)
+
+
+def _transcript_panel(conv: Conversation) -> None:
+    @st.fragment(run_every=TRANSCRIPT_EVERY_S if conv.active else None)
+    def live() -> None:
+        try:
+            snap = conv.snapshot()
+        except Exception as exc:  # noqa: BLE001 - a message, never a traceback
+            st.error(f"The conversation state could not be read: {type(exc).__name__}")
+            return
+        with st.container(height=430, border=True, key="transcript"):
             items = snap.transcript if snap is not None else ()
             failed = snap is not None and snap.state == "failed"
             transcript_view.render_transcript(items, live=conv.active, failed=failed)
@@ -140,7 +190,21 @@ def main() -> None:
     st.set_page_config(page_title="Realtime Studio", page_icon=":material/graphic_eq:", layout="wide")
     pages = [st.Page(conversation_page, title="Conversation", icon=":material/forum:", default=True)]
     pages += [st.Page(str(p), title=_page_title(p)) for p in sorted(PAGES_DIR.glob("[0-9]*.py"))]
-    st.navigation(pages).run()
+    page = st.navigation(pages)
+    try:
+        conv = get_conversation(default_settings)
+    except SettingsError as exc:
+        st.title("Realtime Studio")
+        st.error("The configuration has problems, so no conversation can start:\n\n"
+                 + "\n".join(f"- {p}" for p in exc.problems)
+                 + "\n\nFix them in the environment or `.streamlit/secrets.toml` and reload the page.")
+        page.run()
+        return
+    setup = _process_setup(conv.settings.backend)
+    conv.watch_session_end()
+    sidebar.render(conv)
+    call_bar(conv, setup)
+    page.run()
 
 
 main()

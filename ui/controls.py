@@ -1,4 +1,4 @@
-"""Call controls under the camera: send a frame now, interrupt, mute, push to talk."""
+"""Call controls in the call bar: send a frame now, interrupt, mute, push to talk."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ def render_call_controls(conv: Conversation) -> None:
             bridge.send_frame_now()
             st.toast("Camera frame sent to the assistant.", icon=":material/photo_camera:")
     with c2:
-        if st.button("Interrupt", icon=":material/stop_circle:", disabled=not live, width="stretch",
-                     help="Stop the assistant's current answer and drop the audio still queued."):
-            bridge.interrupt()
+        # on_click runs before the rerun draws anything: the voice stops without waiting for the page
+        st.button("Interrupt", icon=":material/stop_circle:", disabled=not live, width="stretch",
+                  help="Stop the assistant's current answer and drop the audio still queued.",
+                  on_click=conv.interrupt)
     muted = st.toggle("Mute mic", key="mute_mic", disabled=not live)
     if live:
         bridge.set_muted(bool(muted))
@@ -32,4 +33,4 @@ def render_call_controls(conv: Conversation) -> None:
         if live and commit is None:
             st.caption("Push to talk needs a newer bridge (commit and respond); switch turn detection to VAD for now.")
     if not live:
-        st.caption("Press **Start conversation** above; the buttons come alive once the call is connected.")
+        st.caption("Press **Start conversation**; the buttons come alive once the call is connected.")

@@ -14,6 +14,7 @@ import streamlit as st
 from streamlit.logger import get_logger
 
 from realtime.settings import Settings
+from realtime.voice_gate import VoiceGate
 
 _STATE_KEY = "realtime_studio.conversation"
 _log = get_logger(__name__)  # follows Streamlit's [logger] level
@@ -29,6 +30,9 @@ class Conversation:
         self._bridge: Any = None
         self._last_bridge: Any = None
         self._shutdown_observer: Any = None
+        self._gate: VoiceGate | None = None
+        self._generation = 0  # counts calls; a browser leg's end only stops the call it belonged to
+        self._history_id: str | None = None
         self.start_error: str | None = None
         self.restart_note: tuple[str, ...] = ()  # settings changed mid-call that need a new call
 
@@ -63,8 +67,19 @@ class Conversation:
             bridge.on_video_frame(frame)
         return frame  # echoed back: the self-view
 
-    def on_browser_leg_ended(self) -> None:
+    def leg_ended_callback(self) -> Callable[[], None]:
+        """The sink track's ``on_ended`` for this script run. It names the call it belongs to: the
+        running one, or (before Start) the next one. streamlit-webrtc caches the sink track across
+        calls and sets its ``on_ended`` again on every run, so a late end of an earlier leg must not
+        hang up a newer call."""
+        generation = self._generation if self._bridge is not None else self._generation + 1
+        return lambda: self.on_browser_leg_ended(generation)
+
+    def on_browser_leg_ended(self, generation: int | None = None) -> None:
         """The browser's mic track ended (tab closed, network gone): hang up off the media loop."""
+        if generation is not None and generation != self._generation:
+            _log.info("ignored the end of an earlier call's browser leg")
+            return
         threading.Thread(target=self.stop, args=("browser leg ended",), name="conversation-stop", daemon=True).start()
 
     # -- lifecycle (script thread) ----------------------------------------------------------
@@ -80,26 +95,42 @@ class Conversation:
                 factory = Bridge
             self.start_error = None
             self.restart_note = ()
+            gate = VoiceGate(audio_out)
             try:
-                bridge = factory(self.settings, audio_out)
+                bridge = factory(self.settings, gate)
                 bridge.start()
             except Exception as exc:  # noqa: BLE001 - shown on the page, never a traceback
                 _log.warning("could not start the conversation: %s", type(exc).__name__)
                 self.start_error = _describe(exc)
                 return
+            self._generation += 1
+            self._gate = gate
             self._bridge = bridge
             self._last_bridge = bridge
+            self._history_id = _record(bridge, self.settings)
 
     def stop(self, reason: str = "stopped") -> None:
         """Hang up and close the current Bridge (blocking, at most a couple of seconds). Idempotent."""
         with self._lock:
             bridge, self._bridge = self._bridge, None
+            history_id, self._history_id = self._history_id, None
         if bridge is not None:
             _log.info("closing the conversation: %s", reason)
             try:
                 bridge.close()
             except Exception as exc:  # noqa: BLE001
                 _log.warning("closing the conversation failed: %s", type(exc).__name__)
+        if history_id is not None:
+            _end_record(history_id)
+
+    def interrupt(self) -> None:
+        """Stop the assistant now: drop its queued voice, and what is still on the wire of this reply,
+        and ask the provider to cancel the response and clear its audio buffer."""
+        gate, bridge = self._gate, self._bridge
+        if gate is not None:
+            gate.interrupt()
+        if bridge is not None:
+            bridge.interrupt()
 
     def apply_settings(self, settings: Settings) -> Any:
         """Remember new settings; push them to a live call. Returns the SettingsChange or None."""
@@ -122,7 +153,30 @@ class Conversation:
 
     def _on_session_end(self) -> None:
         self._shutdown_observer = None
-        self.stop("the Streamlit session ended or the page changed")
+        self.stop("the Streamlit session ended")
+
+
+def _record(bridge: Any, settings: Settings) -> str | None:
+    """Save this call to History (attach is idempotent: the sidebar's follower may attach it too)."""
+    try:
+        from realtime.history import process_store
+
+        store, _notice = process_store()
+        return None if store is None else store.recorder.attach(bridge, settings)
+    except Exception as exc:  # noqa: BLE001 - history must never stop a call
+        _log.warning("history could not record this call: %s", type(exc).__name__)
+        return None
+
+
+def _end_record(history_id: str) -> None:
+    try:
+        from realtime.history import process_store
+
+        store, _notice = process_store()
+        if store is not None:
+            store.recorder.end_conversation(history_id)
+    except Exception as exc:  # noqa: BLE001
+        _log.warning("history could not end this call's record: %s", type(exc).__name__)
 
 
 def _describe(exc: BaseException) -> str:

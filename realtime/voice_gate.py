@@ -1,0 +1,92 @@
+"""Interrupt means quiet now: a gate in front of the browser leg's PcmAudioSource.
+
+`Bridge.interrupt()` clears the buffered voice and asks the provider to stop
+(`response.cancel`, `output_audio_buffer.clear`). Until the provider has acted on that, the
+voice already on the wire keeps arriving and `VoiceOut` queues it again: measured in Chromium on
+the local engine, 0.5-1 s more of the reply was heard after Interrupt. `VoiceGate.interrupt()`
+clears the source and then drops every push until the incoming voice pauses (no push for
+`quiet_s`: `VoiceOut` pushes nothing while the upstream is silent) or `max_hold_s` has passed, so
+the next reply (which starts after a pause) plays normally.
+
+It forwards ``_fifo``, ``_lock`` and ``sample_rate`` to the wrapped source, so `VoiceOut` still
+measures and caps the real buffer exactly (see `realtime.voice_out`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = ["VoiceGate", "GateStats"]
+
+
+@dataclass(frozen=True)
+class GateStats:
+    interrupts: int
+    held: bool  # dropping pushes right now
+    dropped_pushes: int  # pushes dropped after an Interrupt, in total
+
+
+class VoiceGate:
+    """``push``/``clear`` in front of ``source`` (a streamlit-webrtc PcmAudioSource). Thread-safe."""
+
+    def __init__(self, source: Any, *, quiet_s: float = 0.15, max_hold_s: float = 3.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not (callable(getattr(source, "push", None)) and callable(getattr(source, "clear", None))):
+            raise TypeError("source must have push() and clear() methods")
+        if not 0 < quiet_s <= max_hold_s:
+            raise ValueError(f"need 0 < quiet_s <= max_hold_s, got {quiet_s!r}, {max_hold_s!r}")
+        self.source = source
+        self._quiet_s = quiet_s
+        self._max_hold_s = max_hold_s
+        self._clock = clock
+        self._gate_lock = threading.Lock()
+        self._held_since: float | None = None
+        self._last_push = 0.0
+        self._interrupts = 0
+        self._dropped = 0
+
+    # what VoiceOut looks at to measure the real buffer
+    @property
+    def _fifo(self) -> Any:
+        return self.source._fifo  # noqa: SLF001
+
+    @property
+    def sample_rate(self) -> int:
+        return self.source.sample_rate
+
+    @property
+    def _lock(self) -> Any:
+        """The source's own lock (its push, clear and track take it), not the gate's."""
+        return self.source._lock  # noqa: SLF001
+
+    def push(self, pcm: Any) -> None:
+        now = self._clock()
+        with self._gate_lock:
+            held_since, last = self._held_since, self._last_push
+            self._last_push = now
+            if held_since is not None:
+                if now - last >= self._quiet_s or now - held_since >= self._max_hold_s:
+                    self._held_since = None
+                else:
+                    self._dropped += 1
+                    return
+        self.source.push(pcm)
+
+    def clear(self) -> None:
+        self.source.clear()
+
+    def interrupt(self) -> None:
+        """Drop what is queued and what is still coming of the current reply."""
+        now = self._clock()
+        with self._gate_lock:
+            self._held_since = now
+            self._last_push = now
+            self._interrupts += 1
+        self.source.clear()
+
+    def stats(self) -> GateStats:
+        with self._gate_lock:
+            return GateStats(self._interrupts, self._held_since is not None, self._dropped)
