@@ -138,7 +138,10 @@ def render_usage(snap: Any, *, backend: str, model: str) -> None:
     if backend == "local":
         st.caption(note)
     if usage.total_tokens:
-        st.dataframe(usage_rows(usage), hide_index=True, width="stretch")
+        import pandas as pd
+
+        # a small static table (the per-turn table above is the page's one interactive grid)
+        st.table(pd.DataFrame(usage_rows(usage)).set_index("Tokens"))
     images = getattr(snap, "images_in_context", 0)
     if images:
         st.caption(f"{images} camera image{'s' if images != 1 else ''} currently kept in the conversation.")

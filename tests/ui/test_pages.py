@@ -88,3 +88,30 @@ def test_diagnostics_page_reads_like_a_product(ended_call):
     assert metrics["Round-trip time"] == "—" and metrics["Mic level"] == "silent"
     assert any(i.value.startswith("No completed turn yet") for i in at.info)
     assert [s.value for s in at.subheader] == ["WebRTC to the model", "Latency per turn", "Tokens and cost"]
+
+
+
+def usage_script(snap, backend, model):
+    from ui.diagnostics_view import render_usage
+
+    render_usage(snap, backend=backend, model=model)
+
+
+def test_diagnostics_tokens_and_cost_on_openai():
+    from realtime.bridge import BridgeSnapshot, RtcStats
+    from realtime.metrics import UsageTotals
+    from realtime.pricing import estimate_cost
+
+    usage = UsageTotals(input_text=1000, input_audio=2000, cached_text=400, output_audio=3000, responses=2)
+    snap = BridgeSnapshot("closed", "idle", None, (), (), usage, estimate_cost(usage, "gpt-realtime"), RtcStats(),
+                          "call_1")
+    at = AppTest.from_function(usage_script, kwargs={"snap": snap, "backend": "openai", "model": "gpt-realtime"})
+    at.run(timeout=30)
+    assert not at.exception
+    (table,) = at.table
+    assert list(table.value.index) == ["Text", "Audio", "Image"]
+    assert table.value.loc["Text", "of which cached"] == "400" and table.value.loc["Audio", "Output"] == "3,000"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Input tokens"] == "3,000" and metrics["Output tokens"] == "3,000" and metrics["Responses"] == "2"
+    assert metrics["Estimated cost"] == f"${snap.cost_usd:.2f}" and snap.cost_usd > 0.1
+    assert not any("local engine" in c.value for c in at.caption)
