@@ -18,20 +18,21 @@ bridge = conv.latest_bridge if conv is not None else None
 
 if bridge is None:
     st.info(
-        "No conversation in this tab yet. Start one on the **Conversation** page: every event the app "
+        "No conversation in this tab yet. Press **Start conversation** to begin one: every event the app "
         "sends to the model (→ sent) and every event it receives (← received) is listed here, newest "
         "first, with its time, size and full JSON. Audio and image data are shortened so the log stays readable.",
         icon=":material/list_alt:",
     )
     st.stop()
 
-if conv.active:
+running = conv.active and bridge.snapshot().state in ("connecting", "connected")
+if running:
     st.caption("The conversation is running: new events appear as they happen.")
 else:
     st.caption("The log of this tab's last conversation (it has ended).")
 
 log = bridge.events
-c1, c2, c3, c4 = st.columns([3, 2, 1, 1.3], vertical_alignment="bottom")
+c1, c2, c3, c4 = st.columns([2.6, 2.3, 1.1, 1.4], vertical_alignment="bottom")
 types = c1.multiselect("Event types", log.types(), placeholder="All types", key="ev_types")
 direction = c2.segmented_control(
     "Direction", ["all", "client", "server"], default="all", key="ev_dir",
@@ -39,7 +40,7 @@ direction = c2.segmented_control(
 ) or "all"
 limit = c3.number_input("Show at most", 10, 500, 100, step=10, key="ev_limit")
 with c4:
-    hide_deltas = st.toggle("Hide streaming", value=True, key="ev_hide_deltas",
+    hide_deltas = st.toggle("Hide deltas", value=True, key="ev_hide_deltas",
                             help="Hide the many small *.delta events (pieces of text, transcript and audio). "
                                  "Choosing a delta type above shows it anyway.")
     paused = st.toggle("Pause", key="ev_pause", help="Freeze the list to read it; new events are kept.")
@@ -50,7 +51,7 @@ def _log_json(events) -> str:
                       indent=1, default=str)
 
 
-@st.fragment(run_every=None if paused or not conv.active else 1.0)
+@st.fragment(run_every=None if paused or not running else 1.0)
 def event_list() -> None:
     events = log.snapshot()
     if not events:

@@ -17,7 +17,7 @@ bridge = conv.latest_bridge if conv is not None else None
 
 if bridge is None:
     st.info(
-        "No conversation in this tab yet. Once you start one on the **Conversation** page, this page shows "
+        "No conversation in this tab yet. Once you press **Start conversation**, this page shows "
         "the connection state, WebRTC statistics (round-trip time, jitter, packets lost, audio levels), "
         "the latency of each turn (end of your speech or message to the assistant's first audio and text), "
         "and the tokens used with an estimated cost.",
@@ -33,7 +33,7 @@ def diagnostics() -> None:
     except Exception as exc:  # noqa: BLE001 - a message, never a traceback
         st.error(f"The conversation state could not be read ({type(exc).__name__}).")
         return
-    live = conv.active
+    live = conv.active and snap.state in ("connecting", "connected")
     settings = getattr(bridge, "settings", None) or conv.settings   # the settings of that call
     backend, model = settings.backend, settings.model
     if live:

@@ -56,7 +56,7 @@ def test_without_a_conversation_the_page_says_what_it_will_show(name):
     at = _page(name)
     (info,) = at.info
     assert info.value.startswith("No conversation in this tab yet.")
-    assert "**Conversation** page" in info.value
+    assert "**Start conversation**" in info.value
 
 
 def test_events_page_lists_the_log_with_summaries(ended_call):
