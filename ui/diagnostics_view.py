@@ -91,15 +91,20 @@ def loss_text(lost: int, received: int) -> str:
     return f"{lost:,} ({lost / expected * 100:.1f} %)" if expected else f"{lost:,}"
 
 
-def render_connection(snap: Any, *, backend: str, model: str, live: bool) -> None:
+def connection_line(snap: Any, *, backend: str, model: str, live: bool) -> str:
+    """One markdown line: engine, connection state, who is speaking, model, call id."""
     state = snap.state if live or snap.state not in ("connecting", "connected") else "closed"
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Engine", engine_label(backend))
-    c2.metric("Connection", state_label(state))
-    c3.metric("Right now", activity_label(snap.activity) if live and state == "connected" else "—")
-    c4.metric("Model", model)
+    parts = [f"**Engine** {engine_label(backend)}", f"**Connection** {state_label(state)}"]
+    if live and state == "connected":
+        parts.append(f"**Now** {activity_label(snap.activity)}")
+    parts.append(f"**Model** `{model}`")
     if snap.call_id:
-        st.caption(f"Call id `{snap.call_id}`")
+        parts.append(f"**Call** `{snap.call_id}`")
+    return " · ".join(parts)
+
+
+def render_connection(snap: Any, *, backend: str, model: str, live: bool) -> None:
+    st.markdown(connection_line(snap, backend=backend, model=model, live=live))
 
 
 def render_rtc(snap: Any) -> None:

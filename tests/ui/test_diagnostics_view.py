@@ -62,3 +62,16 @@ def test_loss_text():
     assert loss_text(0, 100) == "0"
     assert loss_text(5, 995) == "5 (0.5 %)"
     assert loss_text(3, 0) == "3 (100.0 %)"
+
+
+def test_connection_line():
+    from realtime.bridge import BridgeSnapshot, RtcStats
+    from ui.diagnostics_view import connection_line
+
+    snap = BridgeSnapshot("connected", "assistant_speaking", None, (), (), UsageTotals(), 0.0, RtcStats(), "rtc_1")
+    assert connection_line(snap, backend="local", model="gpt-realtime", live=True) == (
+        "**Engine** Local (offline) · **Connection** Connected · **Now** Assistant speaking · "
+        "**Model** `gpt-realtime` · **Call** `rtc_1`")
+    # the page's call has ended but the bridge never said so: not "Connected"
+    assert connection_line(snap, backend="openai", model="m", live=False) == (
+        "**Engine** OpenAI · **Connection** Call ended · **Model** `m` · **Call** `rtc_1`")
