@@ -42,8 +42,9 @@ def _facts(summary: ConversationSummary, live: frozenset[str]) -> str:
     unfinished = ""
     if summary.ended_at is None:
         unfinished = " (in progress)" if summary.id in live else " (not ended cleanly)"
+    engine = "" if summary.backend == "local" else f" · {engine_label(summary.backend)}"  # "free (local engine)"
     return (f"{_when(summary.started_at)} · {format_duration(summary.duration_s)}{unfinished} · {turns} · "
-            f"{cost_label(summary.cost_usd, summary.backend)} · {engine_label(summary.backend)}")
+            f"{cost_label(summary.cost_usd, summary.backend)}{engine}")
 
 
 def _confirm(key: str, question: str, yes_label: str) -> bool | None:
