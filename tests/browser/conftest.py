@@ -28,8 +28,10 @@ def media(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def app() -> StreamlitApp:
-    server = start_streamlit("local", clean_env())
+def app(tmp_path_factory) -> StreamlitApp:
+    # History goes to a throwaway database, never the checkout's data/ folder.
+    db = tmp_path_factory.mktemp("history") / "realtime-studio.db"
+    server = start_streamlit("local", clean_env(REALTIME_HISTORY_DB=str(db)))
     yield server
     server.stop()
 

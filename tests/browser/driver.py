@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import Frame, Page, expect
 
@@ -32,9 +33,12 @@ def status(page: Page):
     return page.locator(".st-key-status")
 
 
-def start_call(page: Page) -> None:
+def start_call(page: Page) -> float:
+    """Press Start and wait until the call is connected. Returns the seconds that took."""
+    began = time.monotonic()
     component_frame(page).get_by_role("button", name=START).click()
     expect(status(page)).to_contain_text("Connected", timeout=LONG)
+    return time.monotonic() - began
 
 
 def stop_call(page: Page) -> None:
@@ -116,3 +120,25 @@ def played_level(frame: Frame) -> dict:
 
 def reset_level(frame: Frame) -> None:
     frame.evaluate("() => window.__meter.reset()")
+
+
+def seconds_until_quiet(page: Page, frame: Frame, *, quiet_peak: float = 0.01, window_ms: int = 250,
+                        timeout_s: float = 10.0) -> float:
+    """Seconds until the page plays a whole `window_ms` window below `quiet_peak` (RMS), polled
+    window by window from now. Raises AssertionError with the levels seen if that never happens."""
+    began, seen = time.monotonic(), []
+    while time.monotonic() - began < timeout_s:
+        reset_level(frame)
+        page.wait_for_timeout(window_ms)
+        peak = played_level(frame)["peak"]
+        seen.append(round(peak, 3))
+        if peak < quiet_peak:
+            return time.monotonic() - began - window_ms / 1000
+    raise AssertionError(f"the page never went quiet within {timeout_s}s: window peaks {seen}")
+
+
+def event_count(page: Page) -> int:
+    """The Events page's "N events in this conversation"."""
+    caption = page.get_by_text(re.compile(r"[\d,]+ events in this conversation")).first
+    expect(caption).to_be_visible(timeout=LONG)
+    return int(re.match(r"([\d,]+)", caption.inner_text()).group(1).replace(",", ""))
