@@ -6,7 +6,10 @@ voice already on the wire keeps arriving and `VoiceOut` queues it again: measure
 the local engine, 0.5-1 s more of the reply was heard after Interrupt. `VoiceGate.interrupt()`
 clears the source and then drops every push until the incoming voice pauses (no push for
 `quiet_s`: `VoiceOut` pushes nothing while the upstream is silent) or `max_hold_s` has passed, so
-the next reply (which starts after a pause) plays normally.
+the next reply (which starts after a pause) plays normally. `quiet_s` is 0.5 s, not one frame or
+two: under load the bridge's loop can stall for 100+ ms and then deliver the reply in a burst,
+which a shorter pause test took for the end of it (measured: the voice came back 2 s after
+Interrupt). A new reply only follows a user action, so it starts well after half a second.
 
 It forwards ``_fifo``, ``_lock`` and ``sample_rate`` to the wrapped source, so `VoiceOut` still
 measures and caps the real buffer exactly (see `realtime.voice_out`).
@@ -32,7 +35,7 @@ class GateStats:
 class VoiceGate:
     """``push``/``clear`` in front of ``source`` (a streamlit-webrtc PcmAudioSource). Thread-safe."""
 
-    def __init__(self, source: Any, *, quiet_s: float = 0.15, max_hold_s: float = 3.0,
+    def __init__(self, source: Any, *, quiet_s: float = 0.5, max_hold_s: float = 3.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not (callable(getattr(source, "push", None)) and callable(getattr(source, "clear", None))):
             raise TypeError("source must have push() and clear() methods")

@@ -133,6 +133,7 @@ def seconds_until_quiet(page: Page, frame: Frame, *, quiet_peak: float = 0.01, w
         peak = played_level(frame)["peak"]
         seen.append(round(peak, 3))
         if peak < quiet_peak:
+            print(f"quiet after {time.monotonic() - began - window_ms / 1000:.2f}s; window peaks {seen}")
             return time.monotonic() - began - window_ms / 1000
     raise AssertionError(f"the page never went quiet within {timeout_s}s: window peaks {seen}")
 
