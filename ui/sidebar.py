@@ -8,6 +8,7 @@ import streamlit as st
 
 from realtime.settings import MODELS, TRANSCRIPTION_MODELS, VOICES, Settings, SettingsError
 from realtime.tools import DEFAULT_TOOLS
+from ui import page_style
 from ui.conversation import Conversation
 from ui.settings_source import read_secrets
 
@@ -104,6 +105,7 @@ def key_status(settings: Settings) -> str:
 def render(conv: Conversation) -> Settings:
     """Draw the sidebar; apply changes to the conversation. Returns the settings now in force."""
     settings = conv.settings
+    page_style.apply()  # every page draws the sidebar, at the top level of the run (not in a fragment)
     with st.sidebar:
         st.header("Assistant")
         if settings.backend == "openai":

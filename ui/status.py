@@ -6,7 +6,6 @@ from typing import Any
 
 import streamlit as st
 
-from ui import page_style
 from ui.format import activity_label, engine_label, state_label
 
 _STATE_COLOURS = {
@@ -26,7 +25,6 @@ _ACTIVITY_COLOURS = {
 
 def render_status(backend: str, snapshot: Any, *, live: bool) -> None:
     """`snapshot` is the bridge's BridgeSnapshot, or None before the first call."""
-    page_style.apply()  # the conversation page's compact top (app.py may call it itself instead)
     state = snapshot.state if (snapshot is not None) else "idle"
     if snapshot is not None and not live and state in ("connecting", "connected"):
         state = "closed"

@@ -2,7 +2,8 @@
 image thumbnails, one-line errors. Newest at the bottom, and the box follows the newest item.
 
 Following without a component: the items sit in one wrapper inside the caller's scrolling container
-(`st.container(height=...)`), and a style rule turns that container into a reversed flex column.
+(`st.container(height=...)`), and a style rule (`STYLE`, put on the page by `ui.page_style.apply()`)
+turns that container into a reversed flex column.
 A reversed column starts scrolled to its end and stays there as items are added, so the newest
 item is always in view (the order on screen is still oldest-first). Only the latest `MAX_RECENT`
 items are drawn as bubbles; older ones are listed as one-liners in an expander at the top.
@@ -103,8 +104,6 @@ def render_transcript(items: Iterable[Any], *, live: bool, failed: bool = False,
     """Draw the transcript inside the caller's (scrolling) container. `follow` keeps the newest item
     in view (the conversation page); History passes follow=False, recent=None to show everything."""
     items = tuple(items)
-    if follow:
-        st.html(STYLE)
     with st.container(key=FOLLOW_KEY if follow else LOG_KEY):
         if not items:
             if failed:
