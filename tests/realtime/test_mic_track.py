@@ -205,10 +205,12 @@ async def test_muted_sends_silence_and_unmuting_resumes():
 
 
 async def test_stopped_track_ends_recv_and_ignores_pushes():
-    track = MicTrack()
+    track = MicTrack(clock=lambda: 5.0)  # frozen: the pending recv() cannot fall due by itself
+    track.push(stereo_frame(1))
     await track.recv()
     pending = asyncio.ensure_future(track.recv())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0.02)
+    assert not pending.done()  # waiting for mic audio
     track.stop()
     with pytest.raises(MediaStreamError):
         await asyncio.wait_for(pending, 1.0)
