@@ -65,8 +65,8 @@ async def test_recv_is_paced_in_real_time():
         for _ in range(26):
             await track.recv()
         elapsed = time.monotonic() - t0
-        # 26 frames: the first is immediate, then 25 x 20 ms.
-        assert 0.48 <= elapsed < 0.9, elapsed  # loose top: CI machines are busy
+        # No mic audio: the first frame (silence) comes once the 100 ms slack is over, then 25 x 20 ms.
+        assert 0.58 <= elapsed < 1.2, elapsed  # loose top: CI machines are busy
     finally:
         track.stop()
 
