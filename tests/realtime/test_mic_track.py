@@ -245,6 +245,10 @@ async def test_carries_mic_audio_through_a_real_peer_connection():
         await receiver.setLocalDescription(await receiver.createAnswer())
         await sender.setRemoteDescription(receiver.localDescription)
         remote = await asyncio.wait_for(got_track, 10)
+        for _ in range(500):  # the browser talks once the call is up (before, the queue cap applies)
+            if sender.connectionState == "connected":
+                break
+            await asyncio.sleep(0.02)
         feeder.start()
         loud = 0
         samples = 0
