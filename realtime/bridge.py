@@ -187,6 +187,14 @@ class Bridge:
         self.voice.clear()
         bg.call_soon(self._interrupt)
 
+    def start_talking(self) -> None:
+        """Push to talk, press: forget what the mic sent since the last turn (input_audio_buffer.clear)."""
+        bg.call_soon(self._send, {"type": "input_audio_buffer.clear"})
+
+    def commit_and_respond(self) -> None:
+        """Push to talk, release: the user's turn is what the buffer holds; commit it and ask for a reply."""
+        bg.call_soon(self._commit_and_respond)
+
     def add_listener(self, fn: Callable[[Any], None]) -> None:
         self._listeners.append(fn)
 
@@ -368,6 +376,10 @@ class Bridge:
         if self._response_active:
             self._send({"type": "response.cancel"})
         self._send({"type": "output_audio_buffer.clear"})
+
+    def _commit_and_respond(self) -> None:
+        if self._send({"type": "input_audio_buffer.commit"}):
+            self._send({"type": "response.create"})
 
     def _wake_camera(self) -> None:
         if self._camera_wake is not None:

@@ -10,7 +10,7 @@ from openai.types.realtime import RealtimeClientEvent
 from pydantic import TypeAdapter
 
 from realtime import loop as bg
-from realtime.settings import CameraSettings, Settings
+from realtime.settings import CameraSettings, Settings, TurnDetection
 from tests.fakebrowser import SILENCE_RMS, BridgedCall, read_wav_48k_mono, wait_until
 from tests.media import speech_wav
 
@@ -48,6 +48,26 @@ async def test_speech_gets_a_transcript_and_a_spoken_reply_back_at_the_browser(e
         assert call.bridge.voice.stats().dropped_ms == 0  # no reply audio was cut to keep latency down
         for logged in client_events(call):
             CLIENT_EVENT.validate_python(logged.payload)
+
+
+async def test_push_to_talk_commits_what_was_said_and_gets_a_reply(engine, tmp_path):
+    wav = speech_wav(tmp_path / "ptt.wav", "hello there how are you", tail_silence_ms=0)
+    settings = settings_for(engine, camera=CameraSettings(enabled=False), turn_detection=TurnDetection(mode="none"))
+    async with BridgedCall(settings, rgb=None) as call:
+        call.bridge.start_talking()
+        call.browser.play_wav(wav)
+        await call.browser.mic.wait_spoken()
+        await asyncio.sleep(1.0)  # the end of the speech crosses both legs
+        assert not call.texts("assistant")  # no VAD: nothing happens until the button
+        kinds = [e.type for e in call.bridge.events.snapshot() if e.direction == "server"]
+        assert "input_audio_buffer.speech_stopped" not in kinds
+        call.bridge.commit_and_respond()
+        reply = await call.reply_after(0, timeout=30)
+        assert reply.startswith("You said")
+        user = [i for i in call.bridge.snapshot().transcript if i.role == "user"]
+        assert user and user[0].kind == "audio"
+        sent = [e.type for e in client_events(call)]
+        assert sent.index("input_audio_buffer.commit") < sent.index("response.create")
 
 
 async def test_solid_blue_camera_gets_a_reply_naming_blue(engine):
