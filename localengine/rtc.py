@@ -31,6 +31,7 @@ log = logging.getLogger("localengine.rtc")
 EVENTS_LABEL = "oai-events"
 OUT_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+MAX_LAG_S = 0.2  # how far the voice clock may fall behind before it is re-anchored (no catch-up burst)
 FRAME_BYTES = FRAME_SAMPLES * 2
 PROGRESS_EVERY_FRAMES = 5  # report playback progress every 100 ms
 
@@ -135,6 +136,9 @@ class VoiceTrack(MediaStreamTrack):
             wait = self._start + self._timestamp / OUT_RATE - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            elif wait < -MAX_LAG_S:
+                # the loop stalled: carry on from now instead of bursting the backlog at the client
+                self._start = time.monotonic() - self._timestamp / OUT_RATE
         frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
         frame.planes[0].update(self._next_chunk())
         frame.pts = self._timestamp
