@@ -162,7 +162,12 @@ def conversation_page() -> None:
             disabled=not conv.active,
         )
     if prompt and conv.bridge is not None:
-        conv.bridge.send_text(prompt)
+        state = conv.bridge.snapshot().state
+        if state in ("failed", "closed"):  # the box is drawn before the call can fail: say so, keep the text
+            st.warning(f"Not sent, the call is not connected: \u201c{prompt}\u201d. Press Stop, then Start, "
+                       "and send it again.")
+        else:
+            conv.bridge.send_text(prompt)  # queued until the data channel opens while connecting
 
 
 def _transcript_panel(conv: Conversation) -> None:

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import launch
-from tests.browser.driver import LONG, component_frame, open_app, screenshot, status
+from tests.browser.driver import LONG, component_frame, open_app, screenshot, status, type_message
 from tests.browser.harness import VIEWPORT, clean_env, start_engine_process, start_streamlit
 
 pytestmark = pytest.mark.browser
@@ -48,6 +48,9 @@ def test_rejected_key_shows_a_clear_message(app_with_wrong_key, playwright_insta
         expect(error).to_contain_text("OPENAI_API_KEY")
         expect(status(page)).to_contain_text("Connection failed")
         screenshot(page, "10-conversation-rejected-key")
+
+        type_message(page, "are you there?")  # typed into a failed call: said, not silently dropped
+        expect(page.get_by_text("Not sent, the call is not connected")).to_be_visible(timeout=LONG)
 
         body = page.content()
         assert WRONG_KEY not in body
