@@ -39,6 +39,10 @@ def _get(mapping: Any, *path: str) -> Any:
     return mapping
 
 
+def _num(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else one_line(value, 12) or "?"
+
+
 def _quote(text: Any, limit: int = 70) -> str:
     text = one_line(text, limit)
     return f"“{text}”" if text else ""
@@ -121,7 +125,7 @@ def event_summary(event: Any) -> str:
     if t == "rate_limits.updated":
         limits = p.get("rate_limits")
         if isinstance(limits, list):
-            return ", ".join(f"{one_line(x.get('name'), 20)} {x.get('remaining')}/{x.get('limit')} left"
+            return ", ".join(f"{one_line(x.get('name'), 20)} {_num(x.get('remaining'))}/{_num(x.get('limit'))} left"
                              for x in limits[:2] if isinstance(x, Mapping))
     if t == "(invalid)":
         return "not valid JSON: " + one_line(p.get("raw"), 60)

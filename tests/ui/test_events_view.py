@@ -71,6 +71,10 @@ def test_summaries_say_what_happened():
         "cut at 2,400 ms of audio")
     assert event_summary(_one("server", {"type": "response.output_audio.delta", "delta": "QUJD" * 100})) == (
         "audio chunk")
+    assert event_summary(_one("server", {"type": "rate_limits.updated", "rate_limits": [
+        {"name": "requests", "limit": 5000, "remaining": 4999},
+        {"name": "tokens", "limit": 400000, "remaining": 399134}]})) == (
+        "requests 4,999/5,000 left, tokens 399,134/400,000 left")
     assert event_summary(_one("server", {"type": "output_audio_buffer.started"})) == ""
 
 
