@@ -149,7 +149,7 @@ def render(conv: Conversation) -> Settings:
             st.select_slider("Eagerness", ["low", "medium", "high", "auto"], key=_P + "vad_eagerness",
                              help="How quickly the model decides you have finished.")
         elif push_to_talk_supported(conv.bridge):
-            st.caption("Push to talk: speak, then press **Send what I said** under the call controls. "
+            st.caption("Push to talk: speak, then press **Send what I said** in the call bar. "
                        "Nothing is answered until you press it.")
         else:
             st.warning("Push to talk is not available in this version: spoken turns would never be answered. "
