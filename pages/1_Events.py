@@ -6,11 +6,9 @@ import json
 
 import streamlit as st
 
-from ui import page_style
 from ui.conversation import peek_conversation
 from ui.events_view import filter_events, is_delta, render_event_list
 
-page_style.apply()
 st.title("Events")
 
 conv = peek_conversation()

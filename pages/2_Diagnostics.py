@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import page_style
 from ui.conversation import peek_conversation
 from ui.diagnostics_view import render_connection, render_rtc, render_turns, render_usage
 from ui.status import error_text
 
-page_style.apply()
 st.title("Diagnostics")
 
 conv = peek_conversation()

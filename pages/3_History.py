@@ -19,7 +19,6 @@ from realtime.history import (
     process_store,
 )
 from realtime.transcript import TranscriptItem
-from ui import page_style
 from ui.format import cost_label, count, engine_label, ms
 from ui.transcript_view import render_transcript
 
@@ -200,8 +199,7 @@ def _escape(text: str) -> str:
 
 
 def main() -> None:
-    page_style.apply()
-    st.title("History")
+        st.title("History")
     store, notice = process_store()
     if store is None:
         st.warning(notice or "History is off.", icon=":material/history_toggle_off:")

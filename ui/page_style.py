@@ -5,10 +5,11 @@
   quarter-width column);
 - the transcript box that follows the newest message (`ui.transcript_view.STYLE`).
 
-Style-only `st.html` goes to Streamlit's event container and takes no space. It must be called at
-the top level of a script run, never inside a fragment: a fragment may only write to its own body,
-and a style written from a polling fragment left the page without the elements drawn after it
-(measured: the chat input and call controls vanished after a fragment rerun)."""
+The style is a markdown element where it is called (the sidebar puts it at its top, at the top level
+of the script run). Not `st.html`: a style-only `st.html` goes to Streamlit's event container, and
+with it the page's chat input was intermittently left hidden (`display: none`) after a reply, and
+from inside a polling fragment the call controls vanished too (both measured in Chromium). Never
+call it inside a fragment: a fragment may only write to its own body."""
 
 from __future__ import annotations
 
@@ -24,4 +25,4 @@ STYLE = """<style>
 
 
 def apply() -> None:
-    st.html(STYLE + TRANSCRIPT_STYLE)
+    st.markdown(STYLE + TRANSCRIPT_STYLE, unsafe_allow_html=True)

@@ -105,8 +105,8 @@ def key_status(settings: Settings) -> str:
 def render(conv: Conversation) -> Settings:
     """Draw the sidebar; apply changes to the conversation. Returns the settings now in force."""
     settings = conv.settings
-    page_style.apply()  # every page draws the sidebar, at the top level of the run (not in a fragment)
     with st.sidebar:
+        page_style.apply()  # every page draws the sidebar, at the top level of the run (not in a fragment)
         st.header("Assistant")
         if settings.backend == "openai":
             st.success(f"**Engine: OpenAI** · {key_status(settings)}", icon=":material/key:")
