@@ -199,7 +199,7 @@ def _escape(text: str) -> str:
 
 
 def main() -> None:
-        st.title("History")
+    st.title("History")
     store, notice = process_store()
     if store is None:
         st.warning(notice or "History is off.", icon=":material/history_toggle_off:")
