@@ -281,6 +281,8 @@ class Transcript:
             return self._response_done(ev["response"])
         if t == "conversation.item.deleted":
             return self._delete(ev["item_id"])
+        if t == "output_audio_buffer.cleared":  # WebRTC: the voice was cut off (Interrupt, barge-in)
+            return self._interrupted(ev.get("response_id"))
         if t == "conversation.item.truncated":
             key = self._resolve(ev["item_id"])
             if key is None:
@@ -432,6 +434,8 @@ class Transcript:
             if e.role == "assistant" and not e.final and (e.response_id == rid or rid is None):
                 e.final = True
         status = response.get("status")
+        if status == "cancelled":
+            self._interrupted(rid)
         details = response.get("status_details") or {}
         if status == "failed" and isinstance(details, Mapping) and isinstance(details.get("error"), Mapping):
             err = from_error_event({"type": "error", "error": details["error"]})
@@ -439,6 +443,16 @@ class Transcript:
             entry.text = err.message
             entry.final = True
         return True
+
+    def _interrupted(self, response_id: Any) -> bool:
+        """The assistant's items of a cancelled or cut-off response: marked ``truncated`` and final."""
+        if not isinstance(response_id, str):
+            return False
+        hit = False
+        for e in self._entries.values():
+            if e.role == "assistant" and e.response_id == response_id:
+                e.truncated = e.final = hit = True
+        return hit
 
     def _delete(self, item_id: Any) -> bool:
         if not isinstance(item_id, str):

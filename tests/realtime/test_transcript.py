@@ -355,6 +355,32 @@ def test_truncated_item_marked_and_keeps_heard_text():
     assert by_id(t)["a1"].text == "A very long story about"
 
 
+def test_cleared_output_audio_marks_that_responses_reply_interrupted():
+    t = Transcript()
+    t.apply(added(assistant("a1")))
+    t.apply(delta("audio", "a1", "One, two, three, four", response_id="resp_9"))
+    t.apply(added(assistant("a0")))
+    t.apply(delta("audio", "a0", "An earlier reply", response_id="resp_8"))
+    newly = t.apply(S("output_audio_buffer.cleared", response_id="resp_9"))
+    assert [(i.id, i.truncated, i.final) for i in newly] == [("a1", True, True)]
+    assert not by_id(t)["a0"].truncated  # another response's reply is left alone
+    assert t.apply(S("output_audio_buffer.cleared", response_id="resp_unknown")) == ()
+
+
+def test_cancelled_response_marks_its_reply_interrupted_and_a_completed_one_does_not():
+    t = Transcript()
+    t.apply(added(assistant("a1")))
+    t.apply(delta("text", "a1", "Partial", response_id="resp_1"))
+    t.apply(S("response.done", response={"id": "resp_1", "object": "realtime.response", "status": "cancelled",
+                                         "output": [assistant("a1", status="incomplete")]}))
+    assert by_id(t)["a1"].truncated and by_id(t)["a1"].final
+    t.apply(added(assistant("a2")))
+    t.apply(delta("text", "a2", "Whole", response_id="resp_2"))
+    t.apply(S("response.done", response={"id": "resp_2", "object": "realtime.response", "status": "completed",
+                                         "output": [assistant("a2", status="completed")]}))
+    assert not by_id(t)["a2"].truncated
+
+
 def test_error_event_becomes_an_error_item_without_key():
     t = Transcript()
     t.apply(added(user_audio("u1")))
