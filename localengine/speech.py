@@ -304,7 +304,8 @@ def transcribe(pcm24k: bytes) -> str:
     try:
         # Live cepstral mean normalization carries over from one utterance to the next, which
         # would make a result depend on what that decoder heard before. Every utterance starts
-        # from the same speech-adapted prior instead, so equal audio gives equal text.
+        # from the same speech-adapted prior instead, so equal audio nearly always gives equal
+        # text (some search state still carries over: the utterance before can flip a word).
         decoder.set_cmn(_CMN_PRIOR)
         decoder.start_utt()
         try:
