@@ -90,13 +90,7 @@ class _FifoGauge:
     def push_capped(self, pcm: np.ndarray, cap: int) -> int:
         """Push, then drop the oldest samples over ``cap``. Returns samples dropped."""
         self._source.push(pcm)
-        with self._source._lock:
-            fifo = self._source._fifo
-            excess = int(fifo.samples) - cap
-            if excess > 0:
-                fifo.read(excess)
-                return excess
-        return 0
+        return self.trim(cap)
 
     def trim(self, cap: int) -> int:
         """Drop the oldest samples over ``cap``. Returns samples dropped."""
