@@ -95,6 +95,7 @@ class RtcClient:
         self.channel.on("open", self.opened.set)
         self.channel.on("message", self._on_message)
         self.pc.on("track", self._on_track)
+        self.call_id: str | None = None
 
     def _on_message(self, message: str | bytes) -> None:
         self.events.append(validated(json.loads(message)))
@@ -121,6 +122,15 @@ class RtcClient:
     async def answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         await asyncio.wait_for(self.opened.wait(), 10)
+
+    async def start_call(self, client: Any, session: dict[str, Any] | None = None) -> Any:
+        """Offer through ``client.realtime.calls.create`` (raw, to read ``Location``), apply the answer.
+        Sets ``call_id``; returns the raw response for checks of its status and headers."""
+        kwargs = {"session": session} if session is not None else {}
+        raw = await client.realtime.calls.with_raw_response.create(sdp=await self.offer(), **kwargs)
+        self.call_id = raw.headers["location"].rsplit("/", 1)[1]
+        await self.answer(raw.content.decode())
+        return raw
 
     def send(self, event: dict[str, Any]) -> None:
         self.channel.send(json.dumps(event))

@@ -70,10 +70,8 @@ async def test_agent_over_sideband_to_a_webrtc_call(engine):
     CALLS.clear()
     peer = RtcClient()
     async with AsyncOpenAI(base_url=engine.base_url, api_key=API_KEY) as client:
-        raw = await client.realtime.calls.with_raw_response.create(
-            sdp=await peer.offer(), session={"type": "realtime", "output_modalities": ["text"]})
-        call_id = raw.headers["location"].rsplit("/", 1)[1]
-        await peer.answer(raw.content.decode())
+        await peer.start_call(client, {"type": "realtime", "output_modalities": ["text"]})
+        call_id = peer.call_id
         try:
             await peer.wait_event("session.created")
             url = f"{engine.ws_url}?call_id={call_id}"

@@ -49,10 +49,8 @@ async def _ws_session(client: AsyncOpenAI, n: int) -> None:
 async def _call(client: AsyncOpenAI, n: int) -> None:
     peer = RtcClient()
     try:
-        raw = await client.realtime.calls.with_raw_response.create(
-            sdp=await peer.offer(), session={"type": "realtime", "instructions": f"Say: Call {n}."})
-        call_id = raw.headers["location"].rsplit("/", 1)[1]
-        await peer.answer(raw.content.decode())
+        await peer.start_call(client, {"type": "realtime", "instructions": f"Say: Call {n}."})
+        call_id = peer.call_id
         await peer.wait_event("session.created", timeout=30)
         text = f"call {n} wants reply {2000 + n}"
         peer.send({"type": "conversation.item.create", "item": {

@@ -86,10 +86,8 @@ async def test_oversize_message_on_the_data_channel_keeps_the_call(engine):
     """A client that ignores the SCTP max-message-size sends 2 MB: error event, call stays up."""
     peer = RtcClient()
     async with AsyncOpenAI(base_url=engine.base_url, api_key=API_KEY) as client:
-        raw = await client.realtime.calls.with_raw_response.create(
-            sdp=await peer.offer(), session={"type": "realtime", "output_modalities": ["text"]})
-        call_id = raw.headers["location"].rsplit("/", 1)[1]
-        await peer.answer(raw.content.decode())
+        await peer.start_call(client, {"type": "realtime", "output_modalities": ["text"]})
+        call_id = peer.call_id
         try:
             await peer.wait_event("session.created")
             peer.pc.sctp._remote_max_message_size = 0  # behave like a non-compliant client

@@ -23,15 +23,11 @@ async def client(engine):
 
 
 async def _call(client, peer: RtcClient, session: dict | None = None) -> str:
-    offer = await peer.offer()
-    kwargs = {"session": session} if session is not None else {}
-    raw = await client.realtime.calls.with_raw_response.create(sdp=offer, **kwargs)
+    raw = await peer.start_call(client, session)
     assert raw.status_code == 201
     assert raw.headers["content-type"].startswith("application/sdp")
-    location = raw.headers["location"]
-    assert location.startswith("/v1/realtime/calls/rtc_")
-    await peer.answer(raw.content.decode())
-    return location.rsplit("/", 1)[1]
+    assert raw.headers["location"].startswith("/v1/realtime/calls/rtc_")
+    return peer.call_id
 
 
 def _say(peer: RtcClient, text: str) -> int:
