@@ -28,6 +28,7 @@ from realtime.settings import SettingsError
 from realtime.voice_source import just_in_time
 from ui import controls, sidebar, status, transcript_view
 from ui.conversation import Conversation, get_conversation, peek_conversation
+from ui.live import live_fragment
 from ui.process_setup import ProcessSetup, prepare_process
 from ui.settings_source import default_settings
 
@@ -115,7 +116,7 @@ def _status_line(conv: Conversation, setup: ProcessSetup) -> None:
 
     waiting_for_engine = warmup is not None and warmup.status().state == "starting"
 
-    @st.fragment(run_every=STATUS_EVERY_S if conv.active or waiting_for_engine else None)
+    @live_fragment("status-live", run_every=STATUS_EVERY_S if conv.active or waiting_for_engine else None)
     def live() -> None:
         try:
             snap = conv.snapshot()
@@ -171,7 +172,7 @@ def conversation_page() -> None:
 
 
 def _transcript_panel(conv: Conversation) -> None:
-    @st.fragment(run_every=TRANSCRIPT_EVERY_S if conv.active else None)
+    @live_fragment("transcript-live", run_every=TRANSCRIPT_EVERY_S if conv.active else None)
     def live() -> None:
         try:
             snap = conv.snapshot()

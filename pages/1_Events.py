@@ -8,6 +8,7 @@ import streamlit as st
 
 from ui.conversation import peek_conversation
 from ui.events_view import filter_events, is_delta, render_event_list
+from ui.live import live_fragment
 
 st.title("Events")
 
@@ -49,7 +50,7 @@ def _log_json(events) -> str:
                       indent=1, default=str)
 
 
-@st.fragment(run_every=None if paused or not running else 1.0)
+@live_fragment("events-live", run_every=None if paused or not running else 1.0)
 def event_list() -> None:
     events = log.snapshot()
     if not events:

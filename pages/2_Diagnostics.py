@@ -6,6 +6,7 @@ import streamlit as st
 
 from ui.conversation import peek_conversation
 from ui.diagnostics_view import render_connection, render_rtc, render_turns, render_usage
+from ui.live import live_fragment
 from ui.status import error_text
 
 st.title("Diagnostics")
@@ -24,7 +25,7 @@ if bridge is None:
     st.stop()
 
 
-@st.fragment(run_every=1.0 if conv.active else None)
+@live_fragment("diagnostics-live", run_every=1.0 if conv.active else None)
 def diagnostics() -> None:
     try:
         snap = bridge.snapshot()

@@ -17,6 +17,7 @@ from realtime.history import CallRecording, default_db_path, process_store
 from realtime.presets import PresetError, PresetStore, presets_path
 from realtime.settings import Settings
 from realtime.share import settings_from_query, share_url
+from ui.live import live_fragment
 
 _K = "presets."
 _STREAMLIT_KEYS = {"embed", "embed_options"}   # Streamlit's own query parameters
@@ -170,7 +171,7 @@ def _live(fallback: Settings) -> None:
     conversation's settings every second instead (and follows its bridge for history)."""
     from ui.conversation import peek_conversation
 
-    @st.fragment(run_every=1.0)
+    @live_fragment("presets-live", run_every=1.0)
     def live() -> None:
         conv = peek_conversation()
         current = conv.settings if conv is not None else fallback
