@@ -28,10 +28,12 @@ def media(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory) -> StreamlitApp:
+def app(request, tmp_path_factory) -> StreamlitApp:
     # History goes to a throwaway database, never the checkout's data/ folder.
     db = tmp_path_factory.mktemp("history") / "realtime-studio.db"
-    server = start_streamlit("local", clean_env(REALTIME_HISTORY_DB=str(db)))
+    # One log per test module (artifacts/logs/streamlit-local-<module>.log), kept for post-mortems.
+    name = "local-" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    server = start_streamlit(name, clean_env(REALTIME_HISTORY_DB=str(db)))
     yield server
     server.stop()
 
