@@ -22,4 +22,3 @@ def test_only_live_fragment_makes_fragments():
              if p.name != "live.py" and (lines := _bare_fragments(p))}
     assert found == {}, f"use ui.live.live_fragment instead of st.fragment: {found}"
     assert _bare_fragments(ROOT / "ui" / "live.py"), "live_fragment itself is built on st.fragment"
-
