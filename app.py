@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 import streamlit as st
-
 from streamlit_webrtc import (
     WebRtcMode,
     create_audio_sink_track,
@@ -120,17 +119,21 @@ def _status_line(conv: Conversation, setup: ProcessSetup) -> None:
     def live() -> None:
         try:
             snap = conv.snapshot()
-        except Exception as exc:  # noqa: BLE001 - a message, never a traceback
+        except Exception as exc:
             st.error(f"The conversation state could not be read: {type(exc).__name__}")
             return
         status.render_status(conv.settings.backend, snap, live=conv.active)
         engine = warmup.status() if warmup is not None else None
         if engine is not None and engine.state == "starting":
-            st.caption(":material/hourglass_top: Starting local engine… You can press Start now: the call "
-                       "connects as soon as the engine is up.")
+            st.caption(
+                ":material/hourglass_top: Starting local engine… You can press Start now: the call "
+                "connects as soon as the engine is up."
+            )
         elif engine is not None and engine.state == "failed" and not conv.active:
-            st.warning(f"The local engine did not start: {engine.message}\n\nPress Start to try again.",
-                       icon=":material/warning:")
+            st.warning(
+                f"The local engine did not start: {engine.message}\n\nPress Start to try again.",
+                icon=":material/warning:",
+            )
         if conv.start_error:
             st.error(f"The conversation could not start: {conv.start_error}", icon=":material/error:")
         status.render_error(snap)
@@ -165,8 +168,9 @@ def conversation_page() -> None:
     if prompt and conv.bridge is not None:
         state = conv.bridge.snapshot().state
         if state in ("failed", "closed"):  # the box is drawn before the call can fail: say so, keep the text
-            st.warning(f"Not sent, the call is not connected: \u201c{prompt}\u201d. Press Stop, then Start, "
-                       "and send it again.")
+            st.warning(
+                f"Not sent, the call is not connected: \u201c{prompt}\u201d. Press Stop, then Start, and send it again."
+            )
         else:
             conv.bridge.send_text(prompt)  # queued until the data channel opens while connecting
 
@@ -176,7 +180,7 @@ def _transcript_panel(conv: Conversation) -> None:
     def live() -> None:
         try:
             snap = conv.snapshot()
-        except Exception as exc:  # noqa: BLE001 - a message, never a traceback
+        except Exception as exc:
             st.error(f"The conversation state could not be read: {type(exc).__name__}")
             return
         with st.container(height=430, border=True, key="transcript"):
@@ -201,9 +205,11 @@ def main() -> None:
         conv = get_conversation(default_settings)
     except SettingsError as exc:
         st.title("Realtime Studio")
-        st.error("The configuration has problems, so no conversation can start:\n\n"
-                 + "\n".join(f"- {p}" for p in exc.problems)
-                 + "\n\nFix them in the environment or `.streamlit/secrets.toml` and reload the page.")
+        st.error(
+            "The configuration has problems, so no conversation can start:\n\n"
+            + "\n".join(f"- {p}" for p in exc.problems)
+            + "\n\nFix them in the environment or `.streamlit/secrets.toml` and reload the page."
+        )
         page.run()
         return
     setup = _process_setup(conv.settings.backend)

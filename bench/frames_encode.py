@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realtime.frames import DEFAULT_BUDGET_BYTES, FrameThrottle, encode_frame  # noqa: E402
+from realtime.frames import DEFAULT_BUDGET_BYTES, FrameThrottle, encode_frame
 
 
 def noisy(w: int, h: int) -> np.ndarray:

@@ -57,11 +57,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from openai import AsyncOpenAI  # noqa: E402
+from openai import AsyncOpenAI
 
-from realtime.settings import CameraSettings, Settings  # noqa: E402
-from tests.fakebrowser import SILENCE_RMS, BridgedCall, FakeBrowser, rms, wait_until  # noqa: E402
-from tests.media import resample_pcm16, speech_pcm24k  # noqa: E402
+from realtime.settings import CameraSettings, Settings
+from tests.fakebrowser import SILENCE_RMS, BridgedCall, FakeBrowser, rms, wait_until
+from tests.media import resample_pcm16, speech_pcm24k
 
 UTTERANCES = ("hello there", "how are you today", "tell me something nice", "good morning", "what time is it")
 KEY = "bench-key"
@@ -76,7 +76,10 @@ def start_engine_child() -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "LOCALENGINE_API_KEYS": KEY}
     proc = subprocess.Popen(
         [sys.executable, "-m", "localengine", "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
         cwd=str(Path(__file__).resolve().parents[1]),
     )
     line = proc.stdout.readline().strip() if proc.stdout else ""
@@ -107,9 +110,7 @@ def thread_cpu_s(native_id: int | None) -> float:
 
 def bridge_threads_cpu_s() -> float:
     """CPU of the bridge's own threads: the shared loop thread and its worker pool."""
-    return sum(
-        thread_cpu_s(t.native_id) for t in threading.enumerate() if t.name.startswith("realtime-bridge")
-    )
+    return sum(thread_cpu_s(t.native_id) for t in threading.enumerate() if t.name.startswith("realtime-bridge"))
 
 
 def process_cpu_s() -> float:
@@ -128,7 +129,7 @@ class RssPeak:
         while not self._stop.wait(0.2):
             self.peak = max(self.peak, rss_kb())
 
-    def __enter__(self) -> "RssPeak":
+    def __enter__(self) -> RssPeak:
         self._thread.start()
         return self
 
@@ -237,8 +238,9 @@ def _ms(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else (b - a) * 1000
 
 
-async def one_turn(browser: FakeBrowser, pcm: np.ndarray, events, probes: dict[str, VoicedProbe], path: str,
-                   wall_events=None) -> TurnResult:
+async def one_turn(
+    browser: FakeBrowser, pcm: np.ndarray, events, probes: dict[str, VoicedProbe], path: str, wall_events=None
+) -> TurnResult:
     await browser.speaker.wait_quiet(1.0)
     browser.speaker.mark()
     for probe in probes.values():
@@ -286,8 +288,9 @@ async def one_turn(browser: FakeBrowser, pcm: np.ndarray, events, probes: dict[s
         if wall_events is not None:
             for kind, at, payload in wall_events(since=said + wall0):
                 events.seen(kind, at - wall0, payload)
-    return TurnResult(path, (heard - ended) * 1000, {k: v for k, v in hops.items() if v is not None},
-                      events.heard_user, events.reply)
+    return TurnResult(
+        path, (heard - ended) * 1000, {k: v for k, v in hops.items() if v is not None}, events.heard_user, events.reply
+    )
 
 
 @dataclass
@@ -356,8 +359,11 @@ async def bridged_session(base_url: str, speech, turn_numbers, idle_s: float, ou
         probe_recv(leg.voice.track, probes["voice_out"])
 
         def wall_events(since: float):
-            return [(e.type, e.time, dict(e.payload)) for e in bridge.events.snapshot()
-                    if e.direction == "server" and e.time >= since]
+            return [
+                (e.type, e.time, dict(e.payload))
+                for e in bridge.events.snapshot()
+                if e.direction == "server" and e.time >= since
+            ]
 
         async with call:
             if bridge.snapshot().state != "connected":
@@ -378,8 +384,14 @@ async def bridged_session(base_url: str, speech, turn_numbers, idle_s: float, ou
             out.voice_dropped_ms += bridge.voice.stats().dropped_ms
             out.mic_dropped_ms += bridge.mic.stats().dropped_ms
             out.mic_trimmed_ms += getattr(bridge.mic.stats(), "trimmed_ms", 0.0)
-            out.images += len([e for e in bridge.events.snapshot() if e.type == "conversation.item.create"
-                               and e.payload.get("item", {}).get("content", [{}])[0].get("type") == "input_image"])
+            out.images += len(
+                [
+                    e
+                    for e in bridge.events.snapshot()
+                    if e.type == "conversation.item.create"
+                    and e.payload.get("item", {}).get("content", [{}])[0].get("type") == "input_image"
+                ]
+            )
     out.rss_mib = max(out.rss_mib, (rss.peak - rss.base) / 1024)
 
 
@@ -399,9 +411,7 @@ def _hop_table(turns: list[TurnResult]) -> list[str]:
 
 
 async def main(rounds: int, per_round: int, idle_s: float) -> None:
-    speech = [
-        np.frombuffer(resample_pcm16(speech_pcm24k(text), 24_000, 48_000), dtype=np.int16) for text in UTTERANCES
-    ]
+    speech = [np.frombuffer(resample_pcm16(speech_pcm24k(text), 24_000, 48_000), dtype=np.int16) for text in UTTERANCES]
     proc, base_url = start_engine_child()
     direct, bridged = SessionFigures(), SessionFigures()
     started = time.monotonic()
@@ -423,52 +433,80 @@ async def main(rounds: int, per_round: int, idle_s: float) -> None:
     per_min = lambda cpu, wall: cpu / wall * 60 if wall else float("nan")  # noqa: E731
     share = per_min(bridged.cpu_s, bridged.wall_s) - per_min(direct.cpu_s, direct.wall_s)
     bridge_pm = per_min(bridged.bridge_cpu_s, bridged.wall_s)
-    print(f"turns: {len(d_lat)} direct + {len(b_lat)} bridged, {rounds} interleaved rounds, "
-          f"{time.monotonic() - started:.0f} s; engine: child process; load avg {os.getloadavg()[0]:.1f}; "
-          f"leg tuned: {TUNE_LEG}; ear tuned: {EAR_TUNED}; bridged camera: {CAMERA}")
+    print(
+        f"turns: {len(d_lat)} direct + {len(b_lat)} bridged, {rounds} interleaved rounds, "
+        f"{time.monotonic() - started:.0f} s; engine: child process; load avg {os.getloadavg()[0]:.1f}; "
+        f"leg tuned: {TUNE_LEG}; ear tuned: {EAR_TUNED}; bridged camera: {CAMERA}"
+    )
     print(f"mouth-to-ear direct   (ms): median {d_med:7.1f}  all {[round(x) for x in d_lat]}")
     print(f"mouth-to-ear bridged  (ms): median {b_med:7.1f}  all {[round(x) for x in b_lat]}")
     print(f"bridge adds           (ms): median {b_med - d_med:7.1f}  ratio {b_med / d_med:.3f}  (target <= 30 ms)")
     # The engine's own time per turn (speech_stopped -> audio started: transcription + synthesis on a
     # shared 2-core machine) varies far more than the transport; taking it out of each turn leaves the
     # part of mouth-to-ear that the path (browser leg, bridge, VAD hearing the end) is responsible for.
-    d_path, b_path = ([t.mouth_to_ear_ms - t.hops_ms[ENGINE_HOP] for t in turns if ENGINE_HOP in t.hops_ms]
-                      for turns in (direct.turns, bridged.turns))
-    print(f"mouth-to-ear minus the engine's time per turn (ms): direct {_median(d_path):7.1f}, "
-          f"bridged {_median(b_path):7.1f}, bridge adds {_median(b_path) - _median(d_path):+7.1f}  (target <= 30 ms)")
-    d_mic, b_mic = (_median([t.hops_ms[k] for t in turns if k in t.hops_ms])
-                    for turns, k in ((direct.turns, MIC_HOP), (bridged.turns, MIC_HOP)))
-    d_voice, b_voice = (_median([t.hops_ms[k] for t in turns if k in t.hops_ms])
-                        for turns, k in ((direct.turns, VOICE_HOP), (bridged.turns, VOICE_HOP)))
-    d_engine, b_engine = (_median([t.hops_ms[k] for t in turns if k in t.hops_ms])
-                          for turns, k in ((direct.turns, ENGINE_HOP), (bridged.turns, ENGINE_HOP)))
+    d_path, b_path = (
+        [t.mouth_to_ear_ms - t.hops_ms[ENGINE_HOP] for t in turns if ENGINE_HOP in t.hops_ms]
+        for turns in (direct.turns, bridged.turns)
+    )
+    print(
+        f"mouth-to-ear minus the engine's time per turn (ms): direct {_median(d_path):7.1f}, "
+        f"bridged {_median(b_path):7.1f}, bridge adds {_median(b_path) - _median(d_path):+7.1f}  (target <= 30 ms)"
+    )
+    d_mic, b_mic = (
+        _median([t.hops_ms[k] for t in turns if k in t.hops_ms])
+        for turns, k in ((direct.turns, MIC_HOP), (bridged.turns, MIC_HOP))
+    )
+    d_voice, b_voice = (
+        _median([t.hops_ms[k] for t in turns if k in t.hops_ms])
+        for turns, k in ((direct.turns, VOICE_HOP), (bridged.turns, VOICE_HOP))
+    )
+    d_engine, b_engine = (
+        _median([t.hops_ms[k] for t in turns if k in t.hops_ms])
+        for turns, k in ((direct.turns, ENGINE_HOP), (bridged.turns, ENGINE_HOP))
+    )
     leg = _median([t.hops_ms[k] for t in bridged.turns for k in (LEG_HOP,) if k in t.hops_ms])
     queue = _median([t.hops_ms[k] for t in bridged.turns for k in (QUEUE_HOP,) if k in t.hops_ms])
     own = leg + queue + b_voice - d_voice
-    print(f"  the bridge's own hops (ms): {own:+6.1f} = mic into the leg {leg:+.1f} + MicTrack {queue:+.1f} "
-          f"+ voice path {b_voice - d_voice:+.1f} (audio started -> heard, bridged - direct)")
-    print(f"  end of speech -> speech_stopped, bridged - direct (ms): {b_mic - d_mic:+6.1f}; "
-          f"speech_stopped -> audio started, in the engine (ms): {b_engine - d_engine:+6.1f}")
+    print(
+        f"  the bridge's own hops (ms): {own:+6.1f} = mic into the leg {leg:+.1f} + MicTrack {queue:+.1f} "
+        f"+ voice path {b_voice - d_voice:+.1f} (audio started -> heard, bridged - direct)"
+    )
+    print(
+        f"  end of speech -> speech_stopped, bridged - direct (ms): {b_mic - d_mic:+6.1f}; "
+        f"speech_stopped -> audio started, in the engine (ms): {b_engine - d_engine:+6.1f}"
+    )
     d_chars = _median([len(t.reply) for t in direct.turns])
     b_chars = _median([len(t.reply) for t in bridged.turns])
     print(f"  replies (median chars, sets the engine's synthesis time): direct {d_chars:.0f}, bridged {b_chars:.0f}")
     for path, turns in (("direct", direct.turns), ("bridged", bridged.turns)):
-        print(f"  {path:7} engine speech_stopped -> audio started per turn (ms): "
-              f"{[round(t.hops_ms[ENGINE_HOP]) if ENGINE_HOP in t.hops_ms else None for t in turns]}")
+        print(
+            f"  {path:7} engine speech_stopped -> audio started per turn (ms): "
+            f"{[round(t.hops_ms[ENGINE_HOP]) if ENGINE_HOP in t.hops_ms else None for t in turns]}"
+        )
         print(f"  {path:7} heard: {[t.heard_user for t in turns]}")
     print("per-hop medians (ms), direct:")
     print("\n".join(_hop_table(direct.turns)))
     print("per-hop medians (ms), bridged:")
     print("\n".join(_hop_table(bridged.turns)))
-    print(f"CPU s/min, whole process, direct (fake browser only):              {per_min(direct.cpu_s, direct.wall_s):6.2f}")
-    print(f"CPU s/min, whole process, bridged (browser + leg + bridge, camera): {per_min(bridged.cpu_s, bridged.wall_s):6.2f}")
-    print(f"CPU s/min, bridged - direct (leg + bridge + camera video):          {share:6.2f}"
-          f"  = {share / 60 * 100:.1f}% of one core")
-    print(f"CPU s/min, bridge threads alone (loop + workers):                   {bridge_pm:6.2f}"
-          f"  = {bridge_pm / 60 * 100:.1f}% of one core (target <= 10%)")
-    print(f"camera frames sent: {bridged.images} in {bridged.wall_s:.0f}s; voice dropped {bridged.voice_dropped_ms:.0f} ms; "
-          f"mic dropped {bridged.mic_dropped_ms:.0f} ms (of which standing backlog trimmed: "
-          f"{bridged.mic_trimmed_ms:.0f} ms; the rest is queue overflow)")
+    print(
+        f"CPU s/min, whole process, direct (fake browser only):              {per_min(direct.cpu_s, direct.wall_s):6.2f}"
+    )
+    print(
+        f"CPU s/min, whole process, bridged (browser + leg + bridge, camera): {per_min(bridged.cpu_s, bridged.wall_s):6.2f}"
+    )
+    print(
+        f"CPU s/min, bridged - direct (leg + bridge + camera video):          {share:6.2f}"
+        f"  = {share / 60 * 100:.1f}% of one core"
+    )
+    print(
+        f"CPU s/min, bridge threads alone (loop + workers):                   {bridge_pm:6.2f}"
+        f"  = {bridge_pm / 60 * 100:.1f}% of one core (target <= 10%)"
+    )
+    print(
+        f"camera frames sent: {bridged.images} in {bridged.wall_s:.0f}s; voice dropped {bridged.voice_dropped_ms:.0f} ms; "
+        f"mic dropped {bridged.mic_dropped_ms:.0f} ms (of which standing backlog trimmed: "
+        f"{bridged.mic_trimmed_ms:.0f} ms; the rest is queue overflow)"
+    )
     print(f"peak RSS per bridged session (MiB): {bridged.rss_mib:.1f}")
 
 
@@ -477,15 +515,23 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5, help="interleaved direct/bridged rounds (1..10)")
     parser.add_argument("--turns-per-round", type=int, default=2, help="voice turns per session (1..5)")
     parser.add_argument("--idle-seconds", type=float, default=4.0, help="idle time per session after its turns")
-    parser.add_argument("--no-leg-tuning", action="store_true",
-                        help="leave the browser leg as streamlit-webrtc sets it up (aiortc's jitter buffer, "
-                             "PcmAudioSource reading a frame early): as if the app did not tune it")
+    parser.add_argument(
+        "--no-leg-tuning",
+        action="store_true",
+        help="leave the browser leg as streamlit-webrtc sets it up (aiortc's jitter buffer, "
+        "PcmAudioSource reading a frame early): as if the app did not tune it",
+    )
     parser.add_argument("--no-camera", action="store_true", help="bridged sessions without a camera")
-    parser.add_argument("--ear-default", action="store_true",
-                        help="the fake browser receives with aiortc's default jitter buffer (both paths)")
-    parser.add_argument("--history", action="store_true",
-                        help="record every bridged session into a history database (a temporary file), "
-                             "as the app does")
+    parser.add_argument(
+        "--ear-default",
+        action="store_true",
+        help="the fake browser receives with aiortc's default jitter buffer (both paths)",
+    )
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="record every bridged session into a history database (a temporary file), as the app does",
+    )
     args = parser.parse_args()
     HISTORY = None
     if args.history:
@@ -498,8 +544,13 @@ if __name__ == "__main__":
     EAR_TUNED = not args.ear_default
     CAMERA = not args.no_camera
     try:
-        asyncio.run(main(max(1, min(args.rounds, 10)), max(1, min(args.turns_per_round, 5)),
-                         max(0.0, min(args.idle_seconds, 60.0))))
+        asyncio.run(
+            main(
+                max(1, min(args.rounds, 10)),
+                max(1, min(args.turns_per_round, 5)),
+                max(0.0, min(args.idle_seconds, 60.0)),
+            )
+        )
     finally:
         if HISTORY is not None:
             HISTORY.recorder.flush(5)

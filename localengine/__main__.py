@@ -28,16 +28,21 @@ def _stop_at_eof(stop: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localengine",
-                                     description="Offline server that speaks the OpenAI Realtime protocol.")
+    parser = argparse.ArgumentParser(
+        prog="python -m localengine", description="Offline server that speaks the OpenAI Realtime protocol."
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="TCP port; 0 picks a free one (default 8765)")
-    parser.add_argument("--exit-with-stdin", action="store_true",
-                        help="stop when standard input closes (a parent that dies, even by SIGKILL, ends us)")
+    parser.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help="stop when standard input closes (a parent that dies, even by SIGKILL, ends us)",
+    )
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

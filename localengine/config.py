@@ -31,8 +31,13 @@ class EngineConfig:
             if not keys:
                 raise ValueError("accepted_keys must hold at least one non-empty key, or be None")
             object.__setattr__(self, "accepted_keys", keys)
-        for name in ("max_session_seconds", "max_event_bytes", "max_input_audio_seconds",
-                     "client_secret_ttl_seconds", "vad_silence_ms"):
+        for name in (
+            "max_session_seconds",
+            "max_event_bytes",
+            "max_input_audio_seconds",
+            "client_secret_ttl_seconds",
+            "vad_silence_ms",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
 

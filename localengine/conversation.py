@@ -27,8 +27,9 @@ import binascii
 import json
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Union
 
 from .responder import ImageInfo, Reply, ReplyContext, Turn, plan_reply, tool_spec_from_schema
 from .schema import ClientEventError, normalise_session, parse_client_event
@@ -37,19 +38,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import EngineConfig
 
 __all__ = [
-    "Session",
-    "Send",
-    "Transcribe",
-    "Synthesize",
-    "Play",
+    "SAMPLE_RATE",
     "ClearPlayback",
     "Close",
-    "Effect",
-    "TurnDetectionConfig",
     "Detector",
     "DetectorFactory",
+    "Effect",
+    "Play",
+    "Send",
+    "Session",
+    "Synthesize",
+    "Transcribe",
+    "TurnDetectionConfig",
     "speech_detector_factory",
-    "SAMPLE_RATE",
 ]
 
 SAMPLE_RATE = 24_000
@@ -58,9 +59,7 @@ AUDIO_DELTA_MS = 100
 MIN_COMMIT_MS = 100
 DEFAULT_MODEL = "gpt-realtime"
 DEFAULT_VOICE = "alloy"
-DEFAULT_INSTRUCTIONS = (
-    "You are the Realtime Studio offline local engine. Answer briefly and in a friendly voice."
-)
+DEFAULT_INSTRUCTIONS = "You are the Realtime Studio offline local engine. Answer briefly and in a friendly voice."
 PCM_FORMAT = {"type": "audio/pcm", "rate": SAMPLE_RATE}
 RATE_LIMIT_REQUESTS = 5_000
 RATE_LIMIT_TOKENS = 400_000
@@ -158,8 +157,15 @@ class TurnDetectionConfig:
         base = cls(silence_duration_ms=default_silence_ms)
         kind = wire.get("type", "server_vad")
         changes: dict[str, Any] = {"type": kind}
-        for key in ("threshold", "prefix_padding_ms", "silence_duration_ms", "create_response",
-                    "interrupt_response", "eagerness", "idle_timeout_ms"):
+        for key in (
+            "threshold",
+            "prefix_padding_ms",
+            "silence_duration_ms",
+            "create_response",
+            "interrupt_response",
+            "eagerness",
+            "idle_timeout_ms",
+        ):
             if wire.get(key) is not None:
                 changes[key] = wire[key]
         td = replace(base, **changes)
@@ -296,8 +302,7 @@ class Item:
         if self.type == "function_call_output":
             return Turn("function_call_output", text=self.output, call_id=self.call_id)
         words = " ".join(
-            (p.text if p.type in ("input_text", "output_text") else p.transcript) or ""
-            for p in self.content
+            (p.text if p.type in ("input_text", "output_text") else p.transcript) or "" for p in self.content
         ).strip()
         image = next((p.image for p in reversed(self.content) if p.image is not None), None)
         return Turn(self.role or "user", text=words, image=image)
@@ -562,7 +567,7 @@ class Session:
             )
         cur = self.settings
         changes: dict[str, Any] = {}
-        if "model" in s and s["model"]:
+        if s.get("model"):
             changes["model"] = str(s["model"])
         if "instructions" in s:
             changes["instructions"] = s["instructions"] or ""
@@ -575,7 +580,9 @@ class Session:
         if "voice" in aout and aout["voice"] is not None:
             voice = aout["voice"]
             if not isinstance(voice, str):
-                raise _Refused("unsupported_voice", "The local engine supports named voices only.", "session.audio.output.voice")
+                raise _Refused(
+                    "unsupported_voice", "The local engine supports named voices only.", "session.audio.output.voice"
+                )
             if voice != cur.voice and self._audio_produced and not initial:
                 raise _Refused(
                     "cannot_update_voice",
@@ -592,7 +599,9 @@ class Session:
                     None if td is None else TurnDetectionConfig.from_wire(td, self.config.vad_silence_ms)
                 )
             except ValueError as exc:
-                raise _Refused("invalid_value", f"Invalid turn_detection: {exc}.", "session.audio.input.turn_detection") from None
+                raise _Refused(
+                    "invalid_value", f"Invalid turn_detection: {exc}.", "session.audio.input.turn_detection"
+                ) from None
         if "transcription" in ain:
             tr = ain["transcription"]
             changes["transcription"] = None if tr is None else {"model": "whisper-1", **tr}
@@ -642,7 +651,11 @@ class Session:
                     f"{param}[{i}].type",
                 )
             if not tool.get("name"):
-                raise _Refused("missing_required_parameter", f"Missing required parameter: '{param}[{i}].name'.", f"{param}[{i}].name")
+                raise _Refused(
+                    "missing_required_parameter",
+                    f"Missing required parameter: '{param}[{i}].name'.",
+                    f"{param}[{i}].name",
+                )
             out.append({"type": "function", **tool})
         return tuple(out)
 
@@ -664,11 +677,16 @@ class Session:
         """A validated ``Item`` from a GA item dict; raises _Refused."""
         kind = wire.get("type")
         if kind not in ("message", "function_call", "function_call_output"):
-            raise _Refused("unsupported_item_type", f"The local engine does not support {kind!r} items.", f"{param}.type")
+            raise _Refused(
+                "unsupported_item_type", f"The local engine does not support {kind!r} items.", f"{param}.type"
+            )
         item_id = wire.get("id") or self._new_id("item")
         if kind == "function_call":
             return Item(
-                id=item_id, type=kind, name=wire["name"], arguments=wire.get("arguments") or "",
+                id=item_id,
+                type=kind,
+                name=wire["name"],
+                arguments=wire.get("arguments") or "",
                 call_id=wire.get("call_id") or self._new_id("call"),
             )
         if kind == "function_call_output":
@@ -687,10 +705,14 @@ class Session:
             "assistant": ("output_text", "output_audio"),
         }[role]
         if kind not in allowed:
-            raise _Refused("invalid_value", f"Content type {kind!r} is not allowed in a {role} message.", f"{param}.type")
+            raise _Refused(
+                "invalid_value", f"Content type {kind!r} is not allowed in a {role} message.", f"{param}.type"
+            )
         if kind in ("input_text", "output_text"):
             if part.get("text") is None:
-                raise _Refused("missing_required_parameter", f"Missing required parameter: '{param}.text'.", f"{param}.text")
+                raise _Refused(
+                    "missing_required_parameter", f"Missing required parameter: '{param}.text'.", f"{param}.text"
+                )
             return Part(kind, text=part["text"])
         if kind in ("input_audio", "output_audio"):
             pcm = None
@@ -703,16 +725,22 @@ class Session:
                     f"{param}.audio",
                 )
             ms = len(pcm) // BYTES_PER_MS if pcm else 0
-            return Part(kind, transcript=part.get("transcript"), audio=pcm if kind == "input_audio" else None, audio_ms=ms)
+            return Part(
+                kind, transcript=part.get("transcript"), audio=pcm if kind == "input_audio" else None, audio_ms=ms
+            )
         url = part.get("image_url")
         if not url:
-            raise _Refused("missing_required_parameter", f"Missing required parameter: '{param}.image_url'.", f"{param}.image_url")
+            raise _Refused(
+                "missing_required_parameter", f"Missing required parameter: '{param}.image_url'.", f"{param}.image_url"
+            )
         from .imaging import ImageError, describe_image
 
         try:
             facts = describe_image(url)
         except ImageError as exc:
-            raise _Refused("invalid_image", f"Invalid image in '{param}.image_url': {exc}", f"{param}.image_url") from None
+            raise _Refused(
+                "invalid_image", f"Invalid image in '{param}.image_url': {exc}", f"{param}.image_url"
+            ) from None
         image = ImageInfo(int(facts.width), int(facts.height), str(facts.colour))
         return Part("input_image", image_url=url, detail=part.get("detail") or "auto", image=image)
 
@@ -789,10 +817,16 @@ class Session:
             heard = heard[:keep].rsplit(" ", 1)[0] if keep < len(heard) else heard
         parts[index] = replace(parts[index], transcript=heard, audio_ms=end_ms)
         self._items[item.id] = replace(item, content=tuple(parts))
-        return [self._send({
-            "type": "conversation.item.truncated", "item_id": item.id,
-            "content_index": index, "audio_end_ms": end_ms,
-        })]
+        return [
+            self._send(
+                {
+                    "type": "conversation.item.truncated",
+                    "item_id": item.id,
+                    "content_index": index,
+                    "audio_end_ms": end_ms,
+                }
+            )
+        ]
 
     # -- input audio -----------------------------------------------------------------------
 
@@ -837,9 +871,15 @@ class Session:
             drop -= drop % 2
             del self._buffer[:drop]
             self._buffer_start += drop
-        out: list[Effect] = [self._send({
-            "type": "input_audio_buffer.speech_started", "audio_start_ms": audio_ms, "item_id": self._speech_item,
-        })]
+        out: list[Effect] = [
+            self._send(
+                {
+                    "type": "input_audio_buffer.speech_started",
+                    "audio_start_ms": audio_ms,
+                    "item_id": self._speech_item,
+                }
+            )
+        ]
         if td is not None and td.interrupt_response:
             out += self._barge_in()
         return out
@@ -869,9 +909,15 @@ class Session:
     def _speech_stopped(self, audio_ms: int) -> list[Effect]:
         item_id = self._speech_item
         self._speech_item = None
-        out: list[Effect] = [self._send({
-            "type": "input_audio_buffer.speech_stopped", "audio_end_ms": audio_ms, "item_id": item_id,
-        })]
+        out: list[Effect] = [
+            self._send(
+                {
+                    "type": "input_audio_buffer.speech_stopped",
+                    "audio_end_ms": audio_ms,
+                    "item_id": item_id,
+                }
+            )
+        ]
         end = max(0, audio_ms * BYTES_PER_MS - self._buffer_start)
         end = min(end - end % 2, len(self._buffer))
         pcm = bytes(self._buffer[:end])
@@ -886,10 +932,14 @@ class Session:
     def _commit(self, pcm: bytes, item_id: str) -> list[Effect]:
         prev = self._order[-1] if self._order else None
         item = Item(
-            id=item_id, type="message", role="user",
+            id=item_id,
+            type="message",
+            role="user",
             content=(Part("input_audio", transcript=None, audio=pcm, audio_ms=len(pcm) // BYTES_PER_MS),),
         )
-        out: list[Effect] = [self._send({"type": "input_audio_buffer.committed", "previous_item_id": prev, "item_id": item_id})]
+        out: list[Effect] = [
+            self._send({"type": "input_audio_buffer.committed", "previous_item_id": prev, "item_id": item_id})
+        ]
         out += self._insert(item)
         job = self._new_id("job")
         self._jobs[job] = ("transcribe", item_id)
@@ -943,29 +993,52 @@ class Session:
             audio_ms = sum(p.audio_ms for p in parts)
             if self.settings.transcription is not None:
                 if failed:
-                    out.append(self._send({
-                        "type": "conversation.item.input_audio_transcription.failed",
-                        "item_id": item_id, "content_index": 0,
-                        "error": {"type": "transcription_error", "code": "transcription_failed",
-                                  "message": f"Transcription failed: {result}", "param": None},
-                    }))
+                    out.append(
+                        self._send(
+                            {
+                                "type": "conversation.item.input_audio_transcription.failed",
+                                "item_id": item_id,
+                                "content_index": 0,
+                                "error": {
+                                    "type": "transcription_error",
+                                    "code": "transcription_failed",
+                                    "message": f"Transcription failed: {result}",
+                                    "param": None,
+                                },
+                            }
+                        )
+                    )
                 else:
                     if text:
-                        out.append(self._send({
-                            "type": "conversation.item.input_audio_transcription.delta",
-                            "item_id": item_id, "content_index": 0, "delta": text,
-                        }))
+                        out.append(
+                            self._send(
+                                {
+                                    "type": "conversation.item.input_audio_transcription.delta",
+                                    "item_id": item_id,
+                                    "content_index": 0,
+                                    "delta": text,
+                                }
+                            )
+                        )
                     audio_tokens = math.ceil(audio_ms / 100)
                     text_tokens = _text_tokens(text)
-                    out.append(self._send({
-                        "type": "conversation.item.input_audio_transcription.completed",
-                        "item_id": item_id, "content_index": 0, "transcript": text,
-                        "usage": {
-                            "type": "tokens", "input_tokens": audio_tokens, "output_tokens": text_tokens,
-                            "total_tokens": audio_tokens + text_tokens,
-                            "input_token_details": {"audio_tokens": audio_tokens, "text_tokens": 0},
-                        },
-                    }))
+                    out.append(
+                        self._send(
+                            {
+                                "type": "conversation.item.input_audio_transcription.completed",
+                                "item_id": item_id,
+                                "content_index": 0,
+                                "transcript": text,
+                                "usage": {
+                                    "type": "tokens",
+                                    "input_tokens": audio_tokens,
+                                    "output_tokens": text_tokens,
+                                    "total_tokens": audio_tokens + text_tokens,
+                                    "input_token_details": {"audio_tokens": audio_tokens, "text_tokens": 0},
+                                },
+                            }
+                        )
+                    )
         r = self._response
         if r is not None and job_id in r.waiting_on:
             r.waiting_on.discard(job_id)
@@ -1007,7 +1080,9 @@ class Session:
         voice = s.voice
         if out_cfg.get("voice") is not None:
             if not isinstance(out_cfg["voice"], str):
-                raise _Refused("unsupported_voice", "The local engine supports named voices only.", "response.audio.output.voice")
+                raise _Refused(
+                    "unsupported_voice", "The local engine supports named voices only.", "response.audio.output.voice"
+                )
             if out_cfg["voice"] != s.voice and self._audio_produced:
                 raise _Refused(
                     "cannot_update_voice",
@@ -1026,7 +1101,9 @@ class Session:
                     ref = self._items.get(wire["id"])
                     if ref is None:
                         raise _Refused(
-                            "item_not_found", f"Referenced item '{wire['id']}' does not exist.", f"response.input[{i}].id"
+                            "item_not_found",
+                            f"Referenced item '{wire['id']}' does not exist.",
+                            f"response.input[{i}].id",
                         )
                     built.append(ref)
                 else:
@@ -1062,7 +1139,9 @@ class Session:
         ctx = ReplyContext(
             instructions=r.instructions,
             turns=tuple(i.turn() for i in items),
-            tools=tuple(tool_spec_from_schema(t["name"], t.get("parameters"), t.get("description") or "") for t in r.tools),
+            tools=tuple(
+                tool_spec_from_schema(t["name"], t.get("parameters"), t.get("description") or "") for t in r.tools
+            ),
             tool_choice=tool_choice,
         )
         r.reply = plan_reply(ctx)
@@ -1079,18 +1158,35 @@ class Session:
         r.item = Item(id=self._new_id("item"), type="message", role="assistant", status="in_progress", content=())
         out = self._item_added(r)
         part_key = "transcript" if r.audio else "text"
-        out.append(self._send({
-            "type": "response.content_part.added", "response_id": r.id, "item_id": r.item.id,
-            "output_index": 0, "content_index": 0,
-            "part": {"type": "audio" if r.audio else "text", part_key: ""},
-        }))
+        out.append(
+            self._send(
+                {
+                    "type": "response.content_part.added",
+                    "response_id": r.id,
+                    "item_id": r.item.id,
+                    "output_index": 0,
+                    "content_index": 0,
+                    "part": {"type": "audio" if r.audio else "text", part_key: ""},
+                }
+            )
+        )
         delta_type = "response.output_audio_transcript.delta" if r.audio else "response.output_text.delta"
         for chunk in _chunks(text):
-            out.append(self._send({
-                "type": delta_type, "response_id": r.id, "item_id": r.item.id,
-                "output_index": 0, "content_index": 0, "delta": chunk,
-            }))
-        r.item = replace(r.item, content=(Part(content_type, text=None if r.audio else text, transcript=text if r.audio else None),))
+            out.append(
+                self._send(
+                    {
+                        "type": delta_type,
+                        "response_id": r.id,
+                        "item_id": r.item.id,
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": chunk,
+                    }
+                )
+            )
+        r.item = replace(
+            r.item, content=(Part(content_type, text=None if r.audio else text, transcript=text if r.audio else None),)
+        )
         if r.audio and text:
             r.synth_job = self._new_id("job")
             self._jobs[r.synth_job] = ("synthesize", r.id)
@@ -1107,29 +1203,56 @@ class Session:
         if r.conversation == "auto":
             self._order.append(r.item.id)
             self._items[r.item.id] = r.item
-            out.append(self._send({
-                "type": "conversation.item.added", "previous_item_id": self._previous_of(r.item.id), "item": wire,
-            }))
+            out.append(
+                self._send(
+                    {
+                        "type": "conversation.item.added",
+                        "previous_item_id": self._previous_of(r.item.id),
+                        "item": wire,
+                    }
+                )
+            )
         return out
 
     def _produce_call(self, r: _Response) -> list[Effect]:
         assert r.reply is not None and r.reply.function_name is not None
         call_id = self._new_id("call")
         r.item = Item(
-            id=self._new_id("item"), type="function_call", status="in_progress",
-            name=r.reply.function_name, call_id=call_id, arguments="",
+            id=self._new_id("item"),
+            type="function_call",
+            status="in_progress",
+            name=r.reply.function_name,
+            call_id=call_id,
+            arguments="",
         )
         out = self._item_added(r)
         args = r.reply.arguments or "{}"
         for chunk in _chunks(args, size=24):
-            out.append(self._send({
-                "type": "response.function_call_arguments.delta", "response_id": r.id, "item_id": r.item.id,
-                "output_index": 0, "call_id": call_id, "delta": chunk,
-            }))
-        out.append(self._send({
-            "type": "response.function_call_arguments.done", "response_id": r.id, "item_id": r.item.id,
-            "output_index": 0, "call_id": call_id, "name": r.item.name, "arguments": args,
-        }))
+            out.append(
+                self._send(
+                    {
+                        "type": "response.function_call_arguments.delta",
+                        "response_id": r.id,
+                        "item_id": r.item.id,
+                        "output_index": 0,
+                        "call_id": call_id,
+                        "delta": chunk,
+                    }
+                )
+            )
+        out.append(
+            self._send(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "response_id": r.id,
+                    "item_id": r.item.id,
+                    "output_index": 0,
+                    "call_id": call_id,
+                    "name": r.item.name,
+                    "arguments": args,
+                }
+            )
+        )
         r.item = replace(r.item, arguments=args)
         out += self._finish(r, "completed")
         return out
@@ -1148,18 +1271,27 @@ class Session:
         if self.transport == "websocket":
             step = AUDIO_DELTA_MS * BYTES_PER_MS
             for start in range(0, len(pcm), step):
-                out.append(self._send({
-                    "type": "response.output_audio.delta", "response_id": r.id, "item_id": r.item.id,
-                    "output_index": 0, "content_index": 0,
-                    "delta": base64.b64encode(pcm[start : start + step]).decode("ascii"),
-                }))
+                out.append(
+                    self._send(
+                        {
+                            "type": "response.output_audio.delta",
+                            "response_id": r.id,
+                            "item_id": r.item.id,
+                            "output_index": 0,
+                            "content_index": 0,
+                            "delta": base64.b64encode(pcm[start : start + step]).decode("ascii"),
+                        }
+                    )
+                )
         elif not r.incomplete and pcm:
             self._playback[r.item.id] = _Playback(response_id=r.id, total_ms=r.audio_ms)
             out.append(Play(r.item.id, r.id, pcm))
         out += self._finish(r, "incomplete" if r.incomplete else "completed")
         return out
 
-    def _finish(self, r: _Response, status: str, *, reason: str | None = None, error: str | None = None) -> list[Effect]:
+    def _finish(
+        self, r: _Response, status: str, *, reason: str | None = None, error: str | None = None
+    ) -> list[Effect]:
         """Close out response ``r`` with the done events, response.done and rate_limits.updated."""
         out: list[Effect] = []
         self._response = None
@@ -1168,41 +1300,88 @@ class Session:
         item_status = "completed" if status == "completed" else "incomplete"
         if r.item is not None:
             if r.item.type == "message":
-                part = r.item.content[0] if r.item.content else Part("output_audio" if r.audio else "output_text", text="" if not r.audio else None, transcript="" if r.audio else None)
+                part = (
+                    r.item.content[0]
+                    if r.item.content
+                    else Part(
+                        "output_audio" if r.audio else "output_text",
+                        text="" if not r.audio else None,
+                        transcript="" if r.audio else None,
+                    )
+                )
                 if status == "cancelled" and r.audio and r.audio_ms == 0:
                     part = replace(part, transcript="")  # nothing was heard
                 part = replace(part, audio_ms=r.audio_ms)
                 if r.audio:
                     if self.transport == "websocket" and r.audio_ms:
-                        out.append(self._send({
-                            "type": "response.output_audio.done", "response_id": r.id, "item_id": r.item.id,
-                            "output_index": 0, "content_index": 0,
-                        }))
-                    out.append(self._send({
-                        "type": "response.output_audio_transcript.done", "response_id": r.id, "item_id": r.item.id,
-                        "output_index": 0, "content_index": 0, "transcript": part.transcript or "",
-                    }))
+                        out.append(
+                            self._send(
+                                {
+                                    "type": "response.output_audio.done",
+                                    "response_id": r.id,
+                                    "item_id": r.item.id,
+                                    "output_index": 0,
+                                    "content_index": 0,
+                                }
+                            )
+                        )
+                    out.append(
+                        self._send(
+                            {
+                                "type": "response.output_audio_transcript.done",
+                                "response_id": r.id,
+                                "item_id": r.item.id,
+                                "output_index": 0,
+                                "content_index": 0,
+                                "transcript": part.transcript or "",
+                            }
+                        )
+                    )
                 else:
-                    out.append(self._send({
-                        "type": "response.output_text.done", "response_id": r.id, "item_id": r.item.id,
-                        "output_index": 0, "content_index": 0, "text": part.text or "",
-                    }))
-                out.append(self._send({
-                    "type": "response.content_part.done", "response_id": r.id, "item_id": r.item.id,
-                    "output_index": 0, "content_index": 0,
-                    "part": {"type": "audio", "transcript": part.transcript or ""} if r.audio
-                    else {"type": "text", "text": part.text or ""},
-                }))
+                    out.append(
+                        self._send(
+                            {
+                                "type": "response.output_text.done",
+                                "response_id": r.id,
+                                "item_id": r.item.id,
+                                "output_index": 0,
+                                "content_index": 0,
+                                "text": part.text or "",
+                            }
+                        )
+                    )
+                out.append(
+                    self._send(
+                        {
+                            "type": "response.content_part.done",
+                            "response_id": r.id,
+                            "item_id": r.item.id,
+                            "output_index": 0,
+                            "content_index": 0,
+                            "part": {"type": "audio", "transcript": part.transcript or ""}
+                            if r.audio
+                            else {"type": "text", "text": part.text or ""},
+                        }
+                    )
+                )
                 r.item = replace(r.item, status=item_status, content=(part,))
             else:
                 r.item = replace(r.item, status=item_status)
             wire = r.item.to_wire()
-            out.append(self._send({"type": "response.output_item.done", "response_id": r.id, "output_index": 0, "item": wire}))
+            out.append(
+                self._send({"type": "response.output_item.done", "response_id": r.id, "output_index": 0, "item": wire})
+            )
             if r.conversation == "auto" and r.item.id in self._items:
                 self._items[r.item.id] = r.item
-                out.append(self._send({
-                    "type": "conversation.item.done", "previous_item_id": self._previous_of(r.item.id), "item": wire,
-                }))
+                out.append(
+                    self._send(
+                        {
+                            "type": "conversation.item.done",
+                            "previous_item_id": self._previous_of(r.item.id),
+                            "item": wire,
+                        }
+                    )
+                )
         r.status = status
         details: dict[str, Any] | None = None
         if status == "cancelled":
@@ -1214,14 +1393,27 @@ class Session:
         usage = self._usage(r)
         out.append(self._send({"type": "response.done", "response": self._response_wire(r, details, usage)}))
         used = usage["total_tokens"] if usage else 0
-        out.append(self._send({
-            "type": "rate_limits.updated",
-            "rate_limits": [
-                {"name": "requests", "limit": RATE_LIMIT_REQUESTS, "remaining": RATE_LIMIT_REQUESTS - 1, "reset_seconds": 0.012},
-                {"name": "tokens", "limit": RATE_LIMIT_TOKENS, "remaining": max(0, RATE_LIMIT_TOKENS - used),
-                 "reset_seconds": round(used * 60 / RATE_LIMIT_TOKENS, 3)},
-            ],
-        }))
+        out.append(
+            self._send(
+                {
+                    "type": "rate_limits.updated",
+                    "rate_limits": [
+                        {
+                            "name": "requests",
+                            "limit": RATE_LIMIT_REQUESTS,
+                            "remaining": RATE_LIMIT_REQUESTS - 1,
+                            "reset_seconds": 0.012,
+                        },
+                        {
+                            "name": "tokens",
+                            "limit": RATE_LIMIT_TOKENS,
+                            "remaining": max(0, RATE_LIMIT_TOKENS - used),
+                            "reset_seconds": round(used * 60 / RATE_LIMIT_TOKENS, 3),
+                        },
+                    ],
+                }
+            )
+        )
         return out
 
     def _usage(self, r: _Response) -> dict:
@@ -1238,8 +1430,10 @@ class Session:
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
             "input_token_details": {
-                "text_tokens": inp["text_tokens"], "audio_tokens": inp["audio_tokens"],
-                "image_tokens": inp["image_tokens"], "cached_tokens": 0,
+                "text_tokens": inp["text_tokens"],
+                "audio_tokens": inp["audio_tokens"],
+                "image_tokens": inp["image_tokens"],
+                "cached_tokens": 0,
                 "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
             },
             "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},

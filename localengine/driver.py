@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from . import speech
 from .conversation import ClearPlayback, Close, Play, Send, Session, Synthesize, Transcribe
 
-__all__ = ["EventSink", "Player", "SessionDriver", "DriverStats"]
+__all__ = ["DriverStats", "EventSink", "Player", "SessionDriver"]
 
 log = logging.getLogger("localengine.driver")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ImageError", "ImageFacts", "PALETTE", "MAX_PIXELS", "MAX_DATA_URL_CHARS", "describe_image"]
+__all__ = ["MAX_DATA_URL_CHARS", "MAX_PIXELS", "PALETTE", "ImageError", "ImageFacts", "describe_image"]
 
 PALETTE: tuple[str, ...] = (
     "red",
@@ -162,11 +162,14 @@ def classify_pixels(rgb: np.ndarray) -> np.ndarray:
     c = v - mn
     s = np.where(v > 0, c / np.maximum(v, 1e-6), 0.0)
     safe_c = np.maximum(c, 1e-6)
-    h = np.where(
-        v == r,
-        ((g - b) / safe_c) % 6.0,
-        np.where(v == g, (b - r) / safe_c + 2.0, (r - g) / safe_c + 4.0),
-    ) * 60.0
+    h = (
+        np.where(
+            v == r,
+            ((g - b) / safe_c) % 6.0,
+            np.where(v == g, (b - r) / safe_c + 2.0, (r - g) / safe_c + 4.0),
+        )
+        * 60.0
+    )
     idx = {name: i for i, name in enumerate(PALETTE)}
     out = np.full(rgb.shape[0], idx["grey"], dtype=np.int64)
 

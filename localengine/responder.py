@@ -36,16 +36,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "GREETING",
     "ImageInfo",
-    "Turn",
+    "Reply",
+    "ReplyContext",
     "ToolParam",
     "ToolSpec",
-    "ReplyContext",
-    "Reply",
+    "Turn",
+    "number_words",
     "plan_reply",
     "tool_spec_from_schema",
-    "number_words",
-    "GREETING",
 ]
 
 GREETING = "Hello! I am the offline local engine. Say or type something and I will answer."
@@ -53,9 +53,27 @@ IMAGE_WORDS = frozenset({"see", "look", "image", "picture", "camera", "screen"})
 MAX_COUNT = 100
 
 _SMALL = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-    "nineteen", "twenty",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
 ]
 _TENS = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty", 6: "sixty", 7: "seventy", 8: "eighty", 9: "ninety"}
 _WORD_VALUES = {word: n for n, word in enumerate(_SMALL)}

@@ -24,7 +24,7 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-__all__ = ["CallPeer", "CallListener", "ChannelSink", "OfferError", "VoiceTrack", "upsample_24k_to_48k"]
+__all__ = ["CallListener", "CallPeer", "ChannelSink", "OfferError", "VoiceTrack", "upsample_24k_to_48k"]
 
 log = logging.getLogger("localengine.rtc")
 
@@ -265,9 +265,7 @@ class CallPeer:
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and self._mic_task is None:
-            self._mic_task = asyncio.get_running_loop().create_task(
-                self._read_mic(track), name=f"mic-{self.call_id}"
-            )
+            self._mic_task = asyncio.get_running_loop().create_task(self._read_mic(track), name=f"mic-{self.call_id}")
 
     async def _read_mic(self, track: MediaStreamTrack) -> None:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=24_000)

@@ -62,10 +62,16 @@ class RunningEngine:
             uvicorn_error.addFilter(_denial_filter)
         self.app = build_app(config)
         self.state: EngineState = self.app.state.engine
-        self._server = uvicorn.Server(uvicorn.Config(
-            self.app, log_level="warning", access_log=False, ws="websockets-sansio",
-            lifespan="on", timeout_graceful_shutdown=5,
-        ))
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                log_level="warning",
+                access_log=False,
+                ws="websockets-sansio",
+                lifespan="on",
+                timeout_graceful_shutdown=5,
+            )
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._baseline: set[asyncio.Task[Any]] = set()
         self.leftover_tasks: tuple[str, ...] = ()
@@ -137,15 +143,16 @@ class RunningEngine:
     def stats(self) -> EngineStats:
         async def get() -> EngineStats:
             return self.state.stats()
+
         return self.call(get())
 
     def live_tasks(self) -> tuple[str, ...]:
         """Names of engine-loop tasks started since the server came up (sessions, peers, jobs)."""
+
         async def get() -> tuple[str, ...]:
             me = asyncio.current_task()
-            return tuple(sorted(
-                t.get_name() for t in asyncio.all_tasks() if t is not me and t not in self._baseline
-            ))
+            return tuple(sorted(t.get_name() for t in asyncio.all_tasks() if t is not me and t not in self._baseline))
+
         return self.call(get())
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -169,8 +176,9 @@ class RunningEngine:
     def __enter__(self) -> RunningEngine:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

@@ -32,12 +32,12 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 __all__ = [
+    "CLIENT_EVENT_TYPES",
     "ClientEventError",
     "ServerEventError",
-    "CLIENT_EVENT_TYPES",
+    "normalise_session",
     "parse_client_event",
     "validate_server_event",
-    "normalise_session",
 ]
 
 _EVENT_ID_RE = re.compile(rb'"event_id"\s*:\s*"([^"\\]{1,200})"')
@@ -84,7 +84,7 @@ def _server_adapter() -> TypeAdapter:
 
 @lru_cache(maxsize=1)
 def _reference_adapter() -> TypeAdapter:
-    from openai.types.realtime.response_item_reference import ResponseItemReference  # noqa: F401
+    from openai.types.realtime.response_item_reference import ResponseItemReference
 
     return TypeAdapter(ResponseItemReference)
 
@@ -111,9 +111,7 @@ def parse_client_event(raw: str | bytes, *, max_bytes: int | None = None) -> dic
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ClientEventError(
-            "invalid_json", f"The event is not valid JSON: {exc}.", sniff_event_id(raw)
-        ) from None
+        raise ClientEventError("invalid_json", f"The event is not valid JSON: {exc}.", sniff_event_id(raw)) from None
     if not isinstance(data, dict):
         raise ClientEventError(
             "invalid_type",
@@ -292,8 +290,7 @@ def _describe(exc: ValidationError) -> tuple[str, str, str | None]:
                     str(e.get("ctx", {}).get("expected", ""))
                     for v in groups.values()
                     for e in v
-                    if e["type"] == "literal_error" and path(e) == where
-                    and (e["loc"][-1] == err["loc"][-1])
+                    if e["type"] == "literal_error" and path(e) == where and (e["loc"][-1] == err["loc"][-1])
                 )
             )
         return (
@@ -304,8 +301,7 @@ def _describe(exc: ValidationError) -> tuple[str, str, str | None]:
     if kind in _EXPECTED:
         return (
             "invalid_type",
-            f"Invalid type for '{where}': expected {_EXPECTED[kind]}, "
-            f"but got {_json_kind(err.get('input'))} instead.",
+            f"Invalid type for '{where}': expected {_EXPECTED[kind]}, but got {_json_kind(err.get('input'))} instead.",
             where,
         )
     return "invalid_value", f"Invalid value for '{where}': {err['msg']}.", where

@@ -38,7 +38,7 @@ from .conversation import Session
 from .driver import SessionDriver
 from .rtc import CallPeer, OfferError
 
-__all__ = ["build_app", "EngineState", "EngineStats", "error_body"]
+__all__ = ["EngineState", "EngineStats", "build_app", "error_body"]
 
 log = logging.getLogger("localengine.server")
 
@@ -47,14 +47,16 @@ SPEECH_WORKERS = 2
 MAX_OFFER_BYTES = 256 * 1024
 
 
-def error_body(message: str, *, code: str | None, type_: str = "invalid_request_error",
-               param: str | None = None) -> dict[str, Any]:
+def error_body(
+    message: str, *, code: str | None, type_: str = "invalid_request_error", param: str | None = None
+) -> dict[str, Any]:
     """The OpenAI REST error shape."""
     return {"error": {"message": message, "type": type_, "code": code, "param": param}}
 
 
-def _error(status: int, message: str, *, code: str | None, param: str | None = None,
-           type_: str = "invalid_request_error") -> JSONResponse:
+def _error(
+    status: int, message: str, *, code: str | None, param: str | None = None, type_: str = "invalid_request_error"
+) -> JSONResponse:
     return JSONResponse(error_body(message, code=code, param=param, type_=type_), status_code=status)
 
 
@@ -126,10 +128,10 @@ class EngineState:
 
     # -- sessions --------------------------------------------------------------------------
 
-    def new_driver(self, transport: str, initial: dict[str, Any] | None, player: Any = None,
-                   on_closed: Any = None) -> SessionDriver:
-        session = Session(transport=transport, config=self.config, initial_session=initial,
-                          now=time.monotonic())
+    def new_driver(
+        self, transport: str, initial: dict[str, Any] | None, player: Any = None, on_closed: Any = None
+    ) -> SessionDriver:
+        session = Session(transport=transport, config=self.config, initial_session=initial, now=time.monotonic())
 
         def closed(driver: SessionDriver, reason: str) -> None:
             self.drivers.discard(driver)
@@ -175,6 +177,7 @@ class EngineState:
 
 # -- auth helpers ------------------------------------------------------------------------------
 
+
 def _bearer(headers: Any) -> str | None:
     value = headers.get("authorization", "")
     scheme, _, token = value.partition(" ")
@@ -214,6 +217,7 @@ def _state(request: Request | WebSocket) -> EngineState:
 
 # -- HTTP routes -------------------------------------------------------------------------------
 
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", **_state(request).stats().__dict__})
 
@@ -243,9 +247,7 @@ async def _read_offer(request: Request) -> tuple[str, dict[str, Any] | None]:
     if len(body) > MAX_OFFER_BYTES:
         raise ValueError(f"The SDP offer is larger than {MAX_OFFER_BYTES} bytes.")
     if content_type not in ("application/sdp", "text/plain", ""):
-        raise ValueError(
-            f"Unsupported Content-Type {content_type!r}: send application/sdp or multipart/form-data."
-        )
+        raise ValueError(f"Unsupported Content-Type {content_type!r}: send application/sdp or multipart/form-data.")
     try:
         return body.decode("utf-8"), None
     except UnicodeDecodeError:
@@ -276,8 +278,9 @@ async def create_call(request: Request) -> Response:
 
     call_id = "rtc_" + secrets.token_hex(12)
     peer = CallPeer(call_id, on_ended=lambda reason: state.end_call(call_id, reason))
-    driver = state.new_driver("webrtc", initial, player=peer.voice,
-                              on_closed=lambda _d, reason: state.end_call(call_id, reason))
+    driver = state.new_driver(
+        "webrtc", initial, player=peer.voice, on_closed=lambda _d, reason: state.end_call(call_id, reason)
+    )
     peer.bind(driver)
     driver.attach(peer.events)
     try:
@@ -294,8 +297,9 @@ async def create_call(request: Request) -> Response:
     state.calls[call_id] = _Call(call_id, peer, driver)
     driver.start()
     log.info("call %s created", call_id)
-    return Response(answer, status_code=201, media_type="application/sdp",
-                    headers={"Location": f"/v1/realtime/calls/{call_id}"})
+    return Response(
+        answer, status_code=201, media_type="application/sdp", headers={"Location": f"/v1/realtime/calls/{call_id}"}
+    )
 
 
 def _merge_session(base: dict[str, Any] | None, override: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -337,25 +341,36 @@ async def create_client_secret(request: Request) -> Response:
     if expires_after is not None:
         seconds = expires_after.get("seconds") if isinstance(expires_after, dict) else None
         if not isinstance(seconds, int) or isinstance(seconds, bool) or not 10 <= seconds <= 7200:
-            return _error(400, "expires_after.seconds must be an integer between 10 and 7200.",
-                          code="invalid_value", param="expires_after.seconds")
+            return _error(
+                400,
+                "expires_after.seconds must be an integer between 10 and 7200.",
+                code="invalid_value",
+                param="expires_after.seconds",
+            )
         ttl = seconds
     session = body.get("session")
     if session is not None and not isinstance(session, dict):
         return _error(400, "session must be a JSON object.", code="invalid_type", param="session")
     if session is not None and session.get("type", "realtime") != "realtime":
-        return _error(400, "Only realtime sessions are supported by the local engine.",
-                      code="invalid_value", param="session.type")
+        return _error(
+            400, "Only realtime sessions are supported by the local engine.", code="invalid_value", param="session.type"
+        )
     rendered = _render_session(state.config, session)
     if isinstance(rendered, str):
         return _error(400, rendered, code="invalid_value", param="session")
     secret = state.mint_secret(ttl, session)
-    return JSONResponse({
-        "value": secret.value,
-        "expires_at": int(secret.expires_at),
-        "session": {**rendered, "id": "sess_" + secrets.token_hex(12), "object": "realtime.session",
-                    "expires_at": int(secret.expires_at)},
-    })
+    return JSONResponse(
+        {
+            "value": secret.value,
+            "expires_at": int(secret.expires_at),
+            "session": {
+                **rendered,
+                "id": "sess_" + secrets.token_hex(12),
+                "object": "realtime.session",
+                "expires_at": int(secret.expires_at),
+            },
+        }
+    )
 
 
 def _render_session(config: EngineConfig, session: dict[str, Any] | None) -> dict[str, Any] | str:
@@ -419,14 +434,12 @@ async def realtime_ws(ws: WebSocket) -> None:
     if call_id:
         call = state.calls.get(call_id)
         if call is None:
-            await _deny(ws, _error(404, f"No call with id '{call_id}'.", code="call_not_found",
-                                   param="call_id"))
+            await _deny(ws, _error(404, f"No call with id '{call_id}'.", code="call_not_found", param="call_id"))
             return
         driver, owned = call.driver, False
     else:
         if state.closing:
-            await _deny(ws, _error(503, "The engine is stopping.", code="engine_stopping",
-                                   type_="server_error"))
+            await _deny(ws, _error(503, "The engine is stopping.", code="engine_stopping", type_="server_error"))
             return
         driver, owned = state.new_driver("websocket", state.secret_session(key)), True
         # The model named in the URL is the session's model from its first event (no extra
@@ -472,6 +485,7 @@ async def _deny(ws: WebSocket, response: Response) -> None:
 
 # -- app ---------------------------------------------------------------------------------------
 
+
 def build_app(config: EngineConfig | None = None) -> Starlette:
     """The engine as an ASGI app. ``app.state.engine`` is its ``EngineState``."""
     state = EngineState(config or EngineConfig())
@@ -496,4 +510,3 @@ def build_app(config: EngineConfig | None = None) -> Starlette:
     )
     app.state.engine = state
     return app
-

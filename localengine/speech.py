@@ -25,9 +25,9 @@ from typing import Literal
 import numpy as np
 
 __all__ = [
-    "VOICES",
     "DEFAULT_VOICE",
     "SAMPLE_RATE",
+    "VOICES",
     "SpeechDetector",
     "SpeechEdge",
     "synthesize",
@@ -122,9 +122,7 @@ class _Espeak:
         lib.espeak_Synchronize.argtypes = []
         lib.espeak_Synchronize.restype = ctypes.c_int
 
-        rate = lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), 0
-        )
+        rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), 0)
         if rate <= 0:
             raise RuntimeError(f"espeak-ng failed to initialize (code {rate})")
         self.rate = rate

@@ -33,21 +33,32 @@ else:
 log = bridge.events
 c1, c2, c3, c4 = st.columns([2.6, 2.3, 1.1, 1.4], vertical_alignment="bottom")
 types = c1.multiselect("Event types", log.types(), placeholder="All types", key="ev_types")
-direction = c2.segmented_control(
-    "Direction", ["all", "client", "server"], default="all", key="ev_dir",
-    format_func={"all": "All", "client": "→ Sent", "server": "← Received"}.get,
-) or "all"
+direction = (
+    c2.segmented_control(
+        "Direction",
+        ["all", "client", "server"],
+        default="all",
+        key="ev_dir",
+        format_func={"all": "All", "client": "→ Sent", "server": "← Received"}.get,
+    )
+    or "all"
+)
 limit = c3.number_input("Show at most", 10, 500, 100, step=10, key="ev_limit")
 with c4:
-    hide_deltas = st.toggle("Hide deltas", value=True, key="ev_hide_deltas",
-                            help="Hide the many small *.delta events (pieces of text, transcript and audio). "
-                                 "Choosing a delta type above shows it anyway.")
+    hide_deltas = st.toggle(
+        "Hide deltas",
+        value=True,
+        key="ev_hide_deltas",
+        help="Hide the many small *.delta events (pieces of text, transcript and audio). "
+        "Choosing a delta type above shows it anyway.",
+    )
     paused = st.toggle("Pause", key="ev_pause", help="Freeze the list to read it; new events are kept.")
 
 
 def _log_json(events) -> str:
-    return json.dumps([{"time": e.time, "direction": e.direction, **dict(e.payload)} for e in events],
-                      indent=1, default=str)
+    return json.dumps(
+        [{"time": e.time, "direction": e.direction, **dict(e.payload)} for e in events], indent=1, default=str
+    )
 
 
 @live_fragment("events-live", run_every=None if paused or not running else 1.0)
@@ -60,12 +71,19 @@ def event_list() -> None:
     hidden = 0 if types else sum(1 for e in events if is_delta(e.type))
     note = f" · {hidden:,} streaming pieces hidden" if hide_deltas and hidden else ""
     left, right = st.columns([4, 1], vertical_alignment="center")
-    left.caption(f"{len(events):,} events in this conversation · showing the newest {len(shown):,}{note}"
-                 + (" · paused" if paused else ""))
+    left.caption(
+        f"{len(events):,} events in this conversation · showing the newest {len(shown):,}{note}"
+        + (" · paused" if paused else "")
+    )
     right.download_button(
-        "Download log", lambda: _log_json(log.snapshot()),   # built only when clicked
-        file_name="realtime-events.json", mime="application/json", icon=":material/download:",
-        width="stretch", help="Every event held for this conversation, as JSON (audio and image data shortened).")
+        "Download log",
+        lambda: _log_json(log.snapshot()),  # built only when clicked
+        file_name="realtime-events.json",
+        mime="application/json",
+        icon=":material/download:",
+        width="stretch",
+        help="Every event held for this conversation, as JSON (audio and image data shortened).",
+    )
     if not shown:
         st.info("No event matches these filters yet.", icon=":material/filter_alt_off:")
         return

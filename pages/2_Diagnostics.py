@@ -29,11 +29,11 @@ if bridge is None:
 def diagnostics() -> None:
     try:
         snap = bridge.snapshot()
-    except Exception as exc:  # noqa: BLE001 - a message, never a traceback
+    except Exception as exc:
         st.error(f"The conversation state could not be read ({type(exc).__name__}).")
         return
     live = conv.active and snap.state in ("connecting", "connected")
-    settings = getattr(bridge, "settings", None) or conv.settings   # the settings of that call
+    settings = getattr(bridge, "settings", None) or conv.settings  # the settings of that call
     backend, model = settings.backend, settings.model
     if live:
         st.caption("The conversation is running: these figures update every second.")

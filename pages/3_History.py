@@ -42,8 +42,10 @@ def _facts(summary: ConversationSummary, live: frozenset[str]) -> str:
     if summary.ended_at is None:
         unfinished = " (in progress)" if summary.id in live else " (not ended cleanly)"
     engine = "" if summary.backend == "local" else f" · {engine_label(summary.backend)}"  # "free (local engine)"
-    return (f"{_when(summary.started_at)} · {format_duration(summary.duration_s)}{unfinished} · {turns} · "
-            f"{cost_label(summary.cost_usd, summary.backend)}{engine}")
+    return (
+        f"{_when(summary.started_at)} · {format_duration(summary.duration_s)}{unfinished} · {turns} · "
+        f"{cost_label(summary.cost_usd, summary.backend)}{engine}"
+    )
 
 
 def _confirm(key: str, question: str, yes_label: str) -> bool | None:
@@ -65,7 +67,7 @@ def _viewable(jpeg: bytes | None) -> bool:
         with Image.open(io.BytesIO(jpeg)) as img:
             img.verify()
         return True
-    except Exception:  # noqa: BLE001 - any unreadable image is just not shown
+    except Exception:
         return False
 
 
@@ -75,29 +77,49 @@ def _as_transcript(record: ConversationRecord) -> tuple[TranscriptItem, ...]:
         thumb, text = i.image_jpeg, i.text
         if thumb is not None and not _viewable(thumb):
             thumb, text = None, (text + " " if text else "") + "(the saved image could not be read)"
-        out.append(TranscriptItem(id=f"{i.seq}-{i.item_id}", role=i.role, kind=i.kind, text=text, final=True,
-                                  image_thumb=thumb, tool_name=i.tool_name, tool_args=i.tool_args,
-                                  tool_result=i.tool_result))
+        out.append(
+            TranscriptItem(
+                id=f"{i.seq}-{i.item_id}",
+                role=i.role,
+                kind=i.kind,
+                text=text,
+                final=True,
+                image_thumb=thumb,
+                tool_name=i.tool_name,
+                tool_args=i.tool_args,
+                tool_result=i.tool_result,
+            )
+        )
     return tuple(out)
 
 
 def _list(store: HistoryStore) -> None:
-    search = st.text_input("Search", key=_K + "search", placeholder="Words you or the assistant said, tool names…",
-                           icon=":material/search:")
+    search = st.text_input(
+        "Search",
+        key=_K + "search",
+        placeholder="Words you or the assistant said, tool names…",
+        icon=":material/search:",
+    )
     summaries = store.list_conversations(search)
     if not summaries:
         if search.strip():
             st.info(f"No saved conversation mentions “{search.strip()}”.", icon=":material/search_off:")
         else:
-            st.info("No conversations yet. Start one on the **Conversation** page: everything said, shown and "
-                    "called is saved here as it happens, and stays after the app restarts.",
-                    icon=":material/history:")
+            st.info(
+                "No conversations yet. Start one on the **Conversation** page: everything said, shown and "
+                "called is saved here as it happens, and stays after the app restarts.",
+                icon=":material/history:",
+            )
         return
     shown = summaries[:_MAX_LISTED]
     live = store.recorder.open_conversations
     what = f"{len(summaries)} conversation" + ("" if len(summaries) == 1 else "s")
-    st.caption(what + (f" matching “{search.strip()}”" if search.strip() else "")
-               + (f"; showing the newest {_MAX_LISTED}" if len(summaries) > _MAX_LISTED else "") + ".")
+    st.caption(
+        what
+        + (f" matching “{search.strip()}”" if search.strip() else "")
+        + (f"; showing the newest {_MAX_LISTED}" if len(summaries) > _MAX_LISTED else "")
+        + "."
+    )
     for summary in shown:
         with st.container(border=True, key=f"conv-{summary.id}"):
             text, action = st.columns([5, 1], vertical_alignment="center")
@@ -109,8 +131,11 @@ def _list(store: HistoryStore) -> None:
 
     st.divider()
     if st.session_state.get(_K + "confirm_all"):
-        answer = _confirm(_K + "confirm_all", f"Delete all {len(store.list_conversations())} saved conversations? "
-                          "This cannot be undone.", "Yes, delete all")
+        answer = _confirm(
+            _K + "confirm_all",
+            f"Delete all {len(store.list_conversations())} saved conversations? This cannot be undone.",
+            "Yes, delete all",
+        )
         if answer is not None:
             st.session_state.pop(_K + "confirm_all", None)
             if answer:
@@ -147,11 +172,24 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
 
     stamp = dt.datetime.fromtimestamp(summary.started_at).strftime("%Y%m%d-%H%M%S")
     md_col, json_col, delete_col, _ = st.columns([1, 1, 1, 2])
-    md_col.download_button("Markdown", export_markdown(record), file_name=f"conversation-{stamp}.md",
-                           mime="text/markdown", key=_K + "export_md", icon=":material/download:", width="stretch")
-    json_col.download_button("JSON", export_json(record), file_name=f"conversation-{stamp}.json",
-                             mime="application/json", key=_K + "export_json", icon=":material/download:",
-                             width="stretch")
+    md_col.download_button(
+        "Markdown",
+        export_markdown(record),
+        file_name=f"conversation-{stamp}.md",
+        mime="text/markdown",
+        key=_K + "export_md",
+        icon=":material/download:",
+        width="stretch",
+    )
+    json_col.download_button(
+        "JSON",
+        export_json(record),
+        file_name=f"conversation-{stamp}.json",
+        mime="application/json",
+        key=_K + "export_json",
+        icon=":material/download:",
+        width="stretch",
+    )
     if delete_col.button("Delete", key=_K + "delete_one", icon=":material/delete:", width="stretch"):
         st.session_state[_K + "confirm_one"] = conversation_id
         st.rerun()
@@ -185,11 +223,19 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
     if record.turns:
         st.markdown("**Turns**")
         st.dataframe(
-            [{"Turn": n, "First audio or text": ms(t.latency_ms), "Input tokens": count(t.input_tokens),
-              "Output tokens": count(t.output_tokens),
-              "Estimated cost": cost_label(t.cost_usd, summary.backend)}
-             for n, t in enumerate(record.turns, 1)],
-            hide_index=True, width="stretch")
+            [
+                {
+                    "Turn": n,
+                    "First audio or text": ms(t.latency_ms),
+                    "Input tokens": count(t.input_tokens),
+                    "Output tokens": count(t.output_tokens),
+                    "Estimated cost": cost_label(t.cost_usd, summary.backend),
+                }
+                for n, t in enumerate(record.turns, 1)
+            ],
+            hide_index=True,
+            width="stretch",
+        )
 
 
 def _escape(text: str) -> str:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import av
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -36,16 +36,17 @@ from realtime.errors import BridgeError, classify, from_error_event
 from realtime.eventlog import EventLog
 from realtime.frames import FrameThrottle, ImageWindow, encode_frame
 from realtime.metrics import TurnClock, TurnMetrics, UsageTotals
-from realtime.pricing import estimate_cost
 from realtime.mic_track import MicTrack
+from realtime.pricing import estimate_cost
 from realtime.rtc_tuning import tune_peer_connection
 from realtime.sdp import normalize_answer
 from realtime.settings import Settings, live_changes, restart_required
 from realtime.tools import DEFAULT_TOOLS, ToolRegistry
 from realtime.transcript import Transcript, TranscriptItem
+from realtime.updates import CallEnded
 from realtime.voice_out import VoiceOut
 
-__all__ = ["Bridge", "BridgeSnapshot", "RtcStats", "SettingsChange", "MAX_MESSAGE_BYTES"]
+__all__ = ["MAX_MESSAGE_BYTES", "Bridge", "BridgeSnapshot", "RtcStats", "SettingsChange"]
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class Bridge:
         self._api_key: str | None = None
         self._base_url: str | None = None
         self.hung_up = False
+        self._ended_told = False
 
     # ------------------------------------------------------------------ public API (any thread)
 
@@ -229,7 +231,7 @@ class Bridge:
     def state(self) -> State:
         return self._state
 
-    def close_soon(self) -> "concurrent.futures.Future[None]":
+    def close_soon(self) -> concurrent.futures.Future[None]:
         """Start closing (hang up, close the peer) without waiting. Idempotent."""
         if self._close_future is None:
             self._closing = True
@@ -245,7 +247,7 @@ class Bridge:
             future.result(timeout)
         except concurrent.futures.TimeoutError:
             log.warning("bridge close did not finish within %.1fs", timeout)
-        except Exception:  # noqa: BLE001 - close must not raise into the page
+        except Exception:
             log.exception("bridge close failed")
 
     # ------------------------------------------------------------------ connection (loop)
@@ -255,7 +257,7 @@ class Bridge:
             await self._connect()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._fail(exc)
             await self._teardown()
 
@@ -314,7 +316,9 @@ class Bridge:
             return
         state = self._pc.connectionState
         if state == "failed":
-            self._set_error(BridgeError("connection", "The connection to the realtime server failed (ICE/DTLS).", None), fatal=True)
+            self._set_error(
+                BridgeError("connection", "The connection to the realtime server failed (ICE/DTLS).", None), fatal=True
+            )
         elif state == "closed" and self._state != "failed":
             self._state = "closed"
             self._publish()
@@ -398,7 +402,7 @@ class Bridge:
             return
         try:
             self._on_event(event)
-        except Exception as exc:  # noqa: BLE001 - one bad event must not end the call
+        except Exception as exc:
             log.exception("error handling server event %s", event.get("type"))
             self._local_error(f"Could not handle server event {event.get('type')}: {type(exc).__name__}: {exc}")
         self._publish()
@@ -448,7 +452,9 @@ class Bridge:
             details = response.get("status_details") or {}
             error = details.get("error") if isinstance(details, dict) else None
             if isinstance(error, dict):
-                self._set_error(from_error_event({"type": "error", "error": error}, secrets=self._secrets()), fatal=False)
+                self._set_error(
+                    from_error_event({"type": "error", "error": error}, secrets=self._secrets()), fatal=False
+                )
 
     def _feed_clock(self, event: dict, now: float) -> None:
         # TurnClock holds a spoken turn whose response.done came before its playback started
@@ -463,7 +469,7 @@ class Bridge:
         for fn in list(self._listeners):
             try:
                 fn(update)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("bridge listener failed")
 
     # ------------------------------------------------------------------ tools (loop)
@@ -494,13 +500,13 @@ class Bridge:
         while True:
             try:
                 await asyncio.wait_for(self._camera_wake.wait(), CAMERA_TICK_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._camera_wake.clear()
             camera = self.settings.camera
             if self._state != "connected" or not self.throttle.has_frame:
                 continue
-            if not camera.enabled and not self.throttle._force:  # noqa: SLF001 - "send now" works with camera off
+            if not camera.enabled and not self.throttle._force:
                 continue
             frame = await loop.run_in_executor(None, self.throttle.due)
             if frame is None:
@@ -509,9 +515,7 @@ class Bridge:
             try:
                 encoded = await loop.run_in_executor(
                     None,
-                    lambda: encode_frame(
-                        frame, max_side=int(camera.max_side), detail=camera.detail, item_id=item_id
-                    ),
+                    lambda: encode_frame(frame, max_side=int(camera.max_side), detail=camera.detail, item_id=item_id),
                 )
             except ValueError as exc:
                 self._local_error(f"Camera frame not sent: {exc}")
@@ -531,7 +535,7 @@ class Bridge:
                 return
             try:
                 report = await pc.getStats()
-            except Exception:  # noqa: BLE001 - stats are best effort
+            except Exception:
                 continue
             self._rtc = _rtc_stats(report, self.voice.stats(), self.mic)
             self._completed(self._clock.tick(time.monotonic()))  # spoken turns whose audio never started
@@ -575,6 +579,9 @@ class Bridge:
 
     def _publish(self) -> None:
         self._snapshot = self._build_snapshot()
+        if self._state in ("closed", "failed") and not self._ended_told:
+            self._ended_told = True
+            self._notify(CallEnded(self._state, self._error.message if self._error is not None else None))
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
@@ -592,7 +599,7 @@ class Bridge:
             wrapped = asyncio.wrap_future(self._run_future)
             try:
                 await asyncio.wait_for(asyncio.shield(wrapped), HANGUP_TIMEOUT_S)
-            except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+            except (TimeoutError, Exception):
                 self._run_future.cancel()
         await self._teardown()
         if self._state != "failed":
@@ -610,12 +617,12 @@ class Bridge:
         if self._pc is not None:
             try:
                 await self._pc.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("closing the upstream peer failed")
         if self._client is not None:
             try:
                 await self._client.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self._client = None
 
@@ -626,7 +633,7 @@ class Bridge:
         try:
             await client.realtime.calls.hangup(call_id, timeout=HANGUP_TIMEOUT_S)
             self.hung_up = True
-        except Exception as exc:  # noqa: BLE001 - the call may already be gone
+        except Exception as exc:
             log.warning("hangup of %s failed: %s", call_id, type(exc).__name__)
 
 

@@ -95,9 +95,13 @@ def classify(exc: BaseException, *, secrets: Iterable[str | None] = (), base_url
                 msg = "The provider is rate limiting this key (429). Wait a moment and start again." + suffix
             return BridgeError("rate_limit", msg, status, code)
         if isinstance(exc, (openai.BadRequestError, openai.UnprocessableEntityError)):
-            return BridgeError("config", f"The provider refused the session settings ({status})." + suffix, status, code)
+            return BridgeError(
+                "config", f"The provider refused the session settings ({status})." + suffix, status, code
+            )
         if status >= 500:
-            return BridgeError("provider", f"The realtime provider had a problem ({status}). Try again." + suffix, status, code)
+            return BridgeError(
+                "provider", f"The realtime provider had a problem ({status}). Try again." + suffix, status, code
+            )
         return BridgeError("provider", f"The provider answered with an error ({status})." + suffix, status, code)
     if isinstance(exc, openai.APITimeoutError):
         return BridgeError("connection", f"The realtime provider{where} did not answer in time. Check the network.")
@@ -108,7 +112,9 @@ def classify(exc: BaseException, *, secrets: Iterable[str | None] = (), base_url
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return BridgeError("connection", f"The connection to the realtime provider{where} timed out.")
     if isinstance(exc, ConnectionError):
-        return BridgeError("connection", f"The connection to the realtime provider{where} failed: {_detail(exc, secrets)}")
+        return BridgeError(
+            "connection", f"The connection to the realtime provider{where} failed: {_detail(exc, secrets)}"
+        )
     if isinstance(exc, openai.OpenAIError):
         return BridgeError("provider", f"The OpenAI SDK reported: {_detail(exc, secrets)}")
     if isinstance(exc, OSError):

@@ -21,8 +21,9 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal, Union
+from typing import Literal, Union
 
 import av
 import numpy as np
@@ -30,14 +31,14 @@ from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 __all__ = [
+    "DEFAULT_BUDGET_BYTES",
+    "DETAILS",
+    "EncodedImage",
     "Frame",
     "FrameThrottle",
-    "ThrottleStats",
-    "EncodedImage",
-    "encode_frame",
     "ImageWindow",
-    "DETAILS",
-    "DEFAULT_BUDGET_BYTES",
+    "ThrottleStats",
+    "encode_frame",
 ]
 
 ImageLike = Union[av.VideoFrame, np.ndarray, Image.Image]
@@ -61,9 +62,7 @@ def _scale_video(frame: av.VideoFrame, width: int, height: int, fmt: str) -> av.
     Uses a private reformatter: ``VideoFrame.reformat`` caches one on the frame, and the
     media loop may be reformatting the same frame (the self-view echo) at the same time.
     """
-    return VideoReformatter().reformat(
-        frame, width=width, height=height, format=fmt, interpolation="AREA", threads=1
-    )
+    return VideoReformatter().reformat(frame, width=width, height=height, format=fmt, interpolation="AREA", threads=1)
 
 
 def _to_rgb_array(image: ImageLike) -> np.ndarray:
@@ -314,9 +313,7 @@ def _jpeg(img: Image.Image, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _search_quality(
-    img: Image.Image, low: bytes, top_size: int | None, max_jpeg: int
-) -> tuple[tuple[bytes, int], int]:
+def _search_quality(img: Image.Image, low: bytes, top_size: int | None, max_jpeg: int) -> tuple[tuple[bytes, int], int]:
     """Best quality in [_Q_MIN, _Q_MAX) that fits, given _Q_MIN fits and _Q_MAX does not.
 
     Interpolates on the (quality, size) bracket (JPEG size grows smoothly with quality)

@@ -92,8 +92,8 @@ CREATE INDEX conversations_started ON conversations(started_at DESC);
 """
 
 # SQLite result codes (primary code = extended & 0xFF).
-_BUSY_CODES = {5, 6}          # SQLITE_BUSY, SQLITE_LOCKED
-_CORRUPT_CODES = {11, 26}     # SQLITE_CORRUPT, SQLITE_NOTADB
+_BUSY_CODES = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
 class HistoryUnavailable(Exception):
@@ -249,12 +249,11 @@ def _is_corrupt(exc: BaseException) -> bool:
 
 
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None,
-                           check_same_thread=False)
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = NORMAL")   # per connection: WAL + NORMAL, no fsync per commit
+        conn.execute("PRAGMA synchronous = NORMAL")  # per connection: WAL + NORMAL, no fsync per commit
     except BaseException:
         conn.close()
         raise
@@ -299,7 +298,8 @@ class HistoryStore:
         except OSError as exc:
             raise HistoryUnavailable(
                 f"History is off: cannot create the folder for {self.path} ({exc.strerror or exc}). "
-                "Conversations work but are not saved.") from None
+                "Conversations work but are not saved."
+            ) from None
         try:
             self._init_schema()
         except sqlite3.DatabaseError as exc:
@@ -310,7 +310,8 @@ class HistoryStore:
                     raise HistoryUnavailable(
                         f"History is off: {self.path} is damaged ({exc}) and could not be moved aside "
                         f"({move_exc.strerror or move_exc}); it was left untouched and recording is "
-                        "disabled. Move or delete it to start a fresh history.") from None
+                        "disabled. Move or delete it to start a fresh history."
+                    ) from None
                 try:
                     self._init_schema()
                 except sqlite3.Error as exc2:
@@ -320,17 +321,20 @@ class HistoryStore:
                     ) from None
                 self.notice = (
                     f"The history database {self.path} was damaged ({exc}). It was moved aside to "
-                    f"{aside} (not deleted) and a fresh, empty history was started; recording is on.")
+                    f"{aside} (not deleted) and a fresh, empty history was started; recording is on."
+                )
                 log.warning("%s", self.notice)
             elif _is_busy(exc):
                 raise HistoryUnavailable(
                     f"History is off: the database {self.path} is locked by another program ({exc}). "
                     "Recording is disabled for now; conversations still work. Close the other program "
-                    "and restart the app to record again.") from None
+                    "and restart the app to record again."
+                ) from None
             else:
                 raise HistoryUnavailable(
                     f"History is off: the database {self.path} cannot be used ({exc}). Recording is "
-                    "disabled; conversations still work.") from None
+                    "disabled; conversations still work."
+                ) from None
 
     def _init_schema(self) -> None:
         conn = _connect(self.path, self.busy_timeout_ms)
@@ -343,7 +347,8 @@ class HistoryStore:
                 raise HistoryUnavailable(
                     f"History is off: {self.path} was written by a newer version of the app (schema "
                     f"{version}, this one knows {SCHEMA_VERSION}). It was left untouched; recording is "
-                    "disabled.")
+                    "disabled."
+                )
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"database is locked (journal mode stayed {mode})")
@@ -393,8 +398,8 @@ class HistoryStore:
         except sqlite3.Error as exc:
             if _is_busy(exc):
                 raise HistoryUnavailable(
-                    f"History is busy: {self.path} is locked by another program ({exc}). "
-                    "Try again in a moment.") from None
+                    f"History is busy: {self.path} is locked by another program ({exc}). Try again in a moment."
+                ) from None
             raise HistoryUnavailable(f"History cannot be read from {self.path}: {exc}.") from None
         finally:
             conn.close()
@@ -418,12 +423,20 @@ class HistoryStore:
         if len(first_line) > 120:
             first_line = first_line[:119] + "…"
         return ConversationSummary(
-            id=cid, started_at=started, ended_at=ended, duration_s=max(0.0, end - started),
-            turns=int(n_turns or n_assistant or 0), cost_usd=float(cost or 0.0),
-            first_user_line=first_line, backend=backend, model=model)
+            id=cid,
+            started_at=started,
+            ended_at=ended,
+            duration_s=max(0.0, end - started),
+            turns=int(n_turns or n_assistant or 0),
+            cost_usd=float(cost or 0.0),
+            first_user_line=first_line,
+            backend=backend,
+            model=model,
+        )
 
     def list_conversations(self, search: str | None = None) -> tuple[ConversationSummary, ...]:
         """Newest first. ``search`` matches (case-insensitively) any item text or tool call."""
+
         def run(conn: sqlite3.Connection) -> tuple[ConversationSummary, ...]:
             sql, args = self._SUMMARY_SQL, ()
             term = (search or "").strip()
@@ -435,6 +448,7 @@ class HistoryStore:
                 args = (pattern,)
             sql += " ORDER BY c.started_at DESC, c.rowid DESC"
             return tuple(self._summary(r) for r in conn.execute(sql, args))
+
         return self._read(run)
 
     def load(self, conversation_id: str) -> ConversationRecord:
@@ -442,35 +456,60 @@ class HistoryStore:
             row = conn.execute(self._SUMMARY_SQL + " WHERE c.id = ?", (conversation_id,)).fetchone()
             if row is None:
                 raise KeyError(conversation_id)
-            settings_json = conn.execute("SELECT settings FROM conversations WHERE id = ?",
-                                         (conversation_id,)).fetchone()[0]
+            settings_json = conn.execute(
+                "SELECT settings FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()[0]
             try:
                 settings = json.loads(settings_json)
             except ValueError:
                 settings = {}
-            images = dict(conn.execute("SELECT seq, jpeg FROM images WHERE conversation_id = ?",
-                                       (conversation_id,)).fetchall())
+            images = dict(
+                conn.execute("SELECT seq, jpeg FROM images WHERE conversation_id = ?", (conversation_id,)).fetchall()
+            )
             items = tuple(
-                StoredItem(seq=r[0], item_id=r[1], role=r[2], kind=r[3], text=r[4], tool_name=r[5],
-                           tool_args=r[6], tool_result=r[7], created_at=r[8],
-                           image_jpeg=bytes(images[r[0]]) if r[0] in images else None)
+                StoredItem(
+                    seq=r[0],
+                    item_id=r[1],
+                    role=r[2],
+                    kind=r[3],
+                    text=r[4],
+                    tool_name=r[5],
+                    tool_args=r[6],
+                    tool_result=r[7],
+                    created_at=r[8],
+                    image_jpeg=bytes(images[r[0]]) if r[0] in images else None,
+                )
                 for r in conn.execute(
                     "SELECT seq, item_id, role, kind, text, tool_name, tool_args, tool_result, created_at"
-                    " FROM items WHERE conversation_id = ? ORDER BY seq", (conversation_id,)))
+                    " FROM items WHERE conversation_id = ? ORDER BY seq",
+                    (conversation_id,),
+                )
+            )
             turns = []
             for r in conn.execute(
-                    "SELECT seq, turn_id, latency_ms, input_tokens, output_tokens, total_tokens,"
-                    " cost_usd, details, created_at FROM turns WHERE conversation_id = ? ORDER BY seq",
-                    (conversation_id,)):
+                "SELECT seq, turn_id, latency_ms, input_tokens, output_tokens, total_tokens,"
+                " cost_usd, details, created_at FROM turns WHERE conversation_id = ? ORDER BY seq",
+                (conversation_id,),
+            ):
                 try:
                     details = json.loads(r[7])
                 except ValueError:
                     details = {}
-                turns.append(StoredTurn(seq=r[0], turn_id=r[1], latency_ms=r[2], input_tokens=r[3],
-                                        output_tokens=r[4], total_tokens=r[5], cost_usd=r[6],
-                                        details=details, created_at=r[8]))
-            return ConversationRecord(summary=self._summary(row), settings=settings, items=items,
-                                      turns=tuple(turns))
+                turns.append(
+                    StoredTurn(
+                        seq=r[0],
+                        turn_id=r[1],
+                        latency_ms=r[2],
+                        input_tokens=r[3],
+                        output_tokens=r[4],
+                        total_tokens=r[5],
+                        cost_usd=r[6],
+                        details=details,
+                        created_at=r[8],
+                    )
+                )
+            return ConversationRecord(summary=self._summary(row), settings=settings, items=items, turns=tuple(turns))
+
         return self._read(run)
 
     def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -483,12 +522,14 @@ class HistoryStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
         return self._read(run)
 
     def delete(self, conversation_id: str) -> bool:
         """Delete one conversation (items, images, turns). True if it existed."""
-        return bool(self._write(lambda c: c.execute(
-            "DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount))
+        return bool(
+            self._write(lambda c: c.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount)
+        )
 
     def delete_all(self) -> int:
         """Delete every conversation; returns how many there were."""
@@ -593,8 +634,9 @@ class Recorder:
         self._thread.start()
 
     # -- producer side (any thread; cheap) ---------------------------------------------------
-    def start_conversation(self, settings: Any, *, conversation_id: str | None = None,
-                           started_at: float | None = None) -> str:
+    def start_conversation(
+        self, settings: Any, *, conversation_id: str | None = None, started_at: float | None = None
+    ) -> str:
         cid = conversation_id or uuid.uuid4().hex
         record = settings_record(settings)
         backend = str(getattr(settings, "backend", None) or record.get("backend") or "")
@@ -602,8 +644,15 @@ class Recorder:
         self._secrets[cid] = _secret_values(settings)
         self._models[cid] = model
         self._open_ids.add(cid)
-        self._put(_Start(cid, time.time() if started_at is None else started_at,
-                         json.dumps(record, ensure_ascii=False), backend, model))
+        self._put(
+            _Start(
+                cid,
+                time.time() if started_at is None else started_at,
+                json.dumps(record, ensure_ascii=False),
+                backend,
+                model,
+            )
+        )
         return cid
 
     def listener(self, conversation_id: str) -> Callable[[Any], None]:
@@ -623,7 +672,7 @@ class Recorder:
         with self._close_lock:
             try:
                 known = self._attached.get(bridge)
-            except TypeError:   # not weak-referenceable: fall back to identity
+            except TypeError:  # not weak-referenceable: fall back to identity
                 known = None
             if known is not None:
                 return known
@@ -642,9 +691,9 @@ class Recorder:
             for turn in getattr(snap, "turns", ()):
                 on_update(turn)
 
-        replay()                       # what is there now, in order
+        replay()  # what is there now, in order
         bridge.add_listener(on_update)
-        replay()                       # what became final between the first look and the listener
+        replay()  # what became final between the first look and the listener
         return cid
 
     @property
@@ -703,7 +752,7 @@ class Recorder:
                 stop = any(op is _STOP for op in batch)
                 work = [op for op in batch if isinstance(op, (_Start, _Update, _End))]
                 if work and not self._write(work):
-                    return                      # closing while the file stayed locked
+                    return  # closing while the file stayed locked
                 for op in batch:
                     if isinstance(op, _Flush):
                         op.done.set()
@@ -727,8 +776,10 @@ class Recorder:
                 return True
             except sqlite3.Error as exc:
                 if _is_busy(exc) or "disk" in str(exc).lower() or "unable to open" in str(exc):
-                    self.notice = (f"History is waiting: {self._store.path} is locked or "
-                                   f"unwritable ({exc}); updates are held and retried.")
+                    self.notice = (
+                        f"History is waiting: {self._store.path} is locked or "
+                        f"unwritable ({exc}); updates are held and retried."
+                    )
                     log.warning("%s", self.notice)
                     if self._conn is not None:
                         self._conn.close()
@@ -741,7 +792,7 @@ class Recorder:
                 error: Exception = exc
             except Exception as exc:  # a malformed update must not stop recording
                 error = exc
-            if len(ops) > 1:          # find the bad one: the others are written one by one
+            if len(ops) > 1:  # find the bad one: the others are written one by one
                 return all(self._write([op]) for op in ops)
             self.dropped += 1
             self.notice = f"History could not save an update ({type(error).__name__}: {error}); recording continues."
@@ -782,10 +833,13 @@ class Recorder:
             conn.execute(
                 "INSERT OR IGNORE INTO conversations (id, started_at, last_at, settings, backend, model)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (op.conversation_id, op.at, op.at, op.settings_json, op.backend, op.model))
+                (op.conversation_id, op.at, op.at, op.settings_json, op.backend, op.model),
+            )
         elif isinstance(op, _End):
-            conn.execute("UPDATE conversations SET ended_at = ?, last_at = MAX(last_at, ?) WHERE id = ?",
-                         (op.at, op.at, op.conversation_id))
+            conn.execute(
+                "UPDATE conversations SET ended_at = ?, last_at = MAX(last_at, ?) WHERE id = ?",
+                (op.at, op.at, op.conversation_id),
+            )
         elif isinstance(op, _Update):
             self._apply_update(conn, op)
 
@@ -800,11 +854,14 @@ class Recorder:
         cid, update = op.conversation_id, op.update
         exists = conn.execute("SELECT 1 FROM conversations WHERE id = ?", (cid,)).fetchone()
         if exists is None:  # an update for a conversation never started: keep it anyway
-            conn.execute("INSERT INTO conversations (id, started_at, last_at, settings, backend, model)"
-                         " VALUES (?, ?, ?, '{}', '', '')", (cid, op.at, op.at))
+            conn.execute(
+                "INSERT INTO conversations (id, started_at, last_at, settings, backend, model)"
+                " VALUES (?, ?, ?, '{}', '', '')",
+                (cid, op.at, op.at),
+            )
         conn.execute("UPDATE conversations SET last_at = MAX(last_at, ?) WHERE id = ?", (op.at, cid))
         if hasattr(update, "role") and hasattr(update, "kind"):
-            if getattr(update, "final", True) is not False:   # only final items are history
+            if getattr(update, "final", True) is not False:  # only final items are history
                 self._write_item(conn, cid, op.at, update)
         elif hasattr(update, "turn_id") or hasattr(update, "usage"):
             self._write_turn(conn, cid, op.at, update)
@@ -813,33 +870,45 @@ class Recorder:
 
     def _next(self, counters: dict[str, int], conn: sqlite3.Connection, table: str, cid: str) -> int:
         if cid not in counters:
-            row = conn.execute(f"SELECT COALESCE(MAX(seq), -1) FROM {table} WHERE conversation_id = ?",
-                               (cid,)).fetchone()
+            row = conn.execute(
+                f"SELECT COALESCE(MAX(seq), -1) FROM {table} WHERE conversation_id = ?", (cid,)
+            ).fetchone()
             counters[cid] = int(row[0])
         counters[cid] += 1
         return counters[cid]
 
     def _write_item(self, conn: sqlite3.Connection, cid: str, at: float, item: Any) -> None:
         item_id = str(getattr(item, "id", None) or getattr(item, "item_id", None) or uuid.uuid4().hex)
-        existing = conn.execute("SELECT seq FROM items WHERE conversation_id = ? AND item_id = ?",
-                                (cid, item_id)).fetchone()
-        values = (str(item.role), str(item.kind), self._scrub(cid, str(getattr(item, "text", "") or "")),
-                  self._scrub(cid, _as_text(getattr(item, "tool_name", None))),
-                  self._scrub(cid, _as_text(getattr(item, "tool_args", None))),
-                  self._scrub(cid, _as_text(getattr(item, "tool_result", None))))
+        existing = conn.execute(
+            "SELECT seq FROM items WHERE conversation_id = ? AND item_id = ?", (cid, item_id)
+        ).fetchone()
+        values = (
+            str(item.role),
+            str(item.kind),
+            self._scrub(cid, str(getattr(item, "text", "") or "")),
+            self._scrub(cid, _as_text(getattr(item, "tool_name", None))),
+            self._scrub(cid, _as_text(getattr(item, "tool_args", None))),
+            self._scrub(cid, _as_text(getattr(item, "tool_result", None))),
+        )
         if existing is not None:  # the same item finalised again (e.g. a late transcript): update it
             seq = existing[0]
-            conn.execute("UPDATE items SET role = ?, kind = ?, text = ?, tool_name = ?, tool_args = ?,"
-                         " tool_result = ? WHERE conversation_id = ? AND seq = ?", (*values, cid, seq))
+            conn.execute(
+                "UPDATE items SET role = ?, kind = ?, text = ?, tool_name = ?, tool_args = ?,"
+                " tool_result = ? WHERE conversation_id = ? AND seq = ?",
+                (*values, cid, seq),
+            )
         else:
             seq = self._next(self._seq, conn, "items", cid)
-            conn.execute("INSERT INTO items (conversation_id, seq, item_id, role, kind, text, tool_name,"
-                         " tool_args, tool_result, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (cid, seq, item_id, *values, at))
+            conn.execute(
+                "INSERT INTO items (conversation_id, seq, item_id, role, kind, text, tool_name,"
+                " tool_args, tool_result, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (cid, seq, item_id, *values, at),
+            )
         thumb = getattr(item, "image_thumb", None)
         if isinstance(thumb, (bytes, bytearray, memoryview)) and len(thumb):
-            conn.execute("INSERT OR REPLACE INTO images (conversation_id, seq, jpeg) VALUES (?, ?, ?)",
-                         (cid, seq, bytes(thumb)))
+            conn.execute(
+                "INSERT OR REPLACE INTO images (conversation_id, seq, jpeg) VALUES (?, ?, ?)", (cid, seq, bytes(thumb))
+            )
 
     def _model_of(self, conn: sqlite3.Connection, cid: str) -> str:
         if cid not in self._models:
@@ -868,22 +937,34 @@ class Recorder:
                 cost = None
         turn_id = getattr(turn, "turn_id", None)
         if turn_id is not None:
-            existing = conn.execute("SELECT seq FROM turns WHERE conversation_id = ? AND turn_id = ?",
-                                    (cid, str(turn_id))).fetchone()
-            if existing is not None:   # seen already (e.g. replayed at attach): keep the first
+            existing = conn.execute(
+                "SELECT seq FROM turns WHERE conversation_id = ? AND turn_id = ?", (cid, str(turn_id))
+            ).fetchone()
+            if existing is not None:  # seen already (e.g. replayed at attach): keep the first
                 return
         seq = self._next(self._turn_seq, conn, "turns", cid)
-        conn.execute("INSERT INTO turns (conversation_id, seq, turn_id, latency_ms, input_tokens,"
-                     " output_tokens, total_tokens, cost_usd, details, created_at)"
-                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     (cid, seq, None if turn_id is None else str(turn_id), latency, in_tok,
-                      out_tok, total, cost, json.dumps(details, ensure_ascii=False), at))
+        conn.execute(
+            "INSERT INTO turns (conversation_id, seq, turn_id, latency_ms, input_tokens,"
+            " output_tokens, total_tokens, cost_usd, details, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                cid,
+                seq,
+                None if turn_id is None else str(turn_id),
+                latency,
+                in_tok,
+                out_tok,
+                total,
+                cost,
+                json.dumps(details, ensure_ascii=False),
+                at,
+            ),
+        )
 
 
 # -------------------------------------------------------------------------------------- exports
 
-_ROLE_LABEL = {"user": "User", "assistant": "Assistant", "tool": "Tool", "error": "Error",
-               "system": "System"}
+_ROLE_LABEL = {"user": "User", "assistant": "Assistant", "tool": "Tool", "error": "Error", "system": "System"}
 
 
 def _fence(text: str, lang: str = "") -> str:
@@ -908,8 +989,9 @@ def export_markdown(record: ConversationRecord) -> str:
     s = record.summary
     lines = [f"# Conversation {_fmt_time(s.started_at)}", ""]
     lines.append(f"- Started: {_fmt_time(s.started_at)}")
-    lines.append(f"- Duration: {format_duration(s.duration_s)}"
-                 + ("" if s.ended_at is not None else " (not ended cleanly)"))
+    lines.append(
+        f"- Duration: {format_duration(s.duration_s)}" + ("" if s.ended_at is not None else " (not ended cleanly)")
+    )
     engine = {"openai": "OpenAI", "local": "Local (offline)"}.get(s.backend, s.backend or "unknown")
     lines.append(f"- Engine: {engine}" + (f", model `{s.model}`" if s.model else ""))
     lines.append(f"- Turns: {s.turns}")
@@ -943,15 +1025,21 @@ def export_markdown(record: ConversationRecord) -> str:
             lines.append(f"**{label}** ({stamp}): {text}")
         lines.append("")
     if record.turns:
-        lines += ["## Turns", "", "| # | Latency (ms) | Input tokens | Output tokens | Cost (USD) |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "## Turns",
+            "",
+            "| # | Latency (ms) | Input tokens | Output tokens | Cost (USD) |",
+            "|---|---|---|---|---|",
+        ]
 
         def cell(v: Any, fmt: str = "{}") -> str:
             return "" if v is None else fmt.format(v)
 
         for i, t in enumerate(record.turns, 1):
-            lines.append(f"| {i} | {cell(t.latency_ms, '{:.0f}')} | {cell(t.input_tokens)} | "
-                         f"{cell(t.output_tokens)} | {cell(t.cost_usd, '{:.5f}')} |")
+            lines.append(
+                f"| {i} | {cell(t.latency_ms, '{:.0f}')} | {cell(t.input_tokens)} | "
+                f"{cell(t.output_tokens)} | {cell(t.cost_usd, '{:.5f}')} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -959,7 +1047,7 @@ def export_markdown(record: ConversationRecord) -> str:
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat()
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat()
 
 
 def export_json(record: ConversationRecord) -> str:
@@ -978,17 +1066,32 @@ def export_json(record: ConversationRecord) -> str:
         "estimated_cost_usd": s.cost_usd,
         "settings": dict(record.settings),
         "items": [
-            {"seq": i.seq, "item_id": i.item_id, "role": i.role, "kind": i.kind, "text": i.text,
-             "tool_name": i.tool_name, "tool_args": i.tool_args, "tool_result": i.tool_result,
-             "created_at": _iso(i.created_at),
-             "image_jpeg_base64": None if i.image_jpeg is None else base64.b64encode(i.image_jpeg).decode()}
+            {
+                "seq": i.seq,
+                "item_id": i.item_id,
+                "role": i.role,
+                "kind": i.kind,
+                "text": i.text,
+                "tool_name": i.tool_name,
+                "tool_args": i.tool_args,
+                "tool_result": i.tool_result,
+                "created_at": _iso(i.created_at),
+                "image_jpeg_base64": None if i.image_jpeg is None else base64.b64encode(i.image_jpeg).decode(),
+            }
             for i in record.items
         ],
         "turns": [
-            {"seq": t.seq, "turn_id": t.turn_id, "latency_ms": t.latency_ms,
-             "input_tokens": t.input_tokens, "output_tokens": t.output_tokens,
-             "total_tokens": t.total_tokens, "cost_usd": t.cost_usd, "details": dict(t.details),
-             "created_at": _iso(t.created_at)}
+            {
+                "seq": t.seq,
+                "turn_id": t.turn_id,
+                "latency_ms": t.latency_ms,
+                "input_tokens": t.input_tokens,
+                "output_tokens": t.output_tokens,
+                "total_tokens": t.total_tokens,
+                "cost_usd": t.cost_usd,
+                "details": dict(t.details),
+                "created_at": _iso(t.created_at),
+            }
             for t in record.turns
         ],
     }
@@ -1023,7 +1126,7 @@ def process_store() -> tuple[HistoryStore | None, str | None]:
     with _process_lock:
         store = _process_stores.get(path)
         if store is not None:
-            rec = store._recorder  # noqa: SLF001 - the notice of the store's own recorder
+            rec = store._recorder
             return store, (rec.notice if rec is not None and rec.notice else None) or store.notice
         failed = _process_failures.get(path)
         if failed is not None and time.monotonic() - failed[0] < _RETRY_UNAVAILABLE_S:
@@ -1035,6 +1138,7 @@ def process_store() -> tuple[HistoryStore | None, str | None]:
         _process_failures.pop(path, None)
         _process_stores[path] = store
         import atexit
+
         atexit.register(store.close)
         return store, notice
 
@@ -1073,7 +1177,7 @@ class CallRecording:
         if self.recording:
             try:
                 state = self._bridge.snapshot().state
-            except Exception:  # noqa: BLE001 - a broken bridge ends its record
+            except Exception:
                 state = "failed"
             if state in ("closed", "failed"):
                 self._end()

@@ -121,7 +121,9 @@ def _wait_healthy(url: str, child: _Child, deadline: float) -> None:
     last = "no answer"
     while time.monotonic() < deadline:
         if not child.alive():
-            raise LocalEngineError(f"The local engine exited (code {child.proc.returncode}) while starting.{child.tail()}")
+            raise LocalEngineError(
+                f"The local engine exited (code {child.proc.returncode}) while starting.{child.tail()}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=1.0) as resp:
                 if resp.status == 200:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, Callable, Coroutine, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -57,7 +58,7 @@ def in_loop_thread() -> bool:
     return _thread is not None and threading.current_thread() is _thread
 
 
-def run_coro(coro: Coroutine[Any, Any, T]) -> "concurrent.futures.Future[T]":
+def run_coro(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
     """Schedule `coro` on the shared loop; returns at once with a Future."""
     return asyncio.run_coroutine_threadsafe(coro, get_loop())
 

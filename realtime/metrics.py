@@ -153,7 +153,13 @@ class _Turn:
 
     def freeze(self) -> TurnMetrics:
         return TurnMetrics(
-            self.turn_id, self.started_at, self.first_audio_ms, self.first_text_ms, self.usage, self.trigger, self.status
+            self.turn_id,
+            self.started_at,
+            self.first_audio_ms,
+            self.first_text_ms,
+            self.usage,
+            self.trigger,
+            self.status,
         )
 
 

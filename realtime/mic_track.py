@@ -7,15 +7,15 @@ import fractions
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import av
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-__all__ = ["MicTrack", "MicStats", "SAMPLE_RATE", "SAMPLES_PER_FRAME"]
+__all__ = ["SAMPLES_PER_FRAME", "SAMPLE_RATE", "MicStats", "MicTrack"]
 
 SAMPLE_RATE = 48000
 SAMPLES_PER_FRAME = 960  # 20 ms
@@ -272,7 +272,7 @@ class MicTrack(MediaStreamTrack):
                     return
                 try:
                     await asyncio.wait_for(event.wait(), release_at - now)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             with self._lock:

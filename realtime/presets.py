@@ -52,7 +52,7 @@ class PresetError(Exception):
 @dataclass(frozen=True)
 class Preset:
     name: str
-    params: tuple[tuple[str, str], ...]   # share-link parameters, in order
+    params: tuple[tuple[str, str], ...]  # share-link parameters, in order
     builtin: bool = False
     saved_at: float | None = None
 
@@ -68,27 +68,52 @@ def _builtin(name: str, **params: str) -> Preset:
 BUILTIN_PRESETS: tuple[Preset, ...] = (
     _builtin(
         "Concise assistant",
-        instructions=("You are a concise voice assistant. Answer in one short sentence, no lists and no "
-                      "small talk. If you are unsure, say so briefly."),
-        voice="marin", turn="server_vad", threshold="0.5", silence_ms="500", padding_ms="300",
-        output="audio", transcription="gpt-4o-mini-transcribe", camera="off", tools="get_datetime",
+        instructions=(
+            "You are a concise voice assistant. Answer in one short sentence, no lists and no "
+            "small talk. If you are unsure, say so briefly."
+        ),
+        voice="marin",
+        turn="server_vad",
+        threshold="0.5",
+        silence_ms="500",
+        padding_ms="300",
+        output="audio",
+        transcription="gpt-4o-mini-transcribe",
+        camera="off",
+        tools="get_datetime",
     ),
     _builtin(
         "Describe what you see",
-        instructions=("You look through the user's camera. When asked, or when the picture changes, "
-                      "describe what you see plainly: objects, colours, text and people's gestures. "
-                      "Do not guess at what you cannot see."),
-        voice="coral", turn="semantic_vad", eagerness="auto", output="audio",
-        transcription="gpt-4o-mini-transcribe", camera="on", camera_interval="2",
-        camera_max="1024", camera_detail="high", max_images="3", tools="none",
+        instructions=(
+            "You look through the user's camera. When asked, or when the picture changes, "
+            "describe what you see plainly: objects, colours, text and people's gestures. "
+            "Do not guess at what you cannot see."
+        ),
+        voice="coral",
+        turn="semantic_vad",
+        eagerness="auto",
+        output="audio",
+        transcription="gpt-4o-mini-transcribe",
+        camera="on",
+        camera_interval="2",
+        camera_max="1024",
+        camera_detail="high",
+        max_images="3",
+        tools="none",
     ),
     _builtin(
         "Tool demo",
-        instructions=("You demonstrate function tools. Use get_datetime for the date or time, "
-                      "delayed_add to add numbers and echo_upper to shout text back. Say which tool you "
-                      "used and what it returned, in one sentence."),
-        voice="verse", turn="server_vad", output="audio", transcription="gpt-4o-mini-transcribe",
-        camera="off", tools="get_datetime,delayed_add,echo_upper",
+        instructions=(
+            "You demonstrate function tools. Use get_datetime for the date or time, "
+            "delayed_add to add numbers and echo_upper to shout text back. Say which tool you "
+            "used and what it returned, in one sentence."
+        ),
+        voice="verse",
+        turn="server_vad",
+        output="audio",
+        transcription="gpt-4o-mini-transcribe",
+        camera="off",
+        tools="get_datetime,delayed_add,echo_upper",
     ),
 )
 _BUILTIN_NAMES = {p.name.casefold(): p for p in BUILTIN_PRESETS}
@@ -115,8 +140,8 @@ class PresetStore:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self._file_notice: str | None = None      # sticky: the file itself had a problem
-        self._skipped_notice: str | None = None   # recomputed on each read: entries skipped
+        self._file_notice: str | None = None  # sticky: the file itself had a problem
+        self._skipped_notice: str | None = None  # recomputed on each read: entries skipped
         self._lock = threading.Lock()
 
     @property
@@ -133,21 +158,27 @@ class PresetStore:
         except FileNotFoundError:
             return [], []
         except OSError as exc:
-            self._file_notice = f"Saved presets cannot be read from {self.path} ({exc.strerror or exc}); built-ins still work."
+            self._file_notice = (
+                f"Saved presets cannot be read from {self.path} ({exc.strerror or exc}); built-ins still work."
+            )
             return [], []
         try:
             doc = json.loads(raw) if raw.strip() else {"presets": []}
         except ValueError as exc:
             aside = self._move_aside()
-            self._file_notice = (f"The presets file {self.path} is not valid JSON ({exc}). It was moved aside to "
-                           f"{aside.name} (not deleted); built-ins still work and new presets go to a fresh file.")
+            self._file_notice = (
+                f"The presets file {self.path} is not valid JSON ({exc}). It was moved aside to "
+                f"{aside.name} (not deleted); built-ins still work and new presets go to a fresh file."
+            )
             log.warning("%s", self._file_notice)
             return [], []
         entries = doc.get("presets") if isinstance(doc, Mapping) else doc
         if not isinstance(entries, list):
             aside = self._move_aside()
-            self._file_notice = (f"The presets file {self.path} holds no list of presets. It was moved aside "
-                                 f"to {aside.name} (not deleted); built-ins still work.")
+            self._file_notice = (
+                f"The presets file {self.path} holds no list of presets. It was moved aside "
+                f"to {aside.name} (not deleted); built-ins still work."
+            )
             log.warning("%s", self._file_notice)
             return [], []
         presets: list[Preset] = []
@@ -178,15 +209,22 @@ class PresetStore:
                     params.append((str(k), str(v)))
             saved_at = entry.get("saved_at")
             seen.add(name.casefold())
-            presets.append(Preset(name=name, params=tuple(params), builtin=False,
-                                  saved_at=saved_at if isinstance(saved_at, (int, float)) else None))
+            presets.append(
+                Preset(
+                    name=name,
+                    params=tuple(params),
+                    builtin=False,
+                    saved_at=saved_at if isinstance(saved_at, (int, float)) else None,
+                )
+            )
         return presets, skipped
 
     def list(self) -> tuple[Preset, ...]:
         """Built-ins first, then saved presets by name."""
         saved, skipped = self._read()
-        self._skipped_notice = (f"Some saved presets in {self.path.name} were skipped: "
-                                + "; ".join(skipped) + ".") if skipped else None
+        self._skipped_notice = (
+            (f"Some saved presets in {self.path.name} were skipped: " + "; ".join(skipped) + ".") if skipped else None
+        )
         return BUILTIN_PRESETS + tuple(sorted(saved, key=lambda p: p.name.casefold()))
 
     def names(self) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .metrics import UsageTotals
 
-__all__ = ["ModelPrice", "PRICES", "PRICES_AS_OF", "estimate_cost", "price_for"]
+__all__ = ["PRICES", "PRICES_AS_OF", "ModelPrice", "estimate_cost", "price_for"]
 
 PRICES_AS_OF = "2025-10-06"
 

@@ -35,7 +35,7 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
-__all__ = ["ImmediateAudioBuffer", "RtcTuningError", "tune_receiver", "tune_peer_connection", "tune_streamlit_webrtc"]
+__all__ = ["ImmediateAudioBuffer", "RtcTuningError", "tune_peer_connection", "tune_receiver", "tune_streamlit_webrtc"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,6 @@ def tune_streamlit_webrtc(ctx: Any) -> int:
         if not isinstance(pc, RTCPeerConnection):
             return 0
         return tune_peer_connection(pc)
-    except Exception as exc:  # noqa: BLE001 - latency tuning must never break the page
+    except Exception as exc:
         log.warning("could not tune the browser leg's audio receive: %s", exc)
         return 0

@@ -46,24 +46,29 @@ if TYPE_CHECKING:
     from .local_engine import LocalEngine
 
 __all__ = [
-    "CameraSettings",
-    "Connection",
-    "DEFAULT_INSTRUCTIONS",
     "DEFAULT_BASE_URL",
-    "IceServer",
+    "DEFAULT_INSTRUCTIONS",
     "LIVE_FIELDS",
     "MODELS",
     "RESTART_FIELDS",
+    "TRANSCRIPTION_MODELS",
+    "VOICES",
+    "CameraSettings",
+    "Connection",
+    "IceServer",
     "Settings",
     "SettingsError",
-    "TRANSCRIPTION_MODELS",
     "TurnDetection",
-    "VOICES",
     "restart_required",
 ]
 
 VOICES: tuple[str, ...] = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
-MODELS: tuple[str, ...] = ("gpt-realtime", "gpt-realtime-mini", "gpt-4o-realtime-preview", "gpt-4o-mini-realtime-preview")
+MODELS: tuple[str, ...] = (
+    "gpt-realtime",
+    "gpt-realtime-mini",
+    "gpt-4o-realtime-preview",
+    "gpt-4o-mini-realtime-preview",
+)
 TRANSCRIPTION_MODELS: tuple[str, ...] = ("gpt-4o-mini-transcribe", "gpt-4o-transcribe", "whisper-1")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_INSTRUCTIONS = (
@@ -127,9 +132,15 @@ class TurnDetection:
         _check(p, 0.0 <= self.threshold <= 1.0, f"VAD threshold must be between 0 and 1, not {self.threshold}.")
         _check(p, 0 <= self.silence_ms <= 10_000, f"VAD silence must be 0..10000 ms, not {self.silence_ms}.")
         _check(
-            p, 0 <= self.prefix_padding_ms <= 10_000, f"VAD prefix padding must be 0..10000 ms, not {self.prefix_padding_ms}."
+            p,
+            0 <= self.prefix_padding_ms <= 10_000,
+            f"VAD prefix padding must be 0..10000 ms, not {self.prefix_padding_ms}.",
         )
-        _check(p, self.eagerness in EAGERNESS, f"VAD eagerness must be one of {', '.join(EAGERNESS)}, not {self.eagerness!r}.")
+        _check(
+            p,
+            self.eagerness in EAGERNESS,
+            f"VAD eagerness must be one of {', '.join(EAGERNESS)}, not {self.eagerness!r}.",
+        )
         return p
 
     def payload(self) -> dict[str, Any] | None:
@@ -144,7 +155,12 @@ class TurnDetection:
                 "interrupt_response": True,
             }
         if self.mode == "semantic_vad":
-            return {"type": "semantic_vad", "eagerness": self.eagerness, "create_response": True, "interrupt_response": True}
+            return {
+                "type": "semantic_vad",
+                "eagerness": self.eagerness,
+                "create_response": True,
+                "interrupt_response": True,
+            }
         return None
 
 
@@ -195,7 +211,7 @@ def clean_key(raw: str | None) -> str:
     if raw is None:
         return ""
     key = str(raw).strip()
-    while key and key[0] in "\"'" :
+    while key and key[0] in "\"'":
         key = key[1:].strip()
     while key and key[-1] in "\"'":
         key = key[:-1].strip()
@@ -377,9 +393,7 @@ class Settings:
         """``rtc_configuration`` for streamlit-webrtc (the browser leg)."""
         return {"iceServers": [s.as_dict() for s in self.ice_servers]}
 
-    def session_payload(
-        self, *, omit: Collection[str] = (), registry: ToolRegistry | None = None
-    ) -> dict[str, Any]:
+    def session_payload(self, *, omit: Collection[str] = (), registry: ToolRegistry | None = None) -> dict[str, Any]:
         """THE rendering of the GA ``session`` object (for ``calls.create(session=...)`` and
         ``session.update``). ``omit`` drops top-level keys or ``"voice"`` (the bridge omits the
         voice once audio has been produced, since the provider cannot change it then)."""

@@ -41,7 +41,7 @@ from typing import Any
 from .settings import Settings, SettingsError
 from .tools import DEFAULT_TOOL_NAMES
 
-__all__ = ["SHARE_VERSION", "PARAM_NAMES", "settings_to_query", "settings_from_query", "share_url"]
+__all__ = ["PARAM_NAMES", "SHARE_VERSION", "settings_from_query", "settings_to_query", "share_url"]
 
 SHARE_VERSION = "1"
 _MAX_TEXT = 20_000
@@ -125,9 +125,9 @@ def _dec_transcription(raw: str) -> str:
 @dataclass(frozen=True)
 class _Param:
     name: str
-    path: tuple[str, ...]          # ("voice",) or ("turn_detection", "threshold")
+    path: tuple[str, ...]  # ("voice",) or ("turn_detection", "threshold")
     encode: Callable[[Any], str]
-    decode: Callable[[str], Any]   # raises _Junk; range checks are the Settings' own
+    decode: Callable[[str], Any]  # raises _Junk; range checks are the Settings' own
 
 
 _PARAMS: tuple[_Param, ...] = (
@@ -213,8 +213,9 @@ def _shown(raw: str) -> str:
     return repr(raw if len(raw) <= 40 else raw[:37] + "...")
 
 
-def settings_from_query(params: Mapping[str, str | list[str]], base: Settings,
-                        *, what: str = "link") -> tuple[Settings, tuple[str, ...]]:
+def settings_from_query(
+    params: Mapping[str, str | list[str]], base: Settings, *, what: str = "link"
+) -> tuple[Settings, tuple[str, ...]]:
     """Apply the shareable setup in ``params`` over ``base``.
 
     Every parameter that is unknown, unreadable or out of range is ignored with a warning that
@@ -236,8 +237,10 @@ def settings_from_query(params: Mapping[str, str | list[str]], base: Settings,
             continue
         if low == "v":
             if value.strip() != SHARE_VERSION:
-                warnings.append(f"This {what} has format version {_shown(value)}; this app reads version "
-                                f"{SHARE_VERSION} and applied what it understood.")
+                warnings.append(
+                    f"This {what} has format version {_shown(value)}; this app reads version "
+                    f"{SHARE_VERSION} and applied what it understood."
+                )
             continue
         param = _BY_NAME.get(low)
         if param is None:
@@ -253,7 +256,7 @@ def settings_from_query(params: Mapping[str, str | list[str]], base: Settings,
                 continue
         change = _changes_for(param.path, decoded)
         try:
-            base.replace(**_copy(change))      # the Settings' own rules decide what is in range
+            base.replace(**_copy(change))  # the Settings' own rules decide what is in range
         except SettingsError as exc:
             reason = " ".join(exc.problems).replace(repr(decoded), _shown(str(decoded)))
             warnings.append(_cap(f"Ignored {param.name}={_shown(value)}: {reason}"))
@@ -287,4 +290,4 @@ def share_url(base_url: str, settings: Settings, *, include_model: bool = True) 
 def _quote(value: str, safe: str = "", encoding: str | None = None, errors: str | None = None) -> str:
     from urllib.parse import quote_plus
 
-    return quote_plus(value, safe=",:" + safe)   # spaces as '+': readable, and what parse_qs reads
+    return quote_plus(value, safe=",:" + safe)  # spaces as '+': readable, and what parse_qs reads

@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from .errors import from_error_event
 
-__all__ = ["Transcript", "TranscriptItem", "THUMB_MAX_SIDE", "thumbnail_from_data_url"]
+__all__ = ["THUMB_MAX_SIDE", "Transcript", "TranscriptItem", "thumbnail_from_data_url"]
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,9 @@ class Transcript:
         if t == "error":
             err = from_error_event(ev)
             entry = self._new_entry(
-                str(ev.get("event_id") or "") and f"error_{ev['event_id']}" or self._local_id("error"), "error", "text"
+                (str(ev.get("event_id") or "") and f"error_{ev['event_id']}") or self._local_id("error"),
+                "error",
+                "text",
             )
             entry.text = err.message
             entry.final = True
@@ -311,8 +313,10 @@ class Transcript:
             e = self._entries.get(local_id)
             if e is None:
                 continue
-            if e.role == role and (e.image_thumb is not None or e.image_failed) == has_image and (
-                not text or e.text == text
+            if (
+                e.role == role
+                and (e.image_thumb is not None or e.image_failed) == has_image
+                and (not text or e.text == text)
             ):
                 return local_id
         return None

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["VoiceGate", "GateStats"]
+__all__ = ["GateStats", "VoiceGate"]
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,9 @@ class GateStats:
 class VoiceGate:
     """``push``/``clear`` in front of ``source`` (a streamlit-webrtc PcmAudioSource). Thread-safe."""
 
-    def __init__(self, source: Any, *, quiet_s: float = 0.5, max_hold_s: float = 3.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, source: Any, *, quiet_s: float = 0.5, max_hold_s: float = 3.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if not (callable(getattr(source, "push", None)) and callable(getattr(source, "clear", None))):
             raise TypeError("source must have push() and clear() methods")
         if not 0 < quiet_s <= max_hold_s:
@@ -54,7 +56,7 @@ class VoiceGate:
     # what VoiceOut looks at to measure the real buffer
     @property
     def _fifo(self) -> Any:
-        return self.source._fifo  # noqa: SLF001
+        return self.source._fifo
 
     @property
     def sample_rate(self) -> int:
@@ -63,7 +65,7 @@ class VoiceGate:
     @property
     def _lock(self) -> Any:
         """The source's own lock (its push, clear and track take it), not the gate's."""
-        return self.source._lock  # noqa: SLF001
+        return self.source._lock
 
     def push(self, pcm: Any) -> None:
         now = self._clock()

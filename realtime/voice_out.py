@@ -50,8 +50,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import av
 import numpy as np
@@ -292,7 +293,7 @@ class VoiceOut:
                 continue
             try:
                 self.push_frame(frame)
-            except Exception:  # noqa: BLE001 - one undecodable frame must not end the voice
+            except Exception:
                 with self._lock:
                     self._bad += 1
                     first = self._bad == 1

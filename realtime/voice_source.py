@@ -24,7 +24,7 @@ import time
 import av
 from aiortc.mediastreams import MediaStreamError
 from streamlit_webrtc.pcm_source import PcmAudioSource
-from streamlit_webrtc.source import AUDIO_PTIME, AudioSourceTrack
+from streamlit_webrtc.source import AudioSourceTrack
 
 __all__ = ["JustInTimeAudioTrack", "just_in_time"]
 

@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator["localengine.runner.RunningEngine"]:  # noqa: F821
+def engine() -> Iterator[localengine.runner.RunningEngine]:  # noqa: F821
     from localengine.runner import start_engine
 
     with start_engine() as running:

@@ -16,7 +16,7 @@ import fractions
 import math
 import time
 import wave
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import av
 import numpy as np
@@ -190,7 +190,9 @@ class AudioRecorder:
         """Wait until no real audio has arrived for `quiet_s` (the reply finished playing)."""
         await wait_until(
             lambda: self.last_audio_at is None or time.monotonic() - self.last_audio_at > quiet_s,
-            timeout, "the received audio to go quiet", step=0.05,
+            timeout,
+            "the received audio to go quiet",
+            step=0.05,
         )
 
     async def _run(self, track: MediaStreamTrack) -> None:
@@ -230,7 +232,9 @@ class FakeBrowser:
     """
 
     def __init__(
-        self, rgb: tuple[int, int, int] | None = (0, 0, 255), data_channel: bool = False,
+        self,
+        rgb: tuple[int, int, int] | None = (0, 0, 255),
+        data_channel: bool = False,
         ear_tuned: bool = False,
     ) -> None:
         self.pc = RTCPeerConnection()
@@ -436,7 +440,7 @@ class ReshapingProxy:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> "ReshapingProxy":
+    def __enter__(self) -> ReshapingProxy:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -470,7 +474,11 @@ class BridgedCall:
     """
 
     def __init__(
-        self, settings, rgb: tuple[int, int, int] | None = (0, 0, 255), tools=None, tune_leg: bool = True,
+        self,
+        settings,
+        rgb: tuple[int, int, int] | None = (0, 0, 255),
+        tools=None,
+        tune_leg: bool = True,
         ear_tuned: bool = False,
     ) -> None:
         from realtime.bridge import Bridge
@@ -480,7 +488,7 @@ class BridgedCall:
         self.leg.attach(self.bridge, on_ended=self.bridge.close_soon)
         self.browser = FakeBrowser(rgb, ear_tuned=ear_tuned)
 
-    async def __aenter__(self) -> "BridgedCall":
+    async def __aenter__(self) -> BridgedCall:
         await self.browser.connect(self.leg.accept)
         self.bridge.start()
         await wait_until(
@@ -498,7 +506,5 @@ class BridgedCall:
 
     async def reply_after(self, count_before: int, timeout: float = 30.0) -> str:
         """The text of the next final assistant item."""
-        texts = await wait_until(
-            lambda: self.texts("assistant")[count_before:], timeout, "a final assistant reply"
-        )
+        texts = await wait_until(lambda: self.texts("assistant")[count_before:], timeout, "a final assistant reply")
         return texts[0]

@@ -76,7 +76,9 @@ def test_solid_y4m_decodes_back_to_its_colour(tmp_path):
     assert np.abs(frames[0].astype(int) - (0, 160, 0)).max() <= 4
 
 
-@pytest.mark.parametrize(("maker", "mime", "fmt"), [(solid_jpeg_data_url, "image/jpeg", "JPEG"), (solid_png_data_url, "image/png", "PNG")])
+@pytest.mark.parametrize(
+    ("maker", "mime", "fmt"), [(solid_jpeg_data_url, "image/jpeg", "JPEG"), (solid_png_data_url, "image/png", "PNG")]
+)
 def test_solid_image_data_urls(maker, mime, fmt):
     url = maker((10, 20, 200), size=(64, 48))
     head, payload = url.split(",", 1)

@@ -70,8 +70,13 @@ def test_reruns_no_longer_hold_the_gil_for_a_full_collection():
     import sys
     from pathlib import Path
 
-    out = subprocess.run([sys.executable, "-c", _SETUP_PROBE], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", _SETUP_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     facts = json.loads(out.stdout.strip().splitlines()[-1])
     assert facts["post_gc"] is False

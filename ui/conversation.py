@@ -8,7 +8,8 @@ are two conversations. It holds no protocol logic: it starts, forwards to, and c
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 from streamlit.logger import get_logger
@@ -99,7 +100,7 @@ class Conversation:
             try:
                 bridge = factory(self.settings, gate)
                 bridge.start()
-            except Exception as exc:  # noqa: BLE001 - shown on the page, never a traceback
+            except Exception as exc:
                 _log.warning("could not start the conversation: %s", type(exc).__name__)
                 self.start_error = _describe(exc)
                 return
@@ -118,7 +119,7 @@ class Conversation:
             _log.info("closing the conversation: %s", reason)
             try:
                 bridge.close()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 _log.warning("closing the conversation failed: %s", type(exc).__name__)
         if history_id is not None:
             _end_record(history_id)
@@ -163,7 +164,7 @@ def _record(bridge: Any, settings: Settings) -> str | None:
 
         store, _notice = process_store()
         return None if store is None else store.recorder.attach(bridge, settings)
-    except Exception as exc:  # noqa: BLE001 - history must never stop a call
+    except Exception as exc:
         _log.warning("history could not record this call: %s", type(exc).__name__)
         return None
 
@@ -175,7 +176,7 @@ def _end_record(history_id: str) -> None:
         store, _notice = process_store()
         if store is not None:
             store.recorder.end_conversation(history_id)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _log.warning("history could not end this call's record: %s", type(exc).__name__)
 
 

@@ -5,7 +5,8 @@ The row/summary builders are pure (tested without Streamlit); the `render_*` fun
 from __future__ import annotations
 
 import statistics
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import streamlit as st
 
@@ -32,16 +33,18 @@ def turns_rows(turns: Sequence[Any], *, model: str, backend: str) -> list[dict[s
     rows = []
     for i, turn in enumerate(turns, 1):
         usage = turn.usage
-        rows.append({
-            "Turn": i,
-            "Started by": trigger_label(turn.trigger),
-            "First audio": ms(turn.first_audio_ms),
-            "First text": ms(turn.first_text_ms),
-            "Input tokens": count(usage.input_tokens),
-            "Output tokens": count(usage.output_tokens),
-            "Cost": cost_label(estimate_cost(usage, model), backend, priced=priced),
-            "Outcome": outcome_label(turn.status),
-        })
+        rows.append(
+            {
+                "Turn": i,
+                "Started by": trigger_label(turn.trigger),
+                "First audio": ms(turn.first_audio_ms),
+                "First text": ms(turn.first_text_ms),
+                "Input tokens": count(usage.input_tokens),
+                "Output tokens": count(usage.output_tokens),
+                "Cost": cost_label(estimate_cost(usage, model), backend, priced=priced),
+                "Outcome": outcome_label(turn.status),
+            }
+        )
     return rows
 
 
@@ -62,12 +65,24 @@ def latency_summary(turns: Sequence[Any]) -> str:
 def usage_rows(usage: Any) -> list[dict[str, str]]:
     """Tokens by modality: input (of which cached) and output."""
     return [
-        {"Tokens": "Text", "Input": count(usage.input_text), "of which cached": count(usage.cached_text),
-         "Output": count(usage.output_text)},
-        {"Tokens": "Audio", "Input": count(usage.input_audio), "of which cached": count(usage.cached_audio),
-         "Output": count(usage.output_audio)},
-        {"Tokens": "Image", "Input": count(usage.input_image), "of which cached": count(usage.cached_image),
-         "Output": "—"},
+        {
+            "Tokens": "Text",
+            "Input": count(usage.input_text),
+            "of which cached": count(usage.cached_text),
+            "Output": count(usage.output_text),
+        },
+        {
+            "Tokens": "Audio",
+            "Input": count(usage.input_audio),
+            "of which cached": count(usage.cached_audio),
+            "Output": count(usage.output_audio),
+        },
+        {
+            "Tokens": "Image",
+            "Input": count(usage.input_image),
+            "of which cached": count(usage.cached_image),
+            "Output": "—",
+        },
     ]
 
 
@@ -75,8 +90,11 @@ def cost_metric(cost: float | None, *, backend: str, model: str) -> tuple[str, s
     """(label, value, note) for the cost metric: the local engine is free (the note says so and what
     OpenAI would have charged); an unpriced model says so."""
     if backend == "local":
-        at_openai = (f" At OpenAI's prices for {model} these tokens would cost about {usd(cost)}."
-                     if price_for(model) is not None and cost else "")
+        at_openai = (
+            f" At OpenAI's prices for {model} these tokens would cost about {usd(cost)}."
+            if price_for(model) is not None and cost
+            else ""
+        )
         return "Estimated cost", "Free", f"{FREE_LOCAL.capitalize()}: the offline engine costs nothing.{at_openai}"
     if price_for(model) is None:
         return "Estimated cost", "Unknown", f"No price is known for the model {model!r} (see realtime/pricing.py)."
@@ -115,18 +133,26 @@ def render_rtc(snap: Any) -> None:
     c[2].metric("Packets lost", loss_text(rtc.packets_lost, rtc.packets_received))
     c[3].metric("Packets sent / received", f"{count(rtc.packets_sent)} / {count(rtc.packets_received)}")
     c = st.columns(4)
-    c[0].metric("Mic level", dbfs(rtc.mic_level), help="RMS level of your voice sent to the model (0 dBFS is full scale).")
+    c[0].metric(
+        "Mic level", dbfs(rtc.mic_level), help="RMS level of your voice sent to the model (0 dBFS is full scale)."
+    )
     c[1].metric("Assistant voice level", dbfs(rtc.voice_level), help="RMS level of the voice received from the model.")
     c[2].metric("Voice buffered", ms(rtc.voice_buffer_ms), help="Assistant audio waiting to be played to you.")
-    c[3].metric("Voice dropped", ms(rtc.voice_dropped_ms),
-                help="Audio dropped to keep the voice from lagging behind (the buffer cap).")
+    c[3].metric(
+        "Voice dropped",
+        ms(rtc.voice_dropped_ms),
+        help="Audio dropped to keep the voice from lagging behind (the buffer cap).",
+    )
 
 
 def render_turns(snap: Any, *, model: str, backend: str) -> None:
     rows = turns_rows(snap.turns, model=model, backend=backend)
     if not rows:
-        st.info("No completed turn yet: after the assistant answers, each turn's latency (from the end of your "
-                "speech or message to its first audio and text) appears here.", icon=":material/timer:")
+        st.info(
+            "No completed turn yet: after the assistant answers, each turn's latency (from the end of your "
+            "speech or message to its first audio and text) appears here.",
+            icon=":material/timer:",
+        )
         return
     st.caption(latency_summary(snap.turns) + " Measured from the end of your speech or message.")
     st.dataframe(rows, hide_index=True, width="stretch")

@@ -3,7 +3,8 @@ summary (what a person wants to know about it) and its full JSON in an expander.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import streamlit as st
 
@@ -17,18 +18,20 @@ def is_delta(event_type: str) -> bool:
     return event_type.endswith(".delta")
 
 
-def filter_events(events: Sequence[Any], *, types: Sequence[str], direction: str, limit: int,
-                  hide_deltas: bool = False) -> list[Any]:
+def filter_events(
+    events: Sequence[Any], *, types: Sequence[str], direction: str, limit: int, hide_deltas: bool = False
+) -> list[Any]:
     """Newest first, only the chosen types (all when empty) and direction ("all", "client", "server").
     `hide_deltas` drops streaming ``*.delta`` events unless their type was chosen explicitly."""
     wanted = set(types)
     out = [
-        e for e in events
+        e
+        for e in events
         if (e.type in wanted if wanted else not (hide_deltas and is_delta(e.type)))
         and (direction == "all" or e.direction == direction)
     ]
     out.reverse()
-    return out[:max(limit, 0)]
+    return out[: max(limit, 0)]
 
 
 def _get(mapping: Any, *path: str) -> Any:
@@ -95,14 +98,23 @@ def event_summary(event: Any) -> str:
         if isinstance(audio_in, Mapping) and "turn_detection" in audio_in and turn is None:
             turn_text = "push to talk"
         tools = s.get("tools")
-        bits = [f"voice {voice}" if voice else "", turn_text or "",
-                f"{len(tools)} tool{'s' if len(tools) != 1 else ''}" if isinstance(tools, list) else ""]
+        bits = [
+            f"voice {voice}" if voice else "",
+            turn_text or "",
+            f"{len(tools)} tool{'s' if len(tools) != 1 else ''}" if isinstance(tools, list) else "",
+        ]
         return ", ".join(b for b in bits if b)
     if t == "response.done":
         r = p.get("response") if isinstance(p.get("response"), Mapping) else {}
         return ", ".join(b for b in (r.get("status") or "", _usage_summary(r.get("usage"))) if b)
-    if t in ("conversation.item.create", "conversation.item.added", "conversation.item.done",
-             "response.output_item.added", "response.output_item.done", "conversation.item.created"):
+    if t in (
+        "conversation.item.create",
+        "conversation.item.added",
+        "conversation.item.done",
+        "response.output_item.added",
+        "response.output_item.done",
+        "conversation.item.created",
+    ):
         return _item_summary(p.get("item"))
     if t == "conversation.item.truncated":
         at = p.get("audio_end_ms")
@@ -125,8 +137,11 @@ def event_summary(event: Any) -> str:
     if t == "rate_limits.updated":
         limits = p.get("rate_limits")
         if isinstance(limits, list):
-            return ", ".join(f"{one_line(x.get('name'), 20)} {_num(x.get('remaining'))}/{_num(x.get('limit'))} left"
-                             for x in limits[:2] if isinstance(x, Mapping))
+            return ", ".join(
+                f"{one_line(x.get('name'), 20)} {_num(x.get('remaining'))}/{_num(x.get('limit'))} left"
+                for x in limits[:2]
+                if isinstance(x, Mapping)
+            )
     if t == "(invalid)":
         return "not valid JSON: " + one_line(p.get("raw"), 60)
     return ""
@@ -134,8 +149,10 @@ def event_summary(event: Any) -> str:
 
 def event_label(event: Any) -> str:
     """The expander label: time, direction, type, size and the summary (markdown-escaped)."""
-    label = (f"{clock_time(event.time)} · {DIRECTION_LABELS.get(event.direction, event.direction)} · "
-             f"**{escape_markdown(event.type)}** · {byte_size(event.size_bytes)}")
+    label = (
+        f"{clock_time(event.time)} · {DIRECTION_LABELS.get(event.direction, event.direction)} · "
+        f"**{escape_markdown(event.type)}** · {byte_size(event.size_bytes)}"
+    )
     summary = event_summary(event)
     return f"{label} — {escape_markdown(summary)}" if summary else label
 

@@ -89,7 +89,7 @@ def compact_json(value: Any, limit: int = 120) -> str:
         return ""
     parsed = _parse(value)
     if isinstance(value, str) and parsed is value:
-        text = value                                   # plain text, not JSON
+        text = value  # plain text, not JSON
     elif isinstance(parsed, str):
         text = json.dumps(parsed, ensure_ascii=False)  # a JSON string stays visibly a string
     else:

@@ -21,7 +21,7 @@ container for a moment instead of moving a neighbour into the fragment's place.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 

@@ -20,7 +20,7 @@ from realtime.share import settings_from_query, share_url
 from ui.live import live_fragment
 
 _K = "presets."
-_STREAMLIT_KEYS = {"embed", "embed_options"}   # Streamlit's own query parameters
+_STREAMLIT_KEYS = {"embed", "embed_options"}  # Streamlit's own query parameters
 
 
 def _store() -> PresetStore:
@@ -79,8 +79,11 @@ def _presets(settings: Settings) -> Settings | None:
     presets = store.list()
     labels = {p.name: (f"{p.name} (built-in)" if p.builtin else p.name) for p in presets}
     chosen: Settings | None = None
-    with st.expander("Presets", icon=":material/tune:",
-                     expanded=bool(st.session_state.get(_K + "message") or st.session_state.get(_K + "confirm"))):
+    with st.expander(
+        "Presets",
+        icon=":material/tune:",
+        expanded=bool(st.session_state.get(_K + "message") or st.session_state.get(_K + "confirm")),
+    ):
         if store.notice:
             st.warning(store.notice, icon=":material/warning:")
         name = st.selectbox("Preset", list(labels), format_func=labels.get, key=_K + "selected")
@@ -90,9 +93,14 @@ def _presets(settings: Settings) -> Settings | None:
             st.session_state.pop(_K + "confirm", None)
             chosen = _load(store, name, settings)
         builtin = selected is None or selected.builtin
-        if delete_col.button("Delete", key=_K + "delete", icon=":material/delete:", width="stretch",
-                             disabled=builtin,
-                             help="Built-in presets cannot be deleted." if builtin else None):
+        if delete_col.button(
+            "Delete",
+            key=_K + "delete",
+            icon=":material/delete:",
+            width="stretch",
+            disabled=builtin,
+            help="Built-in presets cannot be deleted." if builtin else None,
+        ):
             st.session_state[_K + "confirm"] = name
         pending = st.session_state.get(_K + "confirm")
         if pending:
@@ -102,8 +110,10 @@ def _presets(settings: Settings) -> Settings | None:
                 st.session_state.pop(_K + "confirm", None)
                 try:
                     removed = store.delete(pending)
-                    _say("success" if removed else "info",
-                         f"Deleted preset “{pending}”." if removed else f"“{pending}” was already gone.")
+                    _say(
+                        "success" if removed else "info",
+                        f"Deleted preset “{pending}”." if removed else f"“{pending}” was already gone.",
+                    )
                 except PresetError as exc:
                     _say("error", exc.message)
                 st.rerun()
@@ -112,8 +122,9 @@ def _presets(settings: Settings) -> Settings | None:
                 st.rerun()
 
         with st.form(_K + "save_form", clear_on_submit=True, border=False):
-            new_name = st.text_input("Save the current setup as", key=_K + "new_name", max_chars=60,
-                                     placeholder="e.g. Museum guide")
+            new_name = st.text_input(
+                "Save the current setup as", key=_K + "new_name", max_chars=60, placeholder="e.g. Museum guide"
+            )
             include_model = st.checkbox("Include the model", value=True, key=_K + "include_model")
             if st.form_submit_button("Save preset", icon=":material/save:"):
                 try:
@@ -123,8 +134,10 @@ def _presets(settings: Settings) -> Settings | None:
                 except PresetError as exc:
                     _say("error", exc.message)
                 st.rerun()
-        st.caption("A preset keeps voice, instructions, turn detection, transcription, output, camera and "
-                   "tools (and the model if you like); never the API key.")
+        st.caption(
+            "A preset keeps voice, instructions, turn detection, transcription, output, camera and "
+            "tools (and the model if you like); never the API key."
+        )
         _show_message()
     return chosen
 
@@ -133,9 +146,11 @@ def _share(settings: Settings) -> None:
     with st.expander("Share settings", icon=":material/share:"):
         base = st.context.url or "http://localhost:8501/"
         url = share_url(base, settings)
-        st.caption("Anyone who opens this link gets this setup (voice, instructions, turn detection, "
-                   "camera, tools, model). It never contains an API key: the app they open uses its own.")
-        st.code(url, language=None)     # one line with a copy button
+        st.caption(
+            "Anyone who opens this link gets this setup (voice, instructions, turn detection, "
+            "camera, tools, model). It never contains an API key: the app they open uses its own."
+        )
+        st.code(url, language=None)  # one line with a copy button
         if len(url) > 8000:
             st.warning("This link is very long (long instructions); some chat apps may cut it.")
 
@@ -150,9 +165,8 @@ def _record(conv, store, notice: str | None) -> None:
         tracker = CallRecording(store.recorder)
         st.session_state[_K + "recording"] = tracker
     try:
-        tracker.sync(conv.latest_bridge if conv is not None else None,
-                     conv.settings if conv is not None else None)
-    except Exception as exc:  # noqa: BLE001 - history must never break the call
+        tracker.sync(conv.latest_bridge if conv is not None else None, conv.settings if conv is not None else None)
+    except Exception as exc:
         st.caption(f":material/history_toggle_off: History could not follow this call ({type(exc).__name__}).")
         return
     if notice:

@@ -27,8 +27,9 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 __all__ = ["EngineStatus", "EngineWarmup", "ProcessSetup", "prepare_process"]
 
@@ -66,7 +67,7 @@ class EngineWarmup:
         began = time.monotonic()
         try:
             self._ensure()
-        except Exception as exc:  # noqa: BLE001 - reported on the page; Start retries the same way
+        except Exception as exc:
             log.warning("the local engine did not start in the background: %s", exc)
             status = EngineStatus("failed", message=str(exc).strip() or type(exc).__name__)
         else:
@@ -98,7 +99,7 @@ def _stop_gc_after_each_run() -> bool:
 
     try:
         config.set_option("runner.postScriptGC", False)
-    except Exception as exc:  # noqa: BLE001 - an option renamed in a later Streamlit: say so, go on
+    except Exception as exc:
         log.warning("could not turn off Streamlit's post-run garbage collection: %s", exc)
     return bool(config.get_option("runner.postScriptGC"))
 
@@ -106,6 +107,7 @@ def _stop_gc_after_each_run() -> bool:
 def _freeze_import_time_heap() -> int:
     # What imports built is never garbage; a full collection first so no cycle is frozen for good.
     import aiortc  # noqa: F401 - loaded before freezing: the bridge needs them on the first call
+
     import realtime.bridge  # noqa: F401
 
     gc.collect()
@@ -122,7 +124,7 @@ def _keep_calls_across_pages() -> bool:
         log.warning("streamlit-webrtc changed: cannot keep calls across page changes")
         return True
     # An empty hash reads as "no page known", which the observer never treats as a page change.
-    shutdown._get_current_page_script_hash = lambda app_session: ""  # noqa: SLF001
+    shutdown._get_current_page_script_hash = lambda app_session: ""
     return False
 
 
@@ -137,5 +139,4 @@ def prepare_process(*, backend: str, ensure_engine: Callable[[], object] | None 
             from realtime.local_engine import ensure_local_engine as ensure_engine
         warmup = EngineWarmup(ensure_engine)
         warmup.start()
-    return ProcessSetup(post_script_gc=post_gc, frozen_objects=frozen, navigation_stops_calls=navigation,
-                        warmup=warmup)
+    return ProcessSetup(post_script_gc=post_gc, frozen_objects=frozen, navigation_stops_calls=navigation, warmup=warmup)

@@ -14,7 +14,7 @@ def read_secrets() -> dict[str, Any] | None:
     """Streamlit secrets as a plain dict, or None when there is no secrets file (that's normal)."""
     try:
         return {k: st.secrets[k] for k in st.secrets}
-    except Exception:  # noqa: BLE001 - no/invalid secrets file: fall back to the environment
+    except Exception:
         return None
 
 

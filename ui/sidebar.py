@@ -86,8 +86,8 @@ def push_to_talk_supported(bridge: Any = None) -> bool:
     and ask for a response). Checks the live bridge, else the Bridge class."""
     if bridge is None:
         try:
-            from realtime.bridge import Bridge as bridge  # noqa: N813 - the class stands in for a call
-        except Exception:  # noqa: BLE001 - no bridge at all: nothing supports it
+            from realtime.bridge import Bridge as bridge
+        except Exception:
             return False
     return callable(getattr(bridge, "commit_and_respond", None))
 
@@ -134,37 +134,73 @@ def render(conv: Conversation) -> Settings:
         _seed(settings)
         model_options = list(dict.fromkeys([*MODELS, _v("model")]))
         st.selectbox("Model", model_options, key=_P + "model", help="Takes effect on the next call.")
-        st.selectbox("Voice", VOICES, key=_P + "voice", help="The provider cannot change the voice once it has spoken in a call.")
-        st.text_area("Instructions", key=_P + "instructions", height=140,
-                     help="Applied to the live call as soon as you leave the box (Ctrl+Enter).")
+        st.selectbox(
+            "Voice", VOICES, key=_P + "voice", help="The provider cannot change the voice once it has spoken in a call."
+        )
+        st.text_area(
+            "Instructions",
+            key=_P + "instructions",
+            height=140,
+            help="Applied to the live call as soon as you leave the box (Ctrl+Enter).",
+        )
 
-        st.radio("Turn detection", list(_TURN_LABELS), format_func=_TURN_LABELS.get, key=_P + "turn_mode",
-                 horizontal=True)
+        st.radio(
+            "Turn detection", list(_TURN_LABELS), format_func=_TURN_LABELS.get, key=_P + "turn_mode", horizontal=True
+        )
         mode = _v("turn_mode")
         if mode == "server_vad":
-            st.slider("VAD threshold", 0.0, 1.0, step=0.05, key=_P + "vad_threshold",
-                      help="Higher needs louder speech to count as speech.")
+            st.slider(
+                "VAD threshold",
+                0.0,
+                1.0,
+                step=0.05,
+                key=_P + "vad_threshold",
+                help="Higher needs louder speech to count as speech.",
+            )
             st.number_input("Silence before end of turn (ms)", 100, 5000, step=50, key=_P + "vad_silence_ms")
         elif mode == "semantic_vad":
-            st.select_slider("Eagerness", ["low", "medium", "high", "auto"], key=_P + "vad_eagerness",
-                             help="How quickly the model decides you have finished.")
+            st.select_slider(
+                "Eagerness",
+                ["low", "medium", "high", "auto"],
+                key=_P + "vad_eagerness",
+                help="How quickly the model decides you have finished.",
+            )
         elif push_to_talk_supported(conv.bridge):
-            st.caption("Push to talk: speak, then press **Send what I said** in the call bar. "
-                       "Nothing is answered until you press it.")
+            st.caption(
+                "Push to talk: speak, then press **Send what I said** in the call bar. "
+                "Nothing is answered until you press it."
+            )
         else:
-            st.warning("Push to talk is not available in this version: spoken turns would never be answered. "
-                       "Choose Server VAD or Semantic VAD, or type your messages.", icon=":material/mic_off:")
+            st.warning(
+                "Push to talk is not available in this version: spoken turns would never be answered. "
+                "Choose Server VAD or Semantic VAD, or type your messages.",
+                icon=":material/mic_off:",
+            )
 
         transcription_options = list(dict.fromkeys([*TRANSCRIPTION_MODELS, _v("transcription"), _TRANSCRIPTION_OFF]))
-        st.selectbox("Input transcription", transcription_options, key=_P + "transcription",
-                     help="Model that writes down what you say (your side of the transcript).")
-        st.radio("Assistant answers with", list(_OUTPUT_LABELS), format_func=_OUTPUT_LABELS.get,
-                 key=_P + "output", horizontal=True)
+        st.selectbox(
+            "Input transcription",
+            transcription_options,
+            key=_P + "transcription",
+            help="Model that writes down what you say (your side of the transcript).",
+        )
+        st.radio(
+            "Assistant answers with",
+            list(_OUTPUT_LABELS),
+            format_func=_OUTPUT_LABELS.get,
+            key=_P + "output",
+            horizontal=True,
+        )
 
         with st.expander("Camera", expanded=False, icon=":material/videocam:"):
             st.toggle("Send camera frames to the assistant", key=_P + "camera_on")
-            st.slider("At most one frame every (s)", 0.2, max(10.0, float(_v("camera_interval"))), step=0.2,
-                      key=_P + "camera_interval")
+            st.slider(
+                "At most one frame every (s)",
+                0.2,
+                max(10.0, float(_v("camera_interval"))),
+                step=0.2,
+                key=_P + "camera_interval",
+            )
             sides = list(dict.fromkeys([*_MAX_SIDES, _v("camera_max_side")]))
             st.select_slider("Resize frames to at most (px)", sorted(sides), key=_P + "camera_max_side")
             st.radio("Image detail", ["auto", "low", "high"], key=_P + "camera_detail", horizontal=True)
@@ -181,14 +217,16 @@ def render(conv: Conversation) -> Settings:
         if new != settings:
             try:
                 conv.apply_settings(new)
-            except Exception as exc:  # noqa: BLE001 - a message, never a traceback
+            except Exception as exc:
                 st.error(f"The call did not accept the new settings ({type(exc).__name__}).")
                 return conv.settings
         note = conv.restart_note if conv.active else ()
         if note:
             names = ", ".join(_FIELD_NAMES.get(n, n.replace("_", " ")) for n in note)
-            st.warning(f"Changed {names}: this takes effect after a restart. Stop and Start the conversation.",
-                       icon=":material/restart_alt:")
+            st.warning(
+                f"Changed {names}: this takes effect after a restart. Stop and Start the conversation.",
+                icon=":material/restart_alt:",
+            )
         elif conv.active:
             st.caption(":material/check_circle: Changes apply to the live call as you make them.")
     return conv.settings

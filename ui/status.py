@@ -28,8 +28,10 @@ def render_status(backend: str, snapshot: Any, *, live: bool) -> None:
     state = snapshot.state if (snapshot is not None) else "idle"
     if snapshot is not None and not live and state in ("connecting", "connected"):
         state = "closed"
-    parts = [f":blue-badge[Engine: {engine_label(backend)}]",
-             f":{_STATE_COLOURS.get(state, 'gray')}-badge[{state_label(state)}]"]
+    parts = [
+        f":blue-badge[Engine: {engine_label(backend)}]",
+        f":{_STATE_COLOURS.get(state, 'gray')}-badge[{state_label(state)}]",
+    ]
     if live and state == "connected":
         activity = snapshot.activity
         parts.append(f":{_ACTIVITY_COLOURS.get(activity, 'gray')}-badge[{activity_label(activity)}]")

@@ -12,15 +12,24 @@ items are drawn as bubbles; older ones are listed as one-liners in an expander a
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import streamlit as st
 
-from ui.format import INTERRUPTED_MARK, STREAMING_MARK, escape_markdown, one_line, tool_breadcrumb, tool_call_text, tool_failed
+from ui.format import (
+    INTERRUPTED_MARK,
+    STREAMING_MARK,
+    escape_markdown,
+    one_line,
+    tool_breadcrumb,
+    tool_call_text,
+    tool_failed,
+)
 
 MAX_RECENT = 40
-FOLLOW_KEY = "transcript-follow"   # the wrapper whose scrolling parent follows the newest item
-LOG_KEY = "transcript-log"         # the same without following (History)
+FOLLOW_KEY = "transcript-follow"  # the wrapper whose scrolling parent follows the newest item
+LOG_KEY = "transcript-log"  # the same without following (History)
 THUMB_WIDTH = 128
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -42,12 +51,13 @@ _BOX = f'div[data-testid="stVerticalBlock"]:has(> div > div.st-key-{FOLLOW_KEY})
 _WRAP = f'div[data-testid="stLayoutWrapper"]:has(> div > div > div.st-key-{FOLLOW_KEY})'  # holds the height
 _HEIGHTS = (
     ("", "max(260px, calc(100vh - 390px))"),
-    ('body:has(.st-key-callbar) ', "max(220px, calc(100vh - 580px))"),
+    ("body:has(.st-key-callbar) ", "max(220px, calc(100vh - 580px))"),
     ('body:has(.st-key-callbar [data-testid="stAlert"]) ', "max(160px, calc(100vh - 700px))"),
 )
-STYLE = "<style>\n" + "\n".join(
-    f"{scope}{_WRAP} {{ flex: 0 0 {h} !important; height: {h} !important; }}" for scope, h in _HEIGHTS
-) + f"""
+STYLE = (
+    "<style>\n"
+    + "\n".join(f"{scope}{_WRAP} {{ flex: 0 0 {h} !important; height: {h} !important; }}" for scope, h in _HEIGHTS)
+    + f"""
 {_BOX} {{ flex-direction: column-reverse; justify-content: flex-start; }}
 {_BOX} > div {{ margin-bottom: auto; }}
 .st-key-{FOLLOW_KEY} [data-testid="stChatMessage"], .st-key-{LOG_KEY} [data-testid="stChatMessage"] {{
@@ -55,6 +65,7 @@ STYLE = "<style>\n" + "\n".join(
 .st-key-{FOLLOW_KEY} [class*="st-key-item-tool-"], .st-key-{LOG_KEY} [class*="st-key-item-tool-"] {{
   padding-left: 2.9rem; }}
 </style>"""
+)
 
 
 def split_recent(items: Sequence[Any], recent: int | None) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
@@ -99,16 +110,18 @@ def item_line(item: Any) -> str:
     return f"{who}: {text}"
 
 
-def render_transcript(items: Iterable[Any], *, live: bool, failed: bool = False, follow: bool = True,
-                      recent: int | None = MAX_RECENT) -> None:
+def render_transcript(
+    items: Iterable[Any], *, live: bool, failed: bool = False, follow: bool = True, recent: int | None = MAX_RECENT
+) -> None:
     """Draw the transcript inside the caller's (scrolling) container. `follow` keeps the newest item
     in view (the conversation page); History passes follow=False, recent=None to show everything."""
     items = tuple(items)
     with st.container(key=FOLLOW_KEY if follow else LOG_KEY):
         if not items:
             if failed:
-                st.caption("The call could not continue. Press **Stop (hang up)**, fix the problem above, "
-                           "then Start again.")
+                st.caption(
+                    "The call could not continue. Press **Stop (hang up)**, fix the problem above, then Start again."
+                )
             elif live:
                 st.caption("Connected. Say something, or type a message below.")
             else:
@@ -116,8 +129,9 @@ def render_transcript(items: Iterable[Any], *, live: bool, failed: bool = False,
             return
         older, newest = split_recent(items, recent)
         if older:
-            with st.expander(f"{len(older)} earlier message{'s' if len(older) != 1 else ''}",
-                             icon=":material/history:"):
+            with st.expander(
+                f"{len(older)} earlier message{'s' if len(older) != 1 else ''}", icon=":material/history:"
+            ):
                 st.markdown("\n".join(f"- {_escape(item_line(item))}" for item in older))
         for item in newest:
             with st.container(key=f"item-{_role(item)}-{_SAFE.sub('_', item.id)}"):

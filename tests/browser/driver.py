@@ -122,8 +122,9 @@ def reset_level(frame: Frame) -> None:
     frame.evaluate("() => window.__meter.reset()")
 
 
-def seconds_until_quiet(page: Page, frame: Frame, *, quiet_peak: float = 0.01, window_ms: int = 250,
-                        timeout_s: float = 10.0) -> float:
+def seconds_until_quiet(
+    page: Page, frame: Frame, *, quiet_peak: float = 0.01, window_ms: int = 250, timeout_s: float = 10.0
+) -> float:
     """Seconds until the page plays a whole `window_ms` window below `quiet_peak` (RMS), polled
     window by window from now. Raises AssertionError with the levels seen if that never happens."""
     began, seen = time.monotonic(), []

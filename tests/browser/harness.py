@@ -16,9 +16,9 @@ import sys
 import time
 import urllib.request
 import wave
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
@@ -69,9 +69,25 @@ def start_streamlit(name: str, env: Mapping[str, str], timeout: float = 60.0) ->
     log_path = LOGS / f"streamlit-{name}.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--logger.level", "info"],
-        cwd=ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--logger.level",
+            "info",
+        ],
+        cwd=ROOT,
+        env=dict(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     log.close()
     url = f"http://127.0.0.1:{port}"
@@ -79,10 +95,9 @@ def start_streamlit(name: str, env: Mapping[str, str], timeout: float = 60.0) ->
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"streamlit exited early:\n{log_path.read_text(errors='replace')}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return StreamlitApp(url, proc, log_path)
+        with contextlib.suppress(OSError), urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+            if r.status == 200:
+                return StreamlitApp(url, proc, log_path)
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"streamlit did not become healthy in {timeout}s")
@@ -108,7 +123,10 @@ def start_engine_process(env: Mapping[str, str], timeout: float = 60.0) -> Engin
     LOGS.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "localengine", "--host", "127.0.0.1", "--port", "0"],
-        cwd=ROOT, env=dict(env), stdout=subprocess.PIPE, stderr=open(LOGS / "engine.log", "wb"),
+        cwd=ROOT,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=open(LOGS / "engine.log", "wb"),
         text=True,
     )
     line = proc.stdout.readline() if proc.stdout else ""

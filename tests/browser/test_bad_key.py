@@ -27,9 +27,7 @@ def strict_engine():
 
 @pytest.fixture(scope="module")
 def app_with_wrong_key(strict_engine):
-    server = start_streamlit(
-        "wrong-key", clean_env(OPENAI_API_KEY=WRONG_KEY, OPENAI_BASE_URL=strict_engine.base_url)
-    )
+    server = start_streamlit("wrong-key", clean_env(OPENAI_API_KEY=WRONG_KEY, OPENAI_BASE_URL=strict_engine.base_url))
     yield server
     server.stop()
 

@@ -129,7 +129,8 @@ def test_spoken_turn_is_transcribed_answered_and_heard(app, speaking_browser):
     expect(status(page)).to_contain_text("Connected")
     before = event_count(page)
     expect(page.get_by_text(re.compile(r"[\d,]+ events in this conversation")).first).not_to_have_text(
-        re.compile(rf"^{before:,} events"), timeout=LONG)
+        re.compile(rf"^{before:,} events"), timeout=LONG
+    )
     assert_reads_like_a_product(page)
     screenshot(page, "05-events-live")
 

@@ -75,7 +75,7 @@ def test_a_conversation_survives_a_restart_and_exports_every_turn(playwright_ins
         _wait_saved(history_db, ["hello", "delayed add 2 and 5", *assistant])
     finally:
         browser.close()
-        server.stop()            # the server goes away mid-call
+        server.stop()  # the server goes away mid-call
 
     server = start_streamlit("history-after", env)
     browser = launch(playwright_instance, media["silence"], media["blue"])
@@ -94,8 +94,8 @@ def test_a_conversation_survives_a_restart_and_exports_every_turn(playwright_ins
         expect(transcript).to_contain_text("delayed add 2 and 5", timeout=LONG)
         for text in assistant:
             expect(transcript).to_contain_text(text)
-        expect(transcript).to_contain_text("delayed_add")                 # the tool call breadcrumb
-        expect(transcript.locator("img").first).to_be_visible()            # a camera frame thumbnail
+        expect(transcript).to_contain_text("delayed_add")  # the tool call breadcrumb
+        expect(transcript.locator("img").first).to_be_visible()  # a camera frame thumbnail
         screenshot(page, "history-open")
 
         with page.expect_download() as download:
@@ -131,12 +131,12 @@ def test_a_share_link_opened_in_a_new_tab_reproduces_the_setup(playwright_instan
         expect(_sidebar_voice(page)).to_have_value("verse")
         sidebar.get_by_text("Share settings").click()
         link = sidebar.locator("[class*='st-key-'] code, [data-testid='stCode'] code").filter(has_text="voice=").first
-        expect(link).to_contain_text("voice=verse", timeout=LONG)   # follows the settings in force
+        expect(link).to_contain_text("voice=verse", timeout=LONG)  # follows the settings in force
         url = link.inner_text().strip()
         assert url.startswith(server.url) and "voice=verse" in url and "key=" not in url.replace("_key", "")
         screenshot(page, "share-settings")
 
-        other = browser.new_context(viewport=VIEWPORT).new_page()     # another person, a new tab
+        other = browser.new_context(viewport=VIEWPORT).new_page()  # another person, a new tab
         other.goto(url)
         expect(other.get_by_text("Opened a shared setup")).to_be_visible(timeout=LONG)
         expect(_sidebar_voice(other)).to_have_value("verse", timeout=LONG)

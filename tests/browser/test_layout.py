@@ -10,7 +10,16 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import launch
-from tests.browser.driver import items, open_app, screenshot, start_call, status, stop_call, type_message, wait_assistant_text
+from tests.browser.driver import (
+    items,
+    open_app,
+    screenshot,
+    start_call,
+    status,
+    stop_call,
+    type_message,
+    wait_assistant_text,
+)
 from tests.browser.harness import VIEWPORT
 
 pytestmark = pytest.mark.browser
@@ -56,7 +65,7 @@ def test_long_chat_follows_the_newest_and_keeps_the_top_in_view(app, browser):
     title = page.get_by_role("heading", name="Realtime Studio").first
     assert _box(title)["y"] >= 0, "the title is scrolled off the top"
     st = _box(status(page))
-    assert 0 <= st["y"] and st["y"] + st["height"] <= VIEWPORT["height"]
+    assert st["y"] >= 0 and st["y"] + st["height"] <= VIEWPORT["height"]
     chat = _box(page.get_by_test_id("stChatInput"))
     assert chat["y"] + chat["height"] <= VIEWPORT["height"] and chat["y"] >= outer["y"] + outer["height"]
     screenshot(page, "layout-long-chat")

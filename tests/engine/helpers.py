@@ -56,7 +56,7 @@ class PcmTrack(MediaStreamTrack):
 
     def feed(self, pcm24k: bytes) -> None:
         x = np.frombuffer(pcm24k, dtype="<i2")
-        self._pcm = self._pcm[self._pos:] + np.repeat(x, 2).astype("<i2").tobytes()
+        self._pcm = self._pcm[self._pos :] + np.repeat(x, 2).astype("<i2").tobytes()
         self._pos = 0
 
     async def recv(self) -> av.AudioFrame:
@@ -69,7 +69,7 @@ class PcmTrack(MediaStreamTrack):
             wait = self._start + self._ts / 48000 - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-        chunk = self._pcm[self._pos:self._pos + 1920]
+        chunk = self._pcm[self._pos : self._pos + 1920]
         self._pos += len(chunk)
         frame = av.AudioFrame(format="s16", layout="mono", samples=960)
         frame.planes[0].update(chunk.ljust(1920, b"\x00"))
@@ -141,6 +141,7 @@ class RtcClient:
     async def wait_event(self, type_: str, timeout: float = 15.0, start: int = 0) -> dict[str, Any]:
         def found() -> bool:
             return any(e["type"] == type_ for e in self.events[start:])
+
         await wait_until(found, timeout, f"{type_!r} on the data channel (saw {self.types()[start:]})")
         return next(e for e in self.events[start:] if e["type"] == type_)
 
@@ -177,10 +178,8 @@ class EventStream:
                 raise AssertionError(f"no {type_!r} within {timeout}s; saw {[e['type'] for e in seen]}")
             try:
                 event = await self.next(left)
-            except asyncio.TimeoutError:
-                raise AssertionError(
-                    f"no {type_!r} within {timeout}s; saw {[e['type'] for e in seen]}"
-                ) from None
+            except TimeoutError:
+                raise AssertionError(f"no {type_!r} within {timeout}s; saw {[e['type'] for e in seen]}") from None
             seen.append(event)
             if event["type"] == type_:
                 return seen

@@ -82,8 +82,10 @@ async def test_agent_over_sideband_to_a_webrtc_call(engine):
                 assert "The product is 132." in reply
                 # The browser side of the call saw the same reply on its data channel.
                 await wait_until(
-                    lambda: any(e["type"] == "response.output_text.done" and "132" in e["text"]
-                                for e in peer.events), 10, "the reply on the call's data channel")
+                    lambda: any(e["type"] == "response.output_text.done" and "132" in e["text"] for e in peer.events),
+                    10,
+                    "the reply on the call's data channel",
+                )
             await client.realtime.calls.hangup(call_id)
         finally:
             await peer.close()

@@ -160,18 +160,22 @@ class Harness:
         return self.send({"type": "session.update", "session": {"type": "realtime", **session}})
 
     def say(self, text: str, **extra) -> list:
-        return self.send({
-            "type": "conversation.item.create",
-            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
-            **extra,
-        })
+        return self.send(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+                **extra,
+            }
+        )
 
     def respond(self, event_id=None, **response) -> list:
         event = {"type": "response.create", **({"response": response} if response else {})}
         return self.send({**event, **({"event_id": event_id} if event_id else {})})
 
     def reply_text(self, effects=None) -> str:
-        done = self.sent("response.output_text.done", effects) or self.sent("response.output_audio_transcript.done", effects)
+        done = self.sent("response.output_text.done", effects) or self.sent(
+            "response.output_audio_transcript.done", effects
+        )
         assert done, self.types(effects)
         return done[-1].get("text", done[-1].get("transcript"))
 
@@ -190,12 +194,18 @@ def _coverage_dump():
 
 TEXT = {"output_modalities": ["text"]}
 DELAYED_ADD = {
-    "type": "function", "name": "delayed_add", "description": "Add two numbers slowly",
-    "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-                   "required": ["a", "b"]},
+    "type": "function",
+    "name": "delayed_add",
+    "description": "Add two numbers slowly",
+    "parameters": {
+        "type": "object",
+        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+        "required": ["a", "b"],
+    },
 }
 ECHO_UPPER = {
-    "type": "function", "name": "echo_upper",
+    "type": "function",
+    "name": "echo_upper",
     "parameters": {"type": "object", "properties": {"text": {"type": "string"}}},
 }
 
@@ -228,14 +238,31 @@ def test_start_announces_full_default_session():
 
 
 def test_initial_session_is_applied_ga_and_beta_shapes():
-    ga = Harness(initial={"type": "realtime", "model": "gpt-realtime-mini", "instructions": "Be brief.",
-                          "audio": {"output": {"voice": "cedar"}}, "output_modalities": ["text"]})
+    ga = Harness(
+        initial={
+            "type": "realtime",
+            "model": "gpt-realtime-mini",
+            "instructions": "Be brief.",
+            "audio": {"output": {"voice": "cedar"}},
+            "output_modalities": ["text"],
+        }
+    )
     assert ga.types() == ["session.created", "session.updated"]
     s = ga.events[0]["session"]
     assert (s["model"], s["instructions"], s["audio"]["output"]["voice"], s["output_modalities"]) == (
-        "gpt-realtime-mini", "Be brief.", "cedar", ["text"])
-    beta = Harness(initial={"modalities": ["text"], "voice": "ash", "turn_detection": None,
-                            "input_audio_transcription": {"model": "whisper-1"}})
+        "gpt-realtime-mini",
+        "Be brief.",
+        "cedar",
+        ["text"],
+    )
+    beta = Harness(
+        initial={
+            "modalities": ["text"],
+            "voice": "ash",
+            "turn_detection": None,
+            "input_audio_transcription": {"model": "whisper-1"},
+        }
+    )
     s = beta.events[-1]["session"]
     assert s["output_modalities"] == ["text"] and s["audio"]["output"]["voice"] == "ash"
     assert s["audio"]["input"]["turn_detection"] is None
@@ -252,12 +279,24 @@ def test_invalid_initial_session_reports_error_and_keeps_defaults():
 def test_session_update_applies_every_supported_field():
     h = Harness()
     h.update(
-        instructions="Say: Hi.", output_modalities=["text"], tools=[DELAYED_ADD], tool_choice="required",
-        audio={"input": {"turn_detection": {"type": "server_vad", "threshold": 0.7, "silence_duration_ms": 300,
-                                            "prefix_padding_ms": 100, "create_response": False,
-                                            "interrupt_response": False},
-                         "transcription": {"model": "gpt-4o-transcribe"}},
-               "output": {"voice": "verse"}},
+        instructions="Say: Hi.",
+        output_modalities=["text"],
+        tools=[DELAYED_ADD],
+        tool_choice="required",
+        audio={
+            "input": {
+                "turn_detection": {
+                    "type": "server_vad",
+                    "threshold": 0.7,
+                    "silence_duration_ms": 300,
+                    "prefix_padding_ms": 100,
+                    "create_response": False,
+                    "interrupt_response": False,
+                },
+                "transcription": {"model": "gpt-4o-transcribe"},
+            },
+            "output": {"voice": "verse"},
+        },
     )
     s = h.one("session.updated")["session"]
     assert s["instructions"] == "Say: Hi."
@@ -283,11 +322,22 @@ def test_session_update_applies_every_supported_field():
 
 def test_session_update_beta_shape_is_mapped_to_ga():
     h = Harness()
-    h.send({"type": "session.update", "session": {
-        "modalities": ["text", "audio"], "voice": "sage", "instructions": "x", "temperature": 0.7,
-        "turn_detection": {"type": "server_vad", "silence_duration_ms": 900},
-        "input_audio_format": "pcm16", "output_audio_format": "pcm16",
-        "input_audio_transcription": {"model": "whisper-1"}, "max_response_output_tokens": 50}})
+    h.send(
+        {
+            "type": "session.update",
+            "session": {
+                "modalities": ["text", "audio"],
+                "voice": "sage",
+                "instructions": "x",
+                "temperature": 0.7,
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 900},
+                "input_audio_format": "pcm16",
+                "output_audio_format": "pcm16",
+                "input_audio_transcription": {"model": "whisper-1"},
+                "max_response_output_tokens": 50,
+            },
+        }
+    )
     s = h.one("session.updated")["session"]
     assert s["output_modalities"] == ["audio"] and s["audio"]["output"]["voice"] == "sage"
     assert s["audio"]["input"]["turn_detection"]["silence_duration_ms"] == 900
@@ -295,19 +345,31 @@ def test_session_update_beta_shape_is_mapped_to_ga():
     assert s["max_output_tokens"] == 50
 
 
-@pytest.mark.parametrize("session, code", [
-    ({"audio": {"output": {"format": {"type": "audio/pcma"}}}}, "unsupported_audio_format"),
-    ({"tools": [{"type": "mcp", "server_label": "x", "server_url": "https://example.invalid"}]}, "unsupported_tool"),
-    ({"tools": [{"type": "function", "description": "no name"}]}, "missing_required_parameter"),
-    ({"tool_choice": {"type": "function", "name": "nope"}}, "invalid_value"),
-    ({"output_modalities": []}, "invalid_value"),
-    ({"audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 3}}}}, "invalid_value"),
-    ({"audio": {"output": {"voice": {"id": "voice_custom"}}}}, "unsupported_voice"),
-])
+@pytest.mark.parametrize(
+    "session, code",
+    [
+        ({"audio": {"output": {"format": {"type": "audio/pcma"}}}}, "unsupported_audio_format"),
+        (
+            {"tools": [{"type": "mcp", "server_label": "x", "server_url": "https://example.invalid"}]},
+            "unsupported_tool",
+        ),
+        ({"tools": [{"type": "function", "description": "no name"}]}, "missing_required_parameter"),
+        ({"tool_choice": {"type": "function", "name": "nope"}}, "invalid_value"),
+        ({"output_modalities": []}, "invalid_value"),
+        ({"audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 3}}}}, "invalid_value"),
+        ({"audio": {"output": {"voice": {"id": "voice_custom"}}}}, "unsupported_voice"),
+    ],
+)
 def test_session_update_refusals_change_nothing(session, code):
     h = Harness()
     before = h.session.settings
-    h.send({"type": "session.update", "event_id": "evt_upd", "session": {"type": "realtime", "instructions": "changed", **session}})
+    h.send(
+        {
+            "type": "session.update",
+            "event_id": "evt_upd",
+            "session": {"type": "realtime", "instructions": "changed", **session},
+        }
+    )
     err = h.error()
     assert err["code"] == code and err["event_id"] == "evt_upd" and err["type"] == "invalid_request_error"
     assert h.session.settings == before
@@ -359,11 +421,26 @@ def test_item_create_chain_previous_item_ids_root_and_insertion():
     h.say("three")
     third = h.one("conversation.item.added")["item"]["id"]
     assert h.one("conversation.item.added")["previous_item_id"] == first
-    h.send({"type": "conversation.item.create", "previous_item_id": first,
-            "item": {"id": "item_two", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "two"}]}})
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "previous_item_id": first,
+            "item": {
+                "id": "item_two",
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "two"}],
+            },
+        }
+    )
     assert h.one("conversation.item.added")["previous_item_id"] == first
-    h.send({"type": "conversation.item.create", "previous_item_id": "root",
-            "item": {"type": "message", "role": "system", "content": [{"type": "input_text", "text": "zero"}]}})
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "previous_item_id": "root",
+            "item": {"type": "message", "role": "system", "content": [{"type": "input_text", "text": "zero"}]},
+        }
+    )
     assert h.one("conversation.item.added")["previous_item_id"] is None
     texts = [i.content[0].text for i in h.session.items]
     assert texts == ["zero", "one", "two", "three"]
@@ -375,19 +452,39 @@ def test_item_create_errors_keep_the_conversation():
     h.say("x", previous_item_id="item_missing", event_id="e_prev")
     err = h.error()
     assert err["code"] == "previous_item_not_found" and err["event_id"] == "e_prev" and "item_missing" in err["message"]
-    h.send({"type": "conversation.item.create", "item": {"id": "dup", "type": "message", "role": "user",
-                                                         "content": [{"type": "input_text", "text": "a"}]}})
-    h.send({"type": "conversation.item.create", "item": {"id": "dup", "type": "message", "role": "user",
-                                                         "content": [{"type": "input_text", "text": "b"}]}})
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"id": "dup", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "a"}]},
+        }
+    )
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"id": "dup", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "b"}]},
+        }
+    )
     assert h.error()["code"] == "item_already_exists"
-    h.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-                                                         "content": [{"type": "output_text", "text": "b"}]}})
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "output_text", "text": "b"}]},
+        }
+    )
     assert h.error()["code"] == "invalid_value"
-    h.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-                                                         "content": [{"type": "input_text"}]}})
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text"}]},
+        }
+    )
     assert h.error()["code"] == "missing_required_parameter"
-    h.send({"type": "conversation.item.create", "item": {"type": "mcp_approval_response", "id": "m",
-                                                         "approval_request_id": "r", "approve": True}})
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "mcp_approval_response", "id": "m", "approval_request_id": "r", "approve": True},
+        }
+    )
     assert h.error()["code"] == "unsupported_item_type"
     assert [i.content[0].text for i in h.session.items] == ["a"]
 
@@ -395,8 +492,12 @@ def test_item_create_errors_keep_the_conversation():
 def test_input_image_is_described_and_bad_image_is_refused():
     h = text_session()
     url = solid_png_data_url((20, 40, 230), size=(640, 480))
-    h.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [
-        {"type": "input_image", "image_url": url}]}})
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_image", "image_url": url}]},
+        }
+    )
     added = h.one("conversation.item.added")["item"]["content"][0]
     assert added["type"] == "input_image" and added["image_url"] == url
     h.say("What do you see?")
@@ -404,8 +505,17 @@ def test_input_image_is_described_and_bad_image_is_refused():
     assert h.reply_text() == "I see a 640 by 480 image. It is mostly blue."
     usage = h.one("response.done")["response"]["usage"]
     assert usage["input_token_details"]["image_tokens"] == 85 + 170 * 2  # 640x480 = 2 tiles of 512
-    h.send({"type": "conversation.item.create", "event_id": "e_img", "item": {"type": "message", "role": "user",
-            "content": [{"type": "input_image", "image_url": "data:image/png;base64," + b64(b"not a png at all")}]}})
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "event_id": "e_img",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_image", "image_url": "data:image/png;base64," + b64(b"not a png at all")}],
+            },
+        }
+    )
     err = h.error()
     assert err["code"] == "invalid_image" and err["event_id"] == "e_img" and err["type"] == "invalid_request_error"
     assert len(h.session.items) == 3  # image, question, answer; the bad image was not added
@@ -414,8 +524,12 @@ def test_input_image_is_described_and_bad_image_is_refused():
 def test_input_audio_item_is_transcribed_and_answered():
     h = text_session()
     h.update(audio={"input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}})
-    h.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [
-        {"type": "input_audio", "audio": b64(tone(500))}]}})
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": b64(tone(500))}]},
+        }
+    )
     (job,) = h.of(Transcribe)
     assert len(job.pcm24k) == 500 * 48
     item_id = h.one("conversation.item.added")["item"]["id"]
@@ -423,8 +537,10 @@ def test_input_audio_item_is_transcribed_and_answered():
     h.respond()
     assert h.types() == ["response.created"]  # waits for the words
     h.result(job.job_id, " hello from audio ")
-    assert h.types()[:2] == ["conversation.item.input_audio_transcription.delta",
-                             "conversation.item.input_audio_transcription.completed"]
+    assert h.types()[:2] == [
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+    ]
     done = h.one("conversation.item.input_audio_transcription.completed")
     assert done["item_id"] == item_id and done["transcript"] == "hello from audio"
     assert h.reply_text() == "You said: hello from audio"
@@ -432,16 +548,24 @@ def test_input_audio_item_is_transcribed_and_answered():
 
 def test_transcription_events_only_when_configured_and_failures():
     h = text_session()
-    h.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [
-        {"type": "input_audio", "audio": b64(tone(200))}]}})
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": b64(tone(200))}]},
+        }
+    )
     (job,) = h.of(Transcribe)
     h.result(job.job_id, "quiet words")
     assert h.last == []
     h.respond()
     assert h.reply_text() == "You said: quiet words"
     h.update(audio={"input": {"transcription": {"model": "whisper-1"}}})
-    h.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [
-        {"type": "input_audio", "audio": b64(tone(200))}]}})
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": b64(tone(200))}]},
+        }
+    )
     (job,) = h.of(Transcribe)
     h.result(job.job_id, RuntimeError("decoder broke"))
     failed = h.one("conversation.item.input_audio_transcription.failed")
@@ -463,14 +587,22 @@ def test_delete_retrieve_truncate_and_their_errors():
     t = h.one("conversation.item.truncated")
     assert (t["item_id"], t["content_index"], t["audio_end_ms"]) == (assistant_id, 0, 400)
     for event, code in [
-        ({"type": "conversation.item.truncate", "item_id": assistant_id, "content_index": 0, "audio_end_ms": 5000},
-         "item_truncate_invalid_audio_end_ms"),
-        ({"type": "conversation.item.truncate", "item_id": assistant_id, "content_index": 3, "audio_end_ms": 1},
-         "item_truncate_invalid_content_index"),
-        ({"type": "conversation.item.truncate", "item_id": user_id, "content_index": 0, "audio_end_ms": 1},
-         "item_truncate_invalid_item_id"),
-        ({"type": "conversation.item.truncate", "item_id": "nope", "content_index": 0, "audio_end_ms": 1},
-         "item_truncate_invalid_item_id"),
+        (
+            {"type": "conversation.item.truncate", "item_id": assistant_id, "content_index": 0, "audio_end_ms": 5000},
+            "item_truncate_invalid_audio_end_ms",
+        ),
+        (
+            {"type": "conversation.item.truncate", "item_id": assistant_id, "content_index": 3, "audio_end_ms": 1},
+            "item_truncate_invalid_content_index",
+        ),
+        (
+            {"type": "conversation.item.truncate", "item_id": user_id, "content_index": 0, "audio_end_ms": 1},
+            "item_truncate_invalid_item_id",
+        ),
+        (
+            {"type": "conversation.item.truncate", "item_id": "nope", "content_index": 0, "audio_end_ms": 1},
+            "item_truncate_invalid_item_id",
+        ),
         ({"type": "conversation.item.retrieve", "item_id": "nope"}, "item_retrieve_invalid_item_id"),
         ({"type": "conversation.item.delete", "item_id": "nope"}, "item_delete_invalid_item_id"),
     ]:
@@ -490,17 +622,29 @@ def test_text_response_event_sequence_and_usage():
     h.say("hello there")
     h.respond()
     types = h.types()
-    assert types[:4] == ["response.created", "response.output_item.added", "conversation.item.added",
-                         "response.content_part.added"]
+    assert types[:4] == [
+        "response.created",
+        "response.output_item.added",
+        "conversation.item.added",
+        "response.content_part.added",
+    ]
     deltas = h.sent("response.output_text.delta")
     assert len(deltas) >= 2 and "".join(d["delta"] for d in deltas) == "You said: hello there"
-    assert types[4 + len(deltas):] == ["response.output_text.done", "response.content_part.done",
-                                       "response.output_item.done", "conversation.item.done",
-                                       "response.done", "rate_limits.updated"]
+    assert types[4 + len(deltas) :] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "conversation.item.done",
+        "response.done",
+        "rate_limits.updated",
+    ]
     created = h.one("response.created")["response"]
     done = h.one("response.done")["response"]
     assert created["status"] == "in_progress" and created["output"] == [] and created["id"] == done["id"]
-    assert done["status"] == "completed" and done["output"][0]["content"][0] == {"type": "output_text", "text": "You said: hello there"}
+    assert done["status"] == "completed" and done["output"][0]["content"][0] == {
+        "type": "output_text",
+        "text": "You said: hello there",
+    }
     usage = done["usage"]
     assert usage["output_token_details"] == {"text_tokens": 6, "audio_tokens": 0}  # 21 chars / 4
     assert usage["input_token_details"]["text_tokens"] > 0
@@ -522,9 +666,15 @@ def test_audio_response_over_websocket_streams_100ms_deltas():
     deltas = h.sent("response.output_audio.delta")
     chunks = [base64.b64decode(d["delta"]) for d in deltas]
     assert b"".join(chunks) == pcm and max(len(c) for c in chunks) <= 4800 and len(chunks) == 13
-    assert h.types()[len(deltas):] == ["response.output_audio.done", "response.output_audio_transcript.done",
-                                      "response.content_part.done", "response.output_item.done",
-                                      "conversation.item.done", "response.done", "rate_limits.updated"]
+    assert h.types()[len(deltas) :] == [
+        "response.output_audio.done",
+        "response.output_audio_transcript.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "conversation.item.done",
+        "response.done",
+        "rate_limits.updated",
+    ]
     done = h.one("response.done")["response"]
     assert done["output"][0]["content"][0]["transcript"] == "You said: hello"
     assert done["usage"]["output_token_details"]["audio_tokens"] == 13  # 10 per second, rounded up
@@ -540,7 +690,11 @@ def test_audio_response_over_webrtc_plays_and_reports_buffer():
     rid = h.one("response.done")["response"]["id"]
     assert play.response_id == rid and len(play.pcm24k) == 800 * 48
     assert not h.sent("response.output_audio.delta")
-    assert h.started(play.item_id)[0].event == {**h.last[0].event, "type": "output_audio_buffer.started", "response_id": rid}
+    assert h.started(play.item_id)[0].event == {
+        **h.last[0].event,
+        "type": "output_audio_buffer.started",
+        "response_id": rid,
+    }
     assert h.started(play.item_id) == []  # once
     h.progress(play.item_id, 400)
     assert h.last == []
@@ -593,8 +747,10 @@ def test_out_of_band_response_with_input_and_references():
     h.say("in the conversation")
     ref = h.one("conversation.item.added")["item"]["id"]
     before = h.session.items
-    h.respond(conversation="none", input=[{"type": "message", "role": "user",
-                                           "content": [{"type": "input_text", "text": "only for this one"}]}])
+    h.respond(
+        conversation="none",
+        input=[{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "only for this one"}]}],
+    )
     assert h.reply_text() == "You said: only for this one"
     assert not h.sent("conversation.item.added") and not h.sent("conversation.item.done")
     assert h.one("response.done")["response"]["conversation_id"] is None
@@ -620,10 +776,19 @@ def test_tool_call_then_function_output_answer():
     assert deltas == args_done["arguments"]
     done = h.one("response.done")["response"]
     assert done["output"][0]["type"] == "function_call" and done["output"][0]["call_id"] == args_done["call_id"]
-    assert h.types()[-5:] == ["response.function_call_arguments.done", "response.output_item.done",
-                              "conversation.item.done", "response.done", "rate_limits.updated"]
-    h.send({"type": "conversation.item.create", "item": {"type": "function_call_output",
-                                                         "call_id": args_done["call_id"], "output": "7"}})
+    assert h.types()[-5:] == [
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "conversation.item.done",
+        "response.done",
+        "rate_limits.updated",
+    ]
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": args_done["call_id"], "output": "7"},
+        }
+    )
     h.respond()
     assert h.reply_text() == "delayed_add returned 7."
 
@@ -681,14 +846,25 @@ def speak(h: Harness, ms: int = 600, *, via_append=False, trailing_ms=700) -> li
 
 def test_server_vad_turn_end_to_end():
     h = Harness(transport="webrtc")
-    h.update(audio={"input": {"transcription": {"model": "whisper-1"},
-                              "turn_detection": {"type": "server_vad", "silence_duration_ms": 500,
-                                                 "prefix_padding_ms": 100}}})
+    h.update(
+        audio={
+            "input": {
+                "transcription": {"model": "whisper-1"},
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 100},
+            }
+        }
+    )
     effects = speak(h, 600)
     types = h.types(effects)
-    assert types[:7] == ["input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
-                         "input_audio_buffer.committed", "conversation.item.added", "conversation.item.done",
-                         "Transcribe", "response.created"]
+    assert types[:7] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "Transcribe",
+        "response.created",
+    ]
     started = h.one("input_audio_buffer.speech_started", effects)
     stopped = h.one("input_audio_buffer.speech_stopped", effects)
     committed = h.one("input_audio_buffer.committed", effects)
@@ -733,7 +909,12 @@ def test_manual_commit_clear_and_empty_commit():
     effects = speak(h, 400, via_append=True)
     assert effects == []  # no VAD
     h.send({"type": "input_audio_buffer.commit"})
-    assert h.types() == ["input_audio_buffer.committed", "conversation.item.added", "conversation.item.done", "Transcribe"]
+    assert h.types() == [
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "Transcribe",
+    ]
     assert len(h.of(Transcribe)[0].pcm24k) == (200 + 400 + 700) * 48
     h.send({"type": "input_audio_buffer.commit", "event_id": "e_commit"})
     err = h.error()
@@ -812,8 +993,11 @@ def test_barge_in_cancels_active_response_and_drops_its_audio():
 
 def test_no_barge_in_when_interrupt_response_is_false():
     h = Harness(transport="webrtc")
-    h.update(audio={"input": {"turn_detection": {"type": "server_vad", "interrupt_response": False,
-                                                 "create_response": False}}})
+    h.update(
+        audio={
+            "input": {"turn_detection": {"type": "server_vad", "interrupt_response": False, "create_response": False}}
+        }
+    )
     h.say("hello")
     h.respond()
     h.result(h.of(Synthesize)[0].job_id, tone(2000))
@@ -862,14 +1046,21 @@ def test_session_expires_after_max_duration():
     assert h.say("hello") == [] and h.tick(500) == [] and h.audio(tone(100)) == []
 
 
-@pytest.mark.parametrize("raw, code, event_id", [
-    ("{not json", "invalid_json", None),
-    ('{"type": "response.creat", "event_id": "e_typo"}', "invalid_value", "e_typo"),
-    ('{"type": "conversation.item.delete", "item_id": 42, "event_id": "e_int"}', "invalid_type", "e_int"),
-    ('{"type": "conversation.item.truncate", "item_id": "x", "event_id": "e_miss"}', "missing_required_parameter", "e_miss"),
-    ('{"event_id": "e_notype"}', "missing_required_parameter", "e_notype"),
-    ('["a", "list"]', "invalid_type", None),
-])
+@pytest.mark.parametrize(
+    "raw, code, event_id",
+    [
+        ("{not json", "invalid_json", None),
+        ('{"type": "response.creat", "event_id": "e_typo"}', "invalid_value", "e_typo"),
+        ('{"type": "conversation.item.delete", "item_id": 42, "event_id": "e_int"}', "invalid_type", "e_int"),
+        (
+            '{"type": "conversation.item.truncate", "item_id": "x", "event_id": "e_miss"}',
+            "missing_required_parameter",
+            "e_miss",
+        ),
+        ('{"event_id": "e_notype"}', "missing_required_parameter", "e_notype"),
+        ('["a", "list"]', "invalid_type", None),
+    ],
+)
 def test_malformed_events_get_an_error_and_the_session_goes_on(raw, code, event_id):
     h = text_session()
     h.send(raw)
@@ -895,8 +1086,12 @@ def test_oversize_event_is_refused_with_its_event_id():
 
 def test_beta_names_on_input():
     h = Harness()
-    h.send({"type": "conversation.item.create", "item": {"type": "message", "role": "assistant",
-                                                         "content": [{"type": "text", "text": "earlier answer"}]}})
+    h.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "assistant", "content": [{"type": "text", "text": "earlier answer"}]},
+        }
+    )
     assert h.one("conversation.item.added")["item"]["content"][0] == {"type": "output_text", "text": "earlier answer"}
     h.say("hi")
     h.send({"type": "response.create", "response": {"modalities": ["text"], "temperature": 0.8}})

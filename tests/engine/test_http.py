@@ -41,8 +41,9 @@ def test_healthz_needs_no_key(engine):
 
 
 def test_missing_key_gets_openai_shaped_401(engine):
-    r = httpx2.post(engine.base_url + "/realtime/calls", content=b"v=0\r\n",
-                    headers={"Content-Type": "application/sdp"})
+    r = httpx2.post(
+        engine.base_url + "/realtime/calls", content=b"v=0\r\n", headers={"Content-Type": "application/sdp"}
+    )
     assert r.status_code == 401
     body = r.json()
     assert body["error"]["type"] == "invalid_request_error"
@@ -90,12 +91,14 @@ async def _client_secret_checks(restricted, client):
     # A short-lived one (the engine's default TTL here is 2 s) stops working once expired.
     short = await client.realtime.client_secrets.create()
     assert short.expires_at - time.time() <= 2.5
-    r = httpx2.post(restricted.base_url + "/realtime/client_secrets", json={},
-                    headers={"Authorization": f"Bearer {short.value}"})
+    r = httpx2.post(
+        restricted.base_url + "/realtime/client_secrets", json={}, headers={"Authorization": f"Bearer {short.value}"}
+    )
     assert r.status_code == 200
     time.sleep(max(0.0, short.expires_at - time.time()) + 0.3)
-    r = httpx2.post(restricted.base_url + "/realtime/client_secrets", json={},
-                    headers={"Authorization": f"Bearer {short.value}"})
+    r = httpx2.post(
+        restricted.base_url + "/realtime/client_secrets", json={}, headers={"Authorization": f"Bearer {short.value}"}
+    )
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
 
 
@@ -103,8 +106,11 @@ def test_client_secret_bad_body_is_400(engine):
     headers = {"Authorization": f"Bearer {API_KEY}"}
     r = httpx2.post(engine.base_url + "/realtime/client_secrets", content=b"{not json", headers=headers)
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
-    r = httpx2.post(engine.base_url + "/realtime/client_secrets",
-                    json={"expires_after": {"anchor": "created_at", "seconds": "soon"}}, headers=headers)
+    r = httpx2.post(
+        engine.base_url + "/realtime/client_secrets",
+        json={"expires_after": {"anchor": "created_at", "seconds": "soon"}},
+        headers=headers,
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "expires_after.seconds"
 
 
@@ -130,7 +136,11 @@ def test_cli_prints_base_url_first_and_stops_cleanly_on_sigterm():
     env = {**os.environ, "LOCALENGINE_API_KEYS": "sk-cli-secret"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "localengine", "--host", "127.0.0.1", "--port", "0", "--log-level", "debug"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         first = proc.stdout.readline().strip()
@@ -138,11 +148,11 @@ def test_cli_prints_base_url_first_and_stops_cleanly_on_sigterm():
         base_url = first.rsplit(" ", 1)[1]
         assert base_url.endswith("/v1")
         assert httpx2.get(base_url.removesuffix("/v1") + "/healthz").status_code == 200
-        r = httpx2.post(base_url + "/realtime/client_secrets", json={},
-                        headers={"Authorization": "Bearer sk-cli-secret"})
+        r = httpx2.post(
+            base_url + "/realtime/client_secrets", json={}, headers={"Authorization": "Bearer sk-cli-secret"}
+        )
         assert r.status_code == 200
-        r = httpx2.post(base_url + "/realtime/client_secrets", json={},
-                        headers={"Authorization": "Bearer sk-other"})
+        r = httpx2.post(base_url + "/realtime/client_secrets", json={}, headers={"Authorization": "Bearer sk-other"})
         assert r.status_code == 401
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)

@@ -35,14 +35,14 @@ async def _ws_session(client: AsyncOpenAI, n: int) -> None:
         await conn.session.update(session={"type": "realtime", "output_modalities": ["audio" if audio else "text"]})
         await stream.until("session.updated")
         text = f"session {n} reporting code {1000 + n}"
-        await conn.conversation.item.create(item={
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        )
         await conn.response.create()
         events = await stream.until("response.done", timeout=90)
         assert reply_text(events) == f"You said: {text}", n
         if audio:
-            pcm = b"".join(base64.b64decode(e["delta"]) for e in events
-                           if e["type"] == "response.output_audio.delta")
+            pcm = b"".join(base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta")
             assert rms(pcm) > 500, n
 
 
@@ -53,8 +53,12 @@ async def _call(client: AsyncOpenAI, n: int) -> None:
         call_id = peer.call_id
         await peer.wait_event("session.created", timeout=30)
         text = f"call {n} wants reply {2000 + n}"
-        peer.send({"type": "conversation.item.create", "item": {
-            "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+        peer.send(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+            }
+        )
         peer.send({"type": "response.create"})
         await peer.wait_event("output_audio_buffer.stopped", timeout=90)
         assert reply_text(peer.events) == f"Call {n}. You said: {text}", n
@@ -79,8 +83,9 @@ async def test_20_websocket_sessions_and_5_calls_at_once(threads_at_start):
         assert not failures, failures
         print(f"\nload: {N_WS} WebSocket sessions + {N_CALLS} WebRTC calls answered in {elapsed:.1f} s")
 
-        await wait_until(lambda: engine.stats().calls == 0 and engine.stats().websockets == 0,
-                         20, "every session to be released")
+        await wait_until(
+            lambda: engine.stats().calls == 0 and engine.stats().websockets == 0, 20, "every session to be released"
+        )
         await wait_until(lambda: engine.live_tasks() == (), 20, "engine tasks to finish")
         assert engine.stats().peer_connections == 0
     finally:
@@ -94,6 +99,5 @@ def test_nothing_left_behind(threads_at_start):
     gc.collect()
     alive = [pc for pc in gc.get_objects() if type(pc) is RTCPeerConnection]  # type(): no proxy side effects
     assert alive == [], f"{len(alive)} RTCPeerConnection objects still alive"
-    new_threads = [t for t in threading.enumerate()
-                   if t not in threads_at_start and t.is_alive() and not t.daemon]
+    new_threads = [t for t in threading.enumerate() if t not in threads_at_start and t.is_alive() and not t.daemon]
     assert new_threads == [], new_threads

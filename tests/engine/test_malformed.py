@@ -28,23 +28,59 @@ BAD_EVENTS = [
     ("invalid JSON", '{"type": "response.create", ', "invalid_json", None),
     ("not an object", "[1, 2, 3]", "invalid_type", None),
     ("unknown type", json.dumps({"type": "response.dance", "event_id": "bad_1"}), "invalid_value", "type"),
-    ("wrong field type", json.dumps({"type": "response.create", "event_id": "bad_2", "response": 5}),
-     "invalid_type", "response"),
-    ("content not a list", json.dumps({"type": "conversation.item.create", "event_id": "bad_3", "item": {
-        "type": "message", "role": "user", "content": "hello"}}), "invalid_type", "item.content"),
-    ("non-image input_image", json.dumps({"type": "conversation.item.create", "event_id": "bad_4", "item": {
-        "type": "message", "role": "user", "content": [{"type": "input_image", "image_url": NOT_AN_IMAGE}]}}),
-     "invalid_image", "item.content[0].image_url"),
-    ("bad base64 audio", json.dumps({"type": "input_audio_buffer.append", "event_id": "bad_5",
-                                     "audio": "***"}), "invalid_value", "audio"),
-    ("2 MB event", json.dumps({"type": "input_audio_buffer.append", "event_id": "bad_6",
-                               "audio": "A" * 2_000_000}), "event_too_large", None),
+    (
+        "wrong field type",
+        json.dumps({"type": "response.create", "event_id": "bad_2", "response": 5}),
+        "invalid_type",
+        "response",
+    ),
+    (
+        "content not a list",
+        json.dumps(
+            {
+                "type": "conversation.item.create",
+                "event_id": "bad_3",
+                "item": {"type": "message", "role": "user", "content": "hello"},
+            }
+        ),
+        "invalid_type",
+        "item.content",
+    ),
+    (
+        "non-image input_image",
+        json.dumps(
+            {
+                "type": "conversation.item.create",
+                "event_id": "bad_4",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_image", "image_url": NOT_AN_IMAGE}],
+                },
+            }
+        ),
+        "invalid_image",
+        "item.content[0].image_url",
+    ),
+    (
+        "bad base64 audio",
+        json.dumps({"type": "input_audio_buffer.append", "event_id": "bad_5", "audio": "***"}),
+        "invalid_value",
+        "audio",
+    ),
+    (
+        "2 MB event",
+        json.dumps({"type": "input_audio_buffer.append", "event_id": "bad_6", "audio": "A" * 2_000_000}),
+        "event_too_large",
+        None,
+    ),
 ]
 
 
 async def _good_turn(conn, stream: EventStream, text: str) -> str:
-    await conn.conversation.item.create(item={
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
+    await conn.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    )
     await conn.response.create()
     return reply_text(await stream.until("response.done"))
 
@@ -95,10 +131,19 @@ async def test_oversize_message_on_the_data_channel_keeps_the_call(engine):
             error = await peer.wait_event("error", timeout=30)
             assert error["error"]["code"] == "event_too_large" and error["error"]["event_id"] == "huge"
             mark = len(peer.events)
-            peer.send({"type": "conversation.item.create", "item": {
-                "type": "message", "role": "user", "content": [
-                    {"type": "input_image", "image_url": solid_jpeg_data_url((255, 0, 0))},
-                    {"type": "input_text", "text": "what do you see?"}]}})
+            peer.send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "message",
+                        "role": "user",
+                        "content": [
+                            {"type": "input_image", "image_url": solid_jpeg_data_url((255, 0, 0))},
+                            {"type": "input_text", "text": "what do you see?"},
+                        ],
+                    },
+                }
+            )
             peer.send({"type": "response.create"})
             await peer.wait_event("response.done", start=mark)
             assert "red" in reply_text(peer.events[mark:]).lower()
@@ -107,18 +152,27 @@ async def test_oversize_message_on_the_data_channel_keeps_the_call(engine):
             await peer.close()
 
 
-@pytest.mark.parametrize(("offer", "fragment"), [
-    ("this is not sdp", "not SDP"),
-    ("v=0\r\nm=audio\r\n", "could not be parsed"),
-    ("", "empty"),
-    ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
-     "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n"
-     "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=mid:0\r\na=sctp-port:5000\r\n"
-     "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\na=setup:actpass\r\n", "no audio"),
-    ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
-     "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\n"
-     "a=rtpmap:111 opus/48000/2\r\na=rtcp-mux\r\n", "rejected"),
-])
+@pytest.mark.parametrize(
+    ("offer", "fragment"),
+    [
+        ("this is not sdp", "not SDP"),
+        ("v=0\r\nm=audio\r\n", "could not be parsed"),
+        ("", "empty"),
+        (
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+            "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n"
+            "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=mid:0\r\na=sctp-port:5000\r\n"
+            "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\na=setup:actpass\r\n",
+            "no audio",
+        ),
+        (
+            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\n"
+            "a=rtpmap:111 opus/48000/2\r\na=rtcp-mux\r\n",
+            "rejected",
+        ),
+    ],
+)
 async def test_bad_sdp_offer_is_a_clear_400(engine, offer, fragment):
     async with AsyncOpenAI(base_url=engine.base_url, api_key=API_KEY) as client:
         with pytest.raises(openai.BadRequestError) as err:
@@ -137,8 +191,9 @@ def restricted():
 
 async def test_missing_and_wrong_keys_are_401(restricted, engine):
     for base in (restricted, engine):
-        r = httpx2.post(base.base_url + "/realtime/calls", content=b"v=0\r\n",
-                        headers={"Content-Type": "application/sdp"})
+        r = httpx2.post(
+            base.base_url + "/realtime/calls", content=b"v=0\r\n", headers={"Content-Type": "application/sdp"}
+        )
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
         assert "didn't provide an API key" in r.json()["error"]["message"]
         with pytest.raises(websockets.exceptions.InvalidStatus) as err:
@@ -159,8 +214,9 @@ async def test_missing_and_wrong_keys_are_401(restricted, engine):
 
 
 async def test_binary_and_garbage_frames_do_not_drop_the_socket(engine):
-    async with websockets.connect(engine.ws_url + "?model=gpt-realtime",
-                                  additional_headers={"Authorization": f"Bearer {API_KEY}"}) as ws:
+    async with websockets.connect(
+        engine.ws_url + "?model=gpt-realtime", additional_headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as ws:
         assert validated(json.loads(await ws.recv()))["type"] == "session.created"
         await ws.send(b"\xff\xfe\x00binary junk")
         error = validated(json.loads(await asyncio.wait_for(ws.recv(), 10)))
@@ -188,7 +244,10 @@ async def test_session_duration_limit_ends_websocket_and_call():
                 error = await peer.wait_event("error", timeout=10)
                 assert error["error"]["code"] == "session_expired"
                 await wait_until(lambda: short.stats().calls == 0, 10, "the expired call to end")
-                await wait_until(lambda: peer.pc.connectionState == "closed"
-                                 or peer.channel.readyState == "closed", 10, "the peer to see it")
+                await wait_until(
+                    lambda: peer.pc.connectionState == "closed" or peer.channel.readyState == "closed",
+                    10,
+                    "the peer to see it",
+                )
             finally:
                 await peer.close()

@@ -18,7 +18,9 @@ from localengine.responder import (
     tool_spec_from_schema,
 )
 
-ADD = tool_spec_from_schema("delayed_add", {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "integer"}}})
+ADD = tool_spec_from_schema(
+    "delayed_add", {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "integer"}}}
+)
 ECHO = tool_spec_from_schema("echo_upper", {"properties": {"text": {"type": "string"}}})
 CLOCK = tool_spec_from_schema("get_datetime", {"type": "object", "properties": {}})
 TOOLS = (ADD, ECHO, CLOCK)
@@ -71,9 +73,15 @@ def test_calls_tool_named_in_the_words_with_numbers_in_order():
 
 
 def test_string_parameters_from_quotes_then_remaining_words():
-    assert json.loads(reply(user('echo upper "make me loud" please'), tools=TOOLS).arguments) == {"text": "make me loud"}
-    assert json.loads(reply(user("could you echo upper hello world?"), tools=TOOLS).arguments) == {"text": "hello world"}
-    two = ToolSpec("send_note", (ToolParam("to", "string"), ToolParam("body", "string"), ToolParam("urgent", "boolean")))
+    assert json.loads(reply(user('echo upper "make me loud" please'), tools=TOOLS).arguments) == {
+        "text": "make me loud"
+    }
+    assert json.loads(reply(user("could you echo upper hello world?"), tools=TOOLS).arguments) == {
+        "text": "hello world"
+    }
+    two = ToolSpec(
+        "send_note", (ToolParam("to", "string"), ToolParam("body", "string"), ToolParam("urgent", "boolean"))
+    )
     args = json.loads(reply(user("send note 'Ann' \"see you at 3\" yes"), tools=(two,)).arguments)
     assert args == {"to": "Ann", "body": "see you at 3", "urgent": True}
 
@@ -94,16 +102,21 @@ def test_tool_choice_modes():
 
 
 def test_answers_with_function_output_verbatim():
-    convo = [user("delayed add 3 4"), Turn("function_call", '{"a":3,"b":4}', name="delayed_add", call_id="c1"),
-             Turn("function_call_output", "7", call_id="c1")]
+    convo = [
+        user("delayed add 3 4"),
+        Turn("function_call", '{"a":3,"b":4}', name="delayed_add", call_id="c1"),
+        Turn("function_call_output", "7", call_id="c1"),
+    ]
     assert reply(*convo, tools=TOOLS).text == "delayed_add returned 7."
     assert reply(Turn("function_call_output", '{"ok": true}', call_id="zz")).text == 'The tool returned {"ok": true}.'
     # a newer user turn wins over an older tool output
     assert reply(*convo, user("thanks"), tools=TOOLS).text == "You said: thanks"
 
 
-@pytest.mark.parametrize("words, last", [("count to 3", "One, two, three."), ("Count to twelve please", "twelve."),
-                                         ("count to 150", "one hundred.")])
+@pytest.mark.parametrize(
+    "words, last",
+    [("count to 3", "One, two, three."), ("Count to twelve please", "twelve."), ("count to 150", "one hundred.")],
+)
 def test_counting(words, last):
     text = reply(user(words)).text
     assert text.startswith("One, two") or text == "One, two, three."
@@ -114,10 +127,19 @@ def test_counting(words, last):
 
 def test_number_words():
     assert [number_words(n) for n in (0, 7, 20, 21, 40, 99, 100)] == [
-        "zero", "seven", "twenty", "twenty-one", "forty", "ninety-nine", "one hundred"]
+        "zero",
+        "seven",
+        "twenty",
+        "twenty-one",
+        "forty",
+        "ninety-nine",
+        "one hundred",
+    ]
 
 
 def test_tool_spec_from_schema_handles_odd_schemas():
-    spec = tool_spec_from_schema("t", {"properties": {"n": {"type": ["number", "null"]}, "o": {"type": "object"}, "x": 5}})
+    spec = tool_spec_from_schema(
+        "t", {"properties": {"n": {"type": ["number", "null"]}, "o": {"type": "object"}, "x": 5}}
+    )
     assert spec.params == (ToolParam("n", "number"), ToolParam("o", "other"), ToolParam("x", "other"))
     assert tool_spec_from_schema("t", None).params == ()

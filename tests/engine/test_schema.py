@@ -16,8 +16,10 @@ from localengine.schema import (
 
 VALID = [
     {"type": "session.update", "session": {"type": "realtime", "instructions": "hi"}},
-    {"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-                                                  "content": [{"type": "input_text", "text": "hi"}]}},
+    {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+    },
     {"type": "conversation.item.delete", "item_id": "item_1"},
     {"type": "conversation.item.retrieve", "item_id": "item_1"},
     {"type": "conversation.item.truncate", "item_id": "item_1", "content_index": 0, "audio_end_ms": 10},
@@ -47,35 +49,71 @@ def test_every_ga_client_event_type_parses():
 
 
 def test_types_are_coerced_to_the_models_shape():
-    parsed = parse_client_event('{"type": "conversation.item.truncate", "item_id": "i", "content_index": 0, "audio_end_ms": 12.0}')
+    parsed = parse_client_event(
+        '{"type": "conversation.item.truncate", "item_id": "i", "content_index": 0, "audio_end_ms": 12.0}'
+    )
     assert parsed["audio_end_ms"] == 12 and isinstance(parsed["audio_end_ms"], int)
 
 
-@pytest.mark.parametrize("raw, code, param", [
-    ("{oops", "invalid_json", None),
-    (b"\xff\xfe\x00", "invalid_json", None),
-    ("42", "invalid_type", None),
-    ('{"event_id": 5, "type": "input_audio_buffer.clear"}', "invalid_type", "event_id"),
-    ('{"type": 7}', "invalid_type", "type"),
-    ("{}", "missing_required_parameter", "type"),
-    ('{"type": "session.updates"}', "invalid_value", "type"),
-    ('{"type": "conversation.item.delete", "item_id": 5}', "invalid_type", "item_id"),
-    ('{"type": "conversation.item.truncate", "item_id": "x", "content_index": 0}', "missing_required_parameter", "audio_end_ms"),
-    ('{"type": "session.update", "session": {"type": "realtime", "output_modalities": "text"}}', "invalid_type", "session.output_modalities"),
-    ('{"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": {"type": "magic"}}}}}',
-     "invalid_value", "session.audio.input.turn_detection.type"),
-    ('{"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"voice": 5}}}}', "invalid_type",
-     "session.audio.output.voice"),
-    ('{"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": 5}]}}',
-     "invalid_type", "item.content[0].text"),
-    ('{"type": "conversation.item.create", "item": {"type": "message", "role": "robot", "content": []}}', "invalid_value", "item.role"),
-    ('{"type": "conversation.item.create", "item": {"type": "wat"}}', "invalid_value", "item.type"),
-    ('{"type": "conversation.item.create", "item": {"type": "function_call_output", "output": "1"}}',
-     "missing_required_parameter", "item.call_id"),
-    ('{"type": "response.create", "response": {"tool_choice": "sometimes"}}', "invalid_value", "response.tool_choice"),
-    ('{"type": "response.create", "response": {"input": [{"type": "item_reference", "id": 3}]}}', "invalid_type",
-     "response.input[0].id"),
-])
+@pytest.mark.parametrize(
+    "raw, code, param",
+    [
+        ("{oops", "invalid_json", None),
+        (b"\xff\xfe\x00", "invalid_json", None),
+        ("42", "invalid_type", None),
+        ('{"event_id": 5, "type": "input_audio_buffer.clear"}', "invalid_type", "event_id"),
+        ('{"type": 7}', "invalid_type", "type"),
+        ("{}", "missing_required_parameter", "type"),
+        ('{"type": "session.updates"}', "invalid_value", "type"),
+        ('{"type": "conversation.item.delete", "item_id": 5}', "invalid_type", "item_id"),
+        (
+            '{"type": "conversation.item.truncate", "item_id": "x", "content_index": 0}',
+            "missing_required_parameter",
+            "audio_end_ms",
+        ),
+        (
+            '{"type": "session.update", "session": {"type": "realtime", "output_modalities": "text"}}',
+            "invalid_type",
+            "session.output_modalities",
+        ),
+        (
+            '{"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": {"type": "magic"}}}}}',
+            "invalid_value",
+            "session.audio.input.turn_detection.type",
+        ),
+        (
+            '{"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"voice": 5}}}}',
+            "invalid_type",
+            "session.audio.output.voice",
+        ),
+        (
+            '{"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": 5}]}}',
+            "invalid_type",
+            "item.content[0].text",
+        ),
+        (
+            '{"type": "conversation.item.create", "item": {"type": "message", "role": "robot", "content": []}}',
+            "invalid_value",
+            "item.role",
+        ),
+        ('{"type": "conversation.item.create", "item": {"type": "wat"}}', "invalid_value", "item.type"),
+        (
+            '{"type": "conversation.item.create", "item": {"type": "function_call_output", "output": "1"}}',
+            "missing_required_parameter",
+            "item.call_id",
+        ),
+        (
+            '{"type": "response.create", "response": {"tool_choice": "sometimes"}}',
+            "invalid_value",
+            "response.tool_choice",
+        ),
+        (
+            '{"type": "response.create", "response": {"input": [{"type": "item_reference", "id": 3}]}}',
+            "invalid_type",
+            "response.input[0].id",
+        ),
+    ],
+)
 def test_invalid_events_name_the_problem(raw, code, param):
     err = fail(raw)
     assert (err.code, err.param) == (code, param), err.message
@@ -98,12 +136,27 @@ def test_event_id_is_found_even_in_broken_or_oversize_messages():
 
 
 def test_beta_session_shape_maps_to_ga():
-    parsed = parse_client_event(json.dumps({"type": "session.update", "session": {
-        "modalities": ["text", "audio"], "voice": "ash", "speed": 1.1, "temperature": 0.6,
-        "turn_detection": {"type": "server_vad", "threshold": 0.4},
-        "input_audio_transcription": {"model": "whisper-1"}, "input_audio_noise_reduction": {"type": "near_field"},
-        "input_audio_format": "pcm16", "output_audio_format": "g711_ulaw", "max_response_output_tokens": "inf",
-        "tools": [{"type": "function", "name": "f", "parameters": {}}], "tool_choice": "auto"}}))
+    parsed = parse_client_event(
+        json.dumps(
+            {
+                "type": "session.update",
+                "session": {
+                    "modalities": ["text", "audio"],
+                    "voice": "ash",
+                    "speed": 1.1,
+                    "temperature": 0.6,
+                    "turn_detection": {"type": "server_vad", "threshold": 0.4},
+                    "input_audio_transcription": {"model": "whisper-1"},
+                    "input_audio_noise_reduction": {"type": "near_field"},
+                    "input_audio_format": "pcm16",
+                    "output_audio_format": "g711_ulaw",
+                    "max_response_output_tokens": "inf",
+                    "tools": [{"type": "function", "name": "f", "parameters": {}}],
+                    "tool_choice": "auto",
+                },
+            }
+        )
+    )
     s = parsed["session"]
     assert s["type"] == "realtime" and "temperature" not in s and "modalities" not in s
     assert s["output_modalities"] == ["audio"] and s["max_output_tokens"] == "inf"
@@ -116,13 +169,36 @@ def test_beta_session_shape_maps_to_ga():
 
 
 def test_beta_items_and_response_create_map_to_ga():
-    item = parse_client_event(json.dumps({"type": "conversation.item.create", "item": {
-        "type": "message", "role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "audio", "transcript": "b"}]}}))
+    item = parse_client_event(
+        json.dumps(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": "a"}, {"type": "audio", "transcript": "b"}],
+                },
+            }
+        )
+    )
     assert [p["type"] for p in item["item"]["content"]] == ["output_text", "output_audio"]
-    resp = parse_client_event(json.dumps({"type": "response.create", "response": {
-        "modalities": ["text"], "voice": "echo", "output_audio_format": "pcm16", "temperature": 1,
-        "input": [{"type": "item_reference", "id": "item_9"},
-                  {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "x"}]}]}}))
+    resp = parse_client_event(
+        json.dumps(
+            {
+                "type": "response.create",
+                "response": {
+                    "modalities": ["text"],
+                    "voice": "echo",
+                    "output_audio_format": "pcm16",
+                    "temperature": 1,
+                    "input": [
+                        {"type": "item_reference", "id": "item_9"},
+                        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "x"}]},
+                    ],
+                },
+            }
+        )
+    )
     r = resp["response"]
     assert r["output_modalities"] == ["text"] and "temperature" not in r
     assert r["audio"]["output"] == {"voice": "echo", "format": {"type": "audio/pcm", "rate": 24000}}
@@ -130,7 +206,9 @@ def test_beta_items_and_response_create_map_to_ga():
 
 
 def test_validate_server_event_accepts_valid_and_rejects_invalid():
-    validate_server_event({"type": "error", "event_id": "e", "error": {"type": "invalid_request_error", "message": "m"}})
+    validate_server_event(
+        {"type": "error", "event_id": "e", "error": {"type": "invalid_request_error", "message": "m"}}
+    )
     validate_server_event({"type": "output_audio_buffer.started", "event_id": "e", "response_id": "r"})
     with pytest.raises(ServerEventError, match="event_id"):
         validate_server_event({"type": "input_audio_buffer.cleared"})

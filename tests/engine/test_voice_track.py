@@ -20,7 +20,7 @@ async def test_after_a_stall_the_clock_is_reanchored_instead_of_bursting():
     track = VoiceTrack()
     await track.recv()
     track._start -= 1.0  # as if the event loop had stalled for a second
-    await track.recv()   # the late frame goes out at once, and the clock starts again from now
+    await track.recv()  # the late frame goes out at once, and the clock starts again from now
     started = time.monotonic()
     for _ in range(10):
         await track.recv()

@@ -32,8 +32,12 @@ async def _call(client, peer: RtcClient, session: dict | None = None) -> str:
 
 def _say(peer: RtcClient, text: str) -> int:
     mark = len(peer.events)
-    peer.send({"type": "conversation.item.create", "item": {
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}})
+    peer.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+        }
+    )
     peer.send({"type": "response.create"})
     return mark
 
@@ -41,8 +45,11 @@ def _say(peer: RtcClient, text: str) -> int:
 async def test_call_voice_events_and_hangup(engine, client):
     peer = RtcClient()
     try:
-        call_id = await _call(client, peer, session={"type": "realtime", "instructions": "Say: Welcome.",
-                                                     "audio": {"output": {"voice": "coral"}}})
+        call_id = await _call(
+            client,
+            peer,
+            session={"type": "realtime", "instructions": "Say: Welcome.", "audio": {"output": {"voice": "coral"}}},
+        )
         created = await peer.wait_event("session.created")
         assert created["session"]["instructions"] == "Say: Welcome."
         assert created["session"]["audio"]["output"]["voice"] == "coral"
@@ -59,8 +66,11 @@ async def test_call_voice_events_and_hangup(engine, client):
 
         assert engine.stats().calls == 1
         await client.realtime.calls.hangup(call_id)
-        await wait_until(lambda: peer.pc.connectionState == "closed" or peer.channel.readyState == "closed",
-                         10, "the client peer to see the call end")
+        await wait_until(
+            lambda: peer.pc.connectionState == "closed" or peer.channel.readyState == "closed",
+            10,
+            "the client peer to see the call end",
+        )
         assert engine.stats().calls == 0 and engine.stats().peer_connections == 0
         await wait_until(lambda: engine.live_tasks() == (), 10, "engine tasks to finish")
     finally:
@@ -84,8 +94,10 @@ async def test_plain_sdp_body_and_mic_speech_turn(engine, client):
 
         stats = engine.call(_driver_stats(engine, call_id))
         per_frame_ms = 1000 * stats.audio_in_seconds / max(1, stats.audio_in_calls)
-        print(f"\nVAD/audio_in cost: {stats.audio_in_calls} frames, mean {per_frame_ms:.3f} ms, "
-              f"max {1000 * stats.audio_in_max_seconds:.2f} ms per 20 ms frame")
+        print(
+            f"\nVAD/audio_in cost: {stats.audio_in_calls} frames, mean {per_frame_ms:.3f} ms, "
+            f"max {1000 * stats.audio_in_max_seconds:.2f} ms per 20 ms frame"
+        )
         assert stats.audio_in_calls > 50
         assert per_frame_ms < 5, "feeding 20 ms of mic audio must stay cheap on the loop"
         await client.realtime.calls.hangup(call_id)
@@ -111,9 +123,13 @@ async def test_sideband_websocket_sees_and_drives_the_call(engine, client):
             assert reply_text(events) == "You said: seen on both"
             # Driven from the sideband, seen on the data channel.
             mark = len(peer.events)
-            await side.conversation.item.create(item={
-                "type": "message", "role": "user",
-                "content": [{"type": "input_text", "text": "from the server side"}]})
+            await side.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "from the server side"}],
+                }
+            )
             await side.response.create()
             assert reply_text(await stream.until("response.done")) == "You said: from the server side"
             await peer.wait_event("response.done", start=mark)

@@ -36,10 +36,13 @@ async def _text_only(conn, stream, **extra):
 async def test_text_turn(rt):
     conn, stream = rt
     await _text_only(conn, stream)
-    await conn.conversation.item.create(item={
-        "type": "message", "role": "user",
-        "content": [{"type": "input_text", "text": "hello from the sdk"}],
-    })
+    await conn.conversation.item.create(
+        item={
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "hello from the sdk"}],
+        }
+    )
     await conn.response.create()
     events = await stream.until("response.done")
     assert reply_text(events) == "You said: hello from the sdk"
@@ -53,9 +56,13 @@ async def test_text_turn(rt):
 async def test_instructions_change_is_visible(rt):
     conn, stream = rt
     await _text_only(conn, stream, instructions="Say: Ahoy there.")
-    await conn.conversation.item.create(item={
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": "ping"}],
-    })
+    await conn.conversation.item.create(
+        item={
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "ping"}],
+        }
+    )
     await conn.response.create()
     assert reply_text(await stream.until("response.done")).startswith("Ahoy there.")
 
@@ -63,13 +70,16 @@ async def test_instructions_change_is_visible(rt):
 async def test_image_turn(rt):
     conn, stream = rt
     await _text_only(conn, stream)
-    await conn.conversation.item.create(item={
-        "type": "message", "role": "user",
-        "content": [
-            {"type": "input_image", "image_url": solid_jpeg_data_url((0, 0, 255), size=(64, 48))},
-            {"type": "input_text", "text": "what do you see?"},
-        ],
-    })
+    await conn.conversation.item.create(
+        item={
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "input_image", "image_url": solid_jpeg_data_url((0, 0, 255), size=(64, 48))},
+                {"type": "input_text", "text": "what do you see?"},
+            ],
+        }
+    )
     await conn.response.create()
     text = reply_text(await stream.until("response.done"))
     assert "blue" in text.lower()
@@ -79,15 +89,23 @@ async def test_image_turn(rt):
 async def test_tool_turn(rt):
     conn, stream = rt
     tool = {
-        "type": "function", "name": "add_numbers", "description": "Add two numbers.",
-        "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
-                       "required": ["a", "b"]},
+        "type": "function",
+        "name": "add_numbers",
+        "description": "Add two numbers.",
+        "parameters": {
+            "type": "object",
+            "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+            "required": ["a", "b"],
+        },
     }
     await _text_only(conn, stream, tools=[tool], tool_choice="auto")
-    await conn.conversation.item.create(item={
-        "type": "message", "role": "user",
-        "content": [{"type": "input_text", "text": "please add numbers 19 and 23"}],
-    })
+    await conn.conversation.item.create(
+        item={
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "please add numbers 19 and 23"}],
+        }
+    )
     await conn.response.create()
     events = await stream.until("response.done")
     call = first(events, "response.function_call_arguments.done")
@@ -95,9 +113,13 @@ async def test_tool_turn(rt):
     assert json.loads(call["arguments"]) == {"a": 19, "b": 23}
     assert first(events, "response.done")["response"]["output"][0]["type"] == "function_call"
 
-    await conn.conversation.item.create(item={
-        "type": "function_call_output", "call_id": call["call_id"], "output": json.dumps({"sum": 42}),
-    })
+    await conn.conversation.item.create(
+        item={
+            "type": "function_call_output",
+            "call_id": call["call_id"],
+            "output": json.dumps({"sum": 42}),
+        }
+    )
     await conn.response.create()
     text = reply_text(await stream.until("response.done"))
     assert "42" in text
@@ -105,26 +127,37 @@ async def test_tool_turn(rt):
 
 async def test_audio_turn_from_speech_wav(rt, tmp_path):
     conn, stream = rt
-    await conn.session.update(session={
-        "type": "realtime",
-        "output_modalities": ["audio"],
-        "audio": {"input": {"transcription": {"model": "whisper-1"},
-                            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}},
-    })
+    await conn.session.update(
+        session={
+            "type": "realtime",
+            "output_modalities": ["audio"],
+            "audio": {
+                "input": {
+                    "transcription": {"model": "whisper-1"},
+                    "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+                }
+            },
+        }
+    )
     await stream.until("session.updated")
-    wav_path = speech_wav(tmp_path / "hello.wav", "hello there, how are you today", rate=24_000,
-                          lead_silence_ms=300, tail_silence_ms=1200)
+    wav_path = speech_wav(
+        tmp_path / "hello.wav", "hello there, how are you today", rate=24_000, lead_silence_ms=300, tail_silence_ms=1200
+    )
     with wave.open(str(wav_path)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24_000, 1, 2)
         pcm = w.readframes(w.getnframes())
     step = 24_000 * 2 // 10  # 100 ms per append, as a microphone client would send
     for i in range(0, len(pcm), step):
-        await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i:i + step]).decode())
+        await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[i : i + step]).decode())
 
     events = await stream.until("response.done", timeout=40)
     types = [e["type"] for e in events]
-    for expected in ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
-                     "input_audio_buffer.committed", "response.created"):
+    for expected in (
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "response.created",
+    ):
         assert expected in types, types
     assert types.index("input_audio_buffer.speech_started") < types.index("input_audio_buffer.speech_stopped")
     if "conversation.item.input_audio_transcription.completed" not in types:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
-import pytest
 from openai.types.realtime import RealtimeClientEvent
 from pydantic import TypeAdapter
 
 from realtime import loop as bg
 from realtime.settings import CameraSettings, Settings, TurnDetection
-from tests.fakebrowser import SILENCE_RMS, BridgedCall, read_wav_48k_mono, wait_until
+from tests.fakebrowser import SILENCE_RMS, BridgedCall, wait_until
 from tests.media import speech_wav
 
 CLIENT_EVENT = TypeAdapter(RealtimeClientEvent)
@@ -73,8 +71,11 @@ async def test_push_to_talk_commits_what_was_said_and_gets_a_reply(engine, tmp_p
 async def test_solid_blue_camera_gets_a_reply_naming_blue(engine):
     async with BridgedCall(settings_for(engine), rgb=(0, 0, 255)) as call:
         await wait_until(lambda: call.bridge.snapshot().images_in_context >= 1, 10, "a camera frame to be sent")
-        images = [e for e in client_events(call, "conversation.item.create")
-                  if e.payload["item"]["content"][0]["type"] == "input_image"]
+        images = [
+            e
+            for e in client_events(call, "conversation.item.create")
+            if e.payload["item"]["content"][0]["type"] == "input_image"
+        ]
         assert images and images[0].size < 60 * 1024
         before = len(call.texts("assistant"))
         call.bridge.send_text("what do you see?")
@@ -128,8 +129,9 @@ async def test_malformed_server_event_becomes_an_error_item_and_the_call_goes_on
 
 
 async def test_events_sent_before_the_channel_opens_are_queued_not_dropped(engine):
-    from realtime.bridge import Bridge
     from streamlit_webrtc.pcm_source import PcmAudioSource
+
+    from realtime.bridge import Bridge
 
     bridge = Bridge(settings_for(engine, camera=CameraSettings(enabled=False)), PcmAudioSource(sample_rate=48000))
     try:
@@ -144,8 +146,11 @@ async def test_events_sent_before_the_channel_opens_are_queued_not_dropped(engin
 
 
 async def test_interrupt_stops_the_assistants_voice_at_the_browser(engine):
-    settings = settings_for(engine, camera=CameraSettings(enabled=False),
-                            instructions="Say: " + "this is a long answer that keeps going and going. " * 6)
+    settings = settings_for(
+        engine,
+        camera=CameraSettings(enabled=False),
+        instructions="Say: " + "this is a long answer that keeps going and going. " * 6,
+    )
     async with BridgedCall(settings, rgb=None) as call:
         call.browser.speaker.mark()
         call.bridge.send_text("hello")

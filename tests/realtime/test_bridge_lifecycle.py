@@ -38,7 +38,7 @@ class EngineCalls(logging.Handler):
     def hangups(self) -> int:
         return sum(1 for reason, _ in self.ended.values() if reason == "hung up")
 
-    def __enter__(self) -> "EngineCalls":
+    def __enter__(self) -> EngineCalls:
         self._old_level = self._logger.level
         self._logger.setLevel(logging.INFO)
         self._logger.addHandler(self)
@@ -84,7 +84,9 @@ async def test_thirty_start_stop_cycles_leave_nothing_behind(engine):
     assert bridge_loop_tasks() == 0
     assert live_peers() == 0
     grown = {t.name for t in threading.enumerate()} - threads_before
-    assert not [name for name in grown if not name.startswith(("asyncio_", "ThreadPoolExecutor", "realtime-bridge-worker"))], grown
+    assert not [
+        name for name in grown if not name.startswith(("asyncio_", "ThreadPoolExecutor", "realtime-bridge-worker"))
+    ], grown
     assert threading.active_count() <= len(threads_before) + 2
 
 
@@ -132,7 +134,8 @@ async def test_an_answer_shaped_like_openais_docs_connects_and_carries_audio_bot
             # upstream: the engine heard the speech (a user audio item); downstream: its voice reached the browser
             await wait_until(
                 lambda: [i for i in call.bridge.snapshot().transcript if i.role == "user" and i.kind == "audio"],
-                20, "the engine to hear the user",
+                20,
+                "the engine to hear the user",
             )
             await call.browser.speaker.wait_for_audio(timeout=30)
             await asyncio.sleep(0.5)

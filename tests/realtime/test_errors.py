@@ -30,7 +30,7 @@ ANSWERS = {
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         key = self.headers.get("authorization", "").removeprefix("Bearer ")
         code = int(key.removeprefix("status-")) if key.startswith("status-") else 401
@@ -110,8 +110,9 @@ async def test_timeout_is_a_connection_error():
     listener.bind(("127.0.0.1", 0))
     listener.listen()  # accepts, never answers
     try:
-        client = openai.AsyncOpenAI(api_key=KEY, base_url=f"http://127.0.0.1:{listener.getsockname()[1]}/v1",
-                                    max_retries=0, timeout=0.3)
+        client = openai.AsyncOpenAI(
+            api_key=KEY, base_url=f"http://127.0.0.1:{listener.getsockname()[1]}/v1", max_retries=0, timeout=0.3
+        )
         with pytest.raises(openai.APITimeoutError) as info:
             await client.realtime.calls.create(sdp="v=0\r\n")
         await client.close()
@@ -139,13 +140,31 @@ def test_other_exceptions(exc, kind, fragment):
 @pytest.mark.parametrize(
     "error, kind, fragment",
     [
-        ({"type": "invalid_request_error", "code": "invalid_api_key", "message": f"Incorrect API key {KEY}"},
-         "auth", "rejected the API key: Incorrect API key [redacted]"),
-        ({"type": "invalid_request_error", "code": "model_not_found", "message": "no such model"}, "model", "no such model"),
-        ({"type": "rate_limit_error", "code": "rate_limit_exceeded", "message": "slow down"}, "rate_limit", "slow down"),
-        ({"type": "invalid_request_error", "code": "invalid_image", "message": "image too large"}, "media", "image too large"),
-        ({"type": "invalid_request_error", "code": "unknown_parameter", "message": "Unknown parameter: 'x'"},
-         "config", "refused a request: Unknown parameter"),
+        (
+            {"type": "invalid_request_error", "code": "invalid_api_key", "message": f"Incorrect API key {KEY}"},
+            "auth",
+            "rejected the API key: Incorrect API key [redacted]",
+        ),
+        (
+            {"type": "invalid_request_error", "code": "model_not_found", "message": "no such model"},
+            "model",
+            "no such model",
+        ),
+        (
+            {"type": "rate_limit_error", "code": "rate_limit_exceeded", "message": "slow down"},
+            "rate_limit",
+            "slow down",
+        ),
+        (
+            {"type": "invalid_request_error", "code": "invalid_image", "message": "image too large"},
+            "media",
+            "image too large",
+        ),
+        (
+            {"type": "invalid_request_error", "code": "unknown_parameter", "message": "Unknown parameter: 'x'"},
+            "config",
+            "refused a request: Unknown parameter",
+        ),
         ({"type": "server_error", "message": "oops"}, "provider", "reported an error: oops"),
         ({"type": "server_error", "message": "x" * 1000}, "provider", "…"),
     ],

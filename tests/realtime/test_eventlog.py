@@ -35,8 +35,20 @@ def test_audio_and_image_base64_elided():
     image = "data:image/jpeg;base64," + b64(40_000)
     log.record("server", {"type": "response.output_audio.delta", "delta": audio, "item_id": "a1"})
     log.record("client", {"type": "input_audio_buffer.append", "audio": b64(100)})
-    log.record("client", {"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [
-        {"type": "input_image", "image_url": image}, {"type": "input_text", "text": "what is this?"}]}})
+    log.record(
+        "client",
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {"type": "input_image", "image_url": image},
+                    {"type": "input_text", "text": "what is this?"},
+                ],
+            },
+        },
+    )
     log.record("server", {"type": "whatever", "blob": b64(3000)})
     a, append, img, other = log.snapshot()
     assert a.payload["delta"] == f"<base64 audio: {len(audio):,} chars>" and a.payload["item_id"] == "a1"

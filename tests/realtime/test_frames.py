@@ -225,7 +225,11 @@ def test_noisy_full_hd_fits_the_budget(max_side, detail):
 
 @pytest.mark.parametrize(
     "make,max_side",
-    [(lambda: solid((0, 0, 255), 1920, 1080), 1024), (lambda: natural(640, 480), 1024), (lambda: natural(1920, 1080), 768)],
+    [
+        (lambda: solid((0, 0, 255), 1920, 1080), 1024),
+        (lambda: natural(640, 480), 1024),
+        (lambda: natural(1920, 1080), 768),
+    ],
 )
 def test_simple_images_keep_size_and_quality(make, max_side):
     enc = encode_frame(make(), max_side=max_side)
@@ -275,7 +279,12 @@ def test_ids_and_previous_item_are_carried_and_budget_respected():
 
 def test_accepts_video_frames_pil_gray_and_rgba():
     vf = av.VideoFrame.from_ndarray(natural(320, 240), format="rgb24").reformat(format="yuv420p")
-    for src in (vf, Image.fromarray(natural(320, 240)), natural(320, 240)[:, :, 0], np.dstack([natural(320, 240), np.full((240, 320), 255, np.uint8)])):
+    for src in (
+        vf,
+        Image.fromarray(natural(320, 240)),
+        natural(320, 240)[:, :, 0],
+        np.dstack([natural(320, 240), np.full((240, 320), 255, np.uint8)]),
+    ):
         enc = encode_frame(src)
         check_encoded(enc, 1024, "auto")
         assert (enc.width, enc.height) == (320, 240)
@@ -369,7 +378,10 @@ def test_offer_and_due_on_different_threads():
     """The media loop offers while a worker asks: picks stay in order, counts add up."""
     clock = FakeClock()
     th = FrameThrottle(interval_s=1.0, change_threshold=3.0, clock=clock)
-    frames = [av.VideoFrame.from_ndarray(solid((v, v, v), 320, 240), format="rgb24").reformat(format="yuv420p") for v in range(0, 250, 10)]
+    frames = [
+        av.VideoFrame.from_ndarray(solid((v, v, v), 320, 240), format="rgb24").reformat(format="yuv420p")
+        for v in range(0, 250, 10)
+    ]
     stop = threading.Event()
 
     def media_loop():

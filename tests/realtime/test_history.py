@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from realtime.history import (
+    SCHEMA_VERSION,
     HistoryStore,
     HistoryUnavailable,
-    SCHEMA_VERSION,
     default_db_path,
     export_json,
     export_markdown,
@@ -48,8 +48,17 @@ JPEG = _jpeg((200, 30, 30))
 
 
 def item(item_id: str, role: str, text: str = "", kind: str = "text", **extra) -> TranscriptItem:
-    fields = dict(id=item_id, role=role, kind=kind, text=text, final=True, image_thumb=None,
-                  tool_name=None, tool_args=None, tool_result=None)
+    fields = dict(
+        id=item_id,
+        role=role,
+        kind=kind,
+        text=text,
+        final=True,
+        image_thumb=None,
+        tool_name=None,
+        tool_args=None,
+        tool_result=None,
+    )
     fields.update(extra)
     return TranscriptItem(**fields)
 
@@ -60,9 +69,13 @@ def settings(**changes) -> Settings:
 
 
 def turn(turn_id: str, first_audio_ms: float | None, **usage: int) -> TurnMetrics:
-    return TurnMetrics(turn_id=turn_id, started_at=time.monotonic(), first_audio_ms=first_audio_ms,
-                       first_text_ms=None if first_audio_ms is None else first_audio_ms - 50,
-                       usage=UsageTotals(responses=1, **usage))
+    return TurnMetrics(
+        turn_id=turn_id,
+        started_at=time.monotonic(),
+        first_audio_ms=first_audio_ms,
+        first_text_ms=None if first_audio_ms is None else first_audio_ms - 50,
+        usage=UsageTotals(responses=1, **usage),
+    )
 
 
 USAGE_1 = dict(input_text=100, input_audio=20, output_audio=30)
@@ -81,8 +94,16 @@ def record_sample(store: HistoryStore, instructions: str = "Be brief.") -> str:
     cid = rec.start_conversation(settings(instructions=instructions))
     on_update = rec.listener(cid)
     on_update(item("u1", "user", "What time is it in Paris?", kind="audio"))
-    on_update(item("t1", "tool", kind="tool_call", tool_name="get_datetime",
-                   tool_args='{"timezone": "Europe/Paris"}', tool_result='{"iso": "2025-01-01T12:00:00+01:00"}'))
+    on_update(
+        item(
+            "t1",
+            "tool",
+            kind="tool_call",
+            tool_name="get_datetime",
+            tool_args='{"timezone": "Europe/Paris"}',
+            tool_result='{"iso": "2025-01-01T12:00:00+01:00"}',
+        )
+    )
     on_update(item("a1", "assistant", "It is noon in Paris.", kind="audio"))
     on_update(turn("turn-1", 412.0, **USAGE_1))
     on_update(item("img1", "user", kind="image", image_thumb=JPEG))
@@ -111,8 +132,9 @@ def test_a_conversation_reads_back_in_order_with_images_tools_and_turns(store):
     assert record.settings["instructions"] == "Be brief."
     summary = record.summary
     assert summary.turns == 2
-    expected = (estimate_cost(UsageTotals(**USAGE_1), "gpt-realtime")
-                + estimate_cost(UsageTotals(**USAGE_2), "gpt-realtime"))
+    expected = estimate_cost(UsageTotals(**USAGE_1), "gpt-realtime") + estimate_cost(
+        UsageTotals(**USAGE_2), "gpt-realtime"
+    )
     assert expected > 0 and summary.cost_usd == pytest.approx(expected)
     assert record.turns[0].turn_id == "turn-1" and record.turns[1].input_tokens == 900
     assert summary.first_user_line == "What time is it in Paris?"
@@ -140,9 +162,9 @@ def test_list_is_newest_first_and_search_matches_any_text(store):
     assert [s.id for s in store.list_conversations()] == [new, old]
     assert store.list_conversations()[1].duration_s == pytest.approx(100, abs=1)
     assert [s.id for s in store.list_conversations("PARIS")] == [new]
-    assert [s.id for s in store.list_conversations("get_datetime")] == [new]   # tool name
-    assert [s.id for s in store.list_conversations("Europe/Paris")] == [new]   # tool arguments
-    assert [s.id for s in store.list_conversations("100% cotton_")] == [old]   # LIKE wildcards literal
+    assert [s.id for s in store.list_conversations("get_datetime")] == [new]  # tool name
+    assert [s.id for s in store.list_conversations("Europe/Paris")] == [new]  # tool arguments
+    assert [s.id for s in store.list_conversations("100% cotton_")] == [old]  # LIKE wildcards literal
     assert store.list_conversations("0% c") == store.list_conversations("100% c")
     assert store.list_conversations("nothing like this") == ()
     assert len(store.list_conversations("   ")) == 2
@@ -168,7 +190,7 @@ def test_delete_one_and_delete_all(store):
     assert [s.id for s in store.list_conversations()] == [b]
     with pytest.raises(KeyError):
         store.load(a)
-    with sqlite3.connect(store.path) as conn:   # no orphan rows left behind
+    with sqlite3.connect(store.path) as conn:  # no orphan rows left behind
         assert conn.execute("SELECT COUNT(*) FROM items WHERE conversation_id = ?", (a,)).fetchone()[0] == 0
         assert conn.execute("SELECT COUNT(*) FROM images WHERE conversation_id = ?", (a,)).fetchone()[0] == 0
     assert store.delete_all() == 1
@@ -189,6 +211,7 @@ def test_markdown_export_has_every_turn_tool_call_and_image(store):
 
 def test_json_export_round_trips_the_record(store):
     import base64
+
     record = store.load(record_sample(store))
     doc = json.loads(export_json(record))
     assert doc["id"] == record.id
@@ -227,11 +250,13 @@ def test_listener_never_blocks_even_while_the_file_is_locked(tmp_path):
         on_update = rec.listener(cid)
         loop = asyncio.new_event_loop()
         try:
+
             async def feed() -> float:
                 t0 = time.perf_counter()
                 for n in range(500):
                     on_update(item(f"i{n}", "user", f"line {n}"))
                 return time.perf_counter() - t0
+
             elapsed = loop.run_until_complete(feed())
         finally:
             loop.close()
@@ -243,7 +268,7 @@ def test_listener_never_blocks_even_while_the_file_is_locked(tmp_path):
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert rec.flush(10)                    # everything held during the lock is written afterwards
+    assert rec.flush(10)  # everything held during the lock is written afterwards
     assert [i.text for i in store.load(cid).items] == [f"line {n}" for n in range(500)]
     assert rec.notice is None
     store.close()
@@ -257,8 +282,7 @@ def test_close_flushes_and_joins_the_writer_thread(tmp_path):
         rec.listener(cid)(item(f"i{n}", "assistant", f"n{n}"))
     store.close()
     assert not rec.alive
-    assert not [t for t in threading.enumerate() if t.name == "history-writer" and t.is_alive()
-                and t is rec._thread]
+    assert not [t for t in threading.enumerate() if t.name == "history-writer" and t.is_alive() and t is rec._thread]
     store.close()  # idempotent
     reopened = HistoryStore(tmp_path / "h.db")
     assert len(reopened.load(cid).items) == 50
@@ -287,8 +311,9 @@ _CHILD = textwrap.dedent("""
 
 
 def _run_child_and_kill(db: Path, pause: float, kill_after: int) -> tuple[str, int]:
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(db), str(pause)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(db), str(pause)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         cid = proc.stdout.readline().split()[1]
         handed = -1
@@ -308,10 +333,10 @@ def test_a_killed_process_loses_at_most_the_item_in_progress(tmp_path):
     cid, handed = _run_child_and_kill(db, pause=0.02, kill_after=30)
     store = HistoryStore(db)
     try:
-        assert store.notice is None                     # not damaged
+        assert store.notice is None  # not damaged
         texts = [i.text.split()[1] for i in store.load(cid).items]
-        assert texts == [str(n) for n in range(len(texts))]   # an unbroken prefix, in order
-        assert len(texts) >= handed                       # 0..handed were handed over: at most 1 lost
+        assert texts == [str(n) for n in range(len(texts))]  # an unbroken prefix, in order
+        assert len(texts) >= handed  # 0..handed were handed over: at most 1 lost
     finally:
         store.close()
 
@@ -336,10 +361,10 @@ def test_a_garbage_file_is_moved_aside_and_a_fresh_history_started(tmp_path):
     store = HistoryStore(db)
     try:
         asides = [p for p in tmp_path.iterdir() if p.name.startswith("h.db.corrupt-")]
-        assert len(asides) == 1 and asides[0].read_bytes() == junk     # moved, not deleted
+        assert len(asides) == 1 and asides[0].read_bytes() == junk  # moved, not deleted
         assert store.notice and "moved aside" in store.notice and asides[0].name in store.notice
         assert "fresh" in store.notice
-        cid = record_sample(store)                                       # and it records again
+        cid = record_sample(store)  # and it records again
         assert [s.id for s in store.list_conversations()] == [cid]
     finally:
         store.close()
@@ -356,7 +381,7 @@ def test_a_damaged_page_inside_a_real_database_is_detected(tmp_path):
     data = bytearray(db.read_bytes())
     page = 4096
     assert len(data) > 6 * page
-    data[2 * page:5 * page] = b"\x5a" * (3 * page)   # scribble over pages 3..5 (the header stays valid)
+    data[2 * page : 5 * page] = b"\x5a" * (3 * page)  # scribble over pages 3..5 (the header stays valid)
     db.write_bytes(bytes(data))
     store, notice = open_history(db)
     try:
@@ -383,7 +408,7 @@ def test_a_locked_file_turns_recording_off_with_a_clear_message(tmp_path):
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert not [p for p in tmp_path.iterdir() if "corrupt" in p.name]   # a lock is not damage
+    assert not [p for p in tmp_path.iterdir() if "corrupt" in p.name]  # a lock is not damage
     store = HistoryStore(db)
     store.close()
 
@@ -436,12 +461,13 @@ async def test_a_real_bridge_call_is_recorded_as_it_happens(engine, tmp_path):
 
     store = HistoryStore(tmp_path / "h.db")
     rec = store.recorder
-    call_settings = Settings(api_key="test-key", base_url=engine.base_url,
-                             camera=CameraSettings(enabled=True, interval_s=30))
+    call_settings = Settings(
+        api_key="test-key", base_url=engine.base_url, camera=CameraSettings(enabled=True, interval_s=30)
+    )
     try:
         async with BridgedCall(call_settings, rgb=(255, 0, 0)) as call:
             await wait_until(lambda: call.bridge.snapshot().images_in_context >= 1, 15, "a camera frame")
-            cid = rec.attach(call.bridge, call_settings)       # late on purpose: the frame is replayed
+            cid = rec.attach(call.bridge, call_settings)  # late on purpose: the frame is replayed
             assert rec.attach(call.bridge, call_settings) == cid  # idempotent: one record per call
             before = len(call.texts("assistant"))
             call.bridge.send_text("delayed add 2 and 5")
@@ -451,13 +477,14 @@ async def test_a_real_bridge_call_is_recorded_as_it_happens(engine, tmp_path):
             def stored():
                 items = store.load(cid).items
                 return any(i.role == "assistant" and "7" in i.text for i in items) and items
-            items = await wait_until(stored, 10, "the reply in the history store")   # no flush: live
+
+            items = await wait_until(stored, 10, "the reply in the history store")  # no flush: live
         rec.end_conversation(cid)
         assert rec.flush(5)
         record = store.load(cid)
         assert record.summary.ended_at is not None
         images = record.images
-        assert images and images[0].image_jpeg[:2] == b"\xff\xd8"          # a real JPEG thumbnail
+        assert images and images[0].image_jpeg[:2] == b"\xff\xd8"  # a real JPEG thumbnail
         assert [i.text for i in record.items if i.role == "user" and i.kind == "text"] == ["delayed add 2 and 5"]
         (tool,) = record.tool_calls
         assert tool.tool_name == "delayed_add" and "7" in tool.tool_result
@@ -475,6 +502,7 @@ async def test_a_real_bridge_call_is_recorded_as_it_happens(engine, tmp_path):
 
 # ---- the History page, run by Streamlit's own script runner (AppTest) -------------------------
 
+
 @pytest.fixture
 def page(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
@@ -482,6 +510,7 @@ def page(tmp_path, monkeypatch):
     db = tmp_path / "page" / "h.db"
     monkeypatch.setenv("REALTIME_HISTORY_DB", str(db))
     from realtime.history import close_process_stores, process_store
+
     store, notice = process_store()
     assert store is not None and notice is None
     yield store, AppTest.from_file(str(ROOT / "pages" / "3_History.py"), default_timeout=30)
@@ -514,7 +543,7 @@ def test_page_lists_searches_opens_exports_and_deletes(page):
     assert "No saved conversation mentions" in at.info[0].value
     at.text_input(key="history.search").input("").run()
 
-    at.button(key="history.open." + other).click().run()          # a damaged thumbnail is described
+    at.button(key="history.open." + other).click().run()  # a damaged thumbnail is described
     assert not at.exception
     assert any("could not be read" in m.value for m in [*at.markdown, *at.caption])
     at.button(key="history.back").click().run()
@@ -525,10 +554,10 @@ def test_page_lists_searches_opens_exports_and_deletes(page):
     for text in ("What time is it in Paris?", "It is noon in Paris.", "It looks red."):
         assert text in said, (text, said)
     assert any("get_datetime" in c.value.replace("\\", "") for c in at.caption)  # the tool call (markdown-escaped)
-    assert len(at.get("image")) == 1                                            # the camera frame
+    assert len(at.get("image")) == 1  # the camera frame
     labels = {b.label for b in at.get("download_button")}
     assert labels == {"Markdown", "JSON"}
-    assert [m.value for m in at.metric][2] == "2"                               # turns
+    assert [m.value for m in at.metric][2] == "2"  # turns
 
     at.button(key="history.delete_one").click().run()
     at.button(key="history.confirm_one.no").click().run()
@@ -561,13 +590,14 @@ def test_page_when_history_is_locked_says_so_and_does_not_crash(tmp_path, monkey
         holder.execute("ROLLBACK")
         holder.close()
         from realtime.history import close_process_stores
+
         close_process_stores()
     assert not at.exception
     assert "locked" in at.warning[0].value and "still work" in at.info[0].value
 
 
 def test_a_malformed_update_is_dropped_alone_and_recording_goes_on(store):
-    class Broken:                      # what a buggy producer might hand over
+    class Broken:  # what a buggy producer might hand over
         role, kind, id, final = "user", "text", "bad", True
 
         @property
@@ -587,7 +617,7 @@ def test_a_malformed_update_is_dropped_alone_and_recording_goes_on(store):
 
 def test_page_tells_a_call_in_progress_from_one_that_never_ended(page, tmp_path):
     store, at = page
-    crashed = HistoryStore(store.path)            # another process's recorder that died mid-call
+    crashed = HistoryStore(store.path)  # another process's recorder that died mid-call
     gone = crashed.recorder.start_conversation(settings(), started_at=time.time() - 60)
     crashed.recorder.listener(gone)(item("g1", "user", "I was cut off"))
     crashed.close()

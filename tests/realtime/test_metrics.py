@@ -23,9 +23,16 @@ def S(type_: str, **fields) -> dict:
 
 
 USAGE = {
-    "total_tokens": 1000, "input_tokens": 700, "output_tokens": 300,
-    "input_token_details": {"text_tokens": 100, "audio_tokens": 500, "image_tokens": 100, "cached_tokens": 250,
-                            "cached_tokens_details": {"text_tokens": 50, "audio_tokens": 200, "image_tokens": 0}},
+    "total_tokens": 1000,
+    "input_tokens": 700,
+    "output_tokens": 300,
+    "input_token_details": {
+        "text_tokens": 100,
+        "audio_tokens": 500,
+        "image_tokens": 100,
+        "cached_tokens": 250,
+        "cached_tokens_details": {"text_tokens": 50, "audio_tokens": 200, "image_tokens": 0},
+    },
     "output_token_details": {"text_tokens": 60, "audio_tokens": 240},
 }
 
@@ -43,19 +50,30 @@ def audio_delta(rid):
 
 
 def transcript_delta(rid):
-    return S("response.output_audio_transcript.delta", response_id=rid, item_id="a", output_index=0,
-             content_index=0, delta="Hi")
+    return S(
+        "response.output_audio_transcript.delta",
+        response_id=rid,
+        item_id="a",
+        output_index=0,
+        content_index=0,
+        delta="Hi",
+    )
 
 
 def response_done(rid, status="completed", output=None, usage=USAGE):
-    output = output if output is not None else [
-        {"id": "a", "type": "message", "role": "assistant", "status": "completed", "content": []}]
+    output = (
+        output
+        if output is not None
+        else [{"id": "a", "type": "message", "role": "assistant", "status": "completed", "content": []}]
+    )
     return S("response.done", response={"id": rid, "status": status, "output": output, "usage": usage})
 
 
 def typed(text):
-    event = {"type": "conversation.item.create",
-             "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}}
+    event = {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+    }
     _client.validate_python(event)
     return event
 
@@ -69,7 +87,8 @@ def test_usage_from_response_usage():
     assert u + u == UsageTotals(200, 1000, 200, 100, 400, 0, 120, 480, 2)
     assert UsageTotals.from_usage(None) == UsageTotals()
     assert UsageTotals.from_usage({"input_tokens": 9, "output_tokens": 4}) == UsageTotals(
-        input_text=9, output_text=4, responses=1)  # totals without breakdown count as text
+        input_text=9, output_text=4, responses=1
+    )  # totals without breakdown count as text
     assert UsageTotals.from_usage({"input_token_details": "junk", "output_tokens": -3}) == UsageTotals(responses=1)
 
 
@@ -81,8 +100,9 @@ def test_spoken_turn_latency():
     clock.feed(audio_delta("r1"), 10.5)
     clock.feed(transcript_delta("r1"), 10.6)
     (turn,) = clock.feed(response_done("r1"), 12.0)
-    assert turn == TurnMetrics("turn_1", 10.0, pytest.approx(400.0), pytest.approx(600.0),
-                               UsageTotals.from_usage(USAGE), "speech", "completed")
+    assert turn == TurnMetrics(
+        "turn_1", 10.0, pytest.approx(400.0), pytest.approx(600.0), UsageTotals.from_usage(USAGE), "speech", "completed"
+    )
     assert clock.usage == UsageTotals.from_usage(USAGE)
 
 
@@ -90,8 +110,10 @@ def test_typed_text_turn_in_text_mode_has_no_audio():
     clock = TurnClock()
     clock.feed(typed("hello"), 5.0)
     clock.feed(created("r1"), 5.01)
-    clock.feed(S("response.output_text.delta", response_id="r1", item_id="a", output_index=0, content_index=0,
-                 delta="Hi"), 5.25)
+    clock.feed(
+        S("response.output_text.delta", response_id="r1", item_id="a", output_index=0, content_index=0, delta="Hi"),
+        5.25,
+    )
     (turn,) = clock.feed(response_done("r1"), 5.5)
     assert (turn.trigger, turn.first_audio_ms, turn.first_text_ms) == ("text", None, pytest.approx(250.0))
 
@@ -100,8 +122,16 @@ def test_tool_turn_spans_the_follow_up_response_and_sums_usage():
     clock = TurnClock()
     clock.feed(typed("delayed add 2 and 5"), 0.0)
     clock.feed(created("r1"), 0.1)
-    call = [{"id": "fc", "type": "function_call", "call_id": "c1", "name": "delayed_add", "arguments": "{}",
-             "status": "completed"}]
+    call = [
+        {
+            "id": "fc",
+            "type": "function_call",
+            "call_id": "c1",
+            "name": "delayed_add",
+            "arguments": "{}",
+            "status": "completed",
+        }
+    ]
     assert clock.feed(response_done("r1", output=call), 0.5) == ()  # waits for the follow-up
     clock.feed(created("r2"), 1.6)
     clock.feed(audio_delta("r2"), 1.9)
@@ -137,17 +167,33 @@ def test_barge_in_completes_the_old_turn_as_cancelled_and_times_the_new_one():
 
 def test_unprompted_response_is_its_own_turn_and_junk_is_ignored():
     clock = TurnClock()
-    for junk in ("x", {"type": "response.done"}, {"type": "response.done", "response": "no"}, {},
-                 {"type": "response.output_audio.delta", "response_id": "zz"}):
+    for junk in (
+        "x",
+        {"type": "response.done"},
+        {"type": "response.done", "response": "no"},
+        {},
+        {"type": "response.output_audio.delta", "response_id": "zz"},
+    ):
         assert clock.feed(junk, 0.0) == ()
     clock.feed(created("r1"), 1.0)
     clock.feed(audio_delta("r1"), 1.2)
     (turn,) = clock.feed(response_done("r1", usage=None), 2.0)
-    assert (turn.trigger, turn.first_audio_ms, turn.usage) == ("response", pytest.approx(200.0), UsageTotals(responses=1))
+    assert (turn.trigger, turn.first_audio_ms, turn.usage) == (
+        "response",
+        pytest.approx(200.0),
+        UsageTotals(responses=1),
+    )
 
 
-AUDIO_OUT = [{"id": "a", "type": "message", "role": "assistant", "status": "completed",
-              "content": [{"type": "output_audio", "transcript": "Hi there"}]}]
+AUDIO_OUT = [
+    {
+        "id": "a",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_audio", "transcript": "Hi there"}],
+    }
+]
 
 
 def test_webrtc_spoken_turn_completes_at_its_first_audio_even_after_response_done():
@@ -159,8 +205,11 @@ def test_webrtc_spoken_turn_completes_at_its_first_audio_even_after_response_don
     assert clock.feed(response_done("r1", output=AUDIO_OUT), 10.3) == ()  # no audio yet: held
     assert clock.usage.responses == 1  # usage is counted at once all the same
     (turn,) = clock.feed(S("output_audio_buffer.started", response_id="r1"), 10.9)
-    assert (turn.turn_id, turn.first_audio_ms, turn.first_text_ms) == ("turn_1", pytest.approx(900.0),
-                                                                         pytest.approx(200.0))
+    assert (turn.turn_id, turn.first_audio_ms, turn.first_text_ms) == (
+        "turn_1",
+        pytest.approx(900.0),
+        pytest.approx(200.0),
+    )
     assert turn.usage == UsageTotals.from_usage(USAGE)
     assert clock.feed(S("output_audio_buffer.stopped", response_id="r1"), 12.0) == ()  # reported once
 
@@ -193,8 +242,15 @@ def test_a_response_without_audio_completes_at_response_done():
     clock = TurnClock(audio_grace_s=5.0)
     clock.feed(typed("hi"), 0.0)
     clock.feed(created("r1"), 0.1)
-    text_only = [{"id": "a", "type": "message", "role": "assistant", "status": "completed",
-                  "content": [{"type": "output_text", "text": "Hi"}]}]
+    text_only = [
+        {
+            "id": "a",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "Hi"}],
+        }
+    ]
     (turn,) = clock.feed(response_done("r1", output=text_only), 0.5)
     assert turn.first_audio_ms is None and turn.trigger == "text"
 
@@ -206,8 +262,15 @@ def test_price_table_and_cost():
     assert price_for("localengine") is None
     u = UsageTotals.from_usage(USAGE)
     p = PRICES["gpt-realtime"]
-    expected = (50 * p.text_in + 50 * p.text_cached_in + 300 * p.audio_in + 200 * p.audio_cached_in
-                + 100 * p.image_in + 60 * p.text_out + 240 * p.audio_out) / 1e6
+    expected = (
+        50 * p.text_in
+        + 50 * p.text_cached_in
+        + 300 * p.audio_in
+        + 200 * p.audio_cached_in
+        + 100 * p.image_in
+        + 60 * p.text_out
+        + 240 * p.audio_out
+    ) / 1e6
     assert estimate_cost(u, "gpt-realtime") == pytest.approx(expected)
     # a concrete figure a person can check by hand against the table: 1M output audio tokens
     assert estimate_cost(UsageTotals(output_audio=1_000_000), "gpt-realtime") == pytest.approx(64.0)

@@ -20,10 +20,15 @@ def presets(tmp_path):
 
 def custom() -> Settings:
     return Settings(api_key=KEY).replace(
-        model="gpt-realtime-mini", voice="cedar", instructions="Speak like a pirate.\nKeep it short.",
-        turn_detection={"mode": "semantic_vad", "eagerness": "high"}, transcription_model="whisper-1",
-        output_modalities="text", camera={"enabled": False, "interval_s": 5.0, "detail": "low"},
-        tools=("echo_upper",))
+        model="gpt-realtime-mini",
+        voice="cedar",
+        instructions="Speak like a pirate.\nKeep it short.",
+        turn_detection={"mode": "semantic_vad", "eagerness": "high"},
+        transcription_model="whisper-1",
+        output_modalities="text",
+        camera={"enabled": False, "interval_s": 5.0, "detail": "low"},
+        tools=("echo_upper",),
+    )
 
 
 def comparable(s: Settings) -> Settings:
@@ -33,7 +38,7 @@ def comparable(s: Settings) -> Settings:
 def test_a_saved_preset_loads_back_exactly_and_survives_a_new_store(presets, tmp_path):
     presets.save("Pirate", custom())
     again = PresetStore(tmp_path / "presets.json")
-    loaded, warnings = again.load("pirate", Settings())        # names are case-insensitive
+    loaded, warnings = again.load("pirate", Settings())  # names are case-insensitive
     assert warnings == ()
     assert comparable(loaded) == comparable(custom())
     assert "Pirate" in again.names()
@@ -92,12 +97,29 @@ def test_bad_names_are_refused_with_a_message(presets, name):
 
 
 def test_a_preset_with_wrong_and_missing_fields_loads_what_is_valid(presets, tmp_path):
-    (tmp_path / "presets.json").write_text(json.dumps({"version": 1, "presets": [
-        {"name": "Half broken", "settings": {
-            "voice": "sage", "threshold": "banana", "camera": True, "tools": ["get_datetime", "format_disk"],
-            "turn": 7, "api_key": "sk-smuggled", "colour": "red", "camera_interval": 4}},
-        {"name": "Empty"},
-    ]}))
+    (tmp_path / "presets.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "presets": [
+                    {
+                        "name": "Half broken",
+                        "settings": {
+                            "voice": "sage",
+                            "threshold": "banana",
+                            "camera": True,
+                            "tools": ["get_datetime", "format_disk"],
+                            "turn": 7,
+                            "api_key": "sk-smuggled",
+                            "colour": "red",
+                            "camera_interval": 4,
+                        },
+                    },
+                    {"name": "Empty"},
+                ],
+            }
+        )
+    )
     base = Settings().replace(camera={"enabled": False})
     loaded, warnings = presets.load("Half broken", base)
     assert loaded.voice == "sage" and loaded.camera.enabled is True and loaded.camera.interval_s == 4.0
@@ -111,14 +133,24 @@ def test_a_preset_with_wrong_and_missing_fields_loads_what_is_valid(presets, tmp
 
 
 def test_broken_entries_are_skipped_and_named_the_rest_still_list(presets, tmp_path):
-    (tmp_path / "presets.json").write_text(json.dumps({"presets": [
-        "not an object", {"name": ""}, {"name": "Concise assistant", "settings": {"voice": "ash"}},
-        {"name": "Good", "settings": {"voice": "ash"}}, {"name": "good", "settings": {}}, {"settings": {}},
-    ]}))
+    (tmp_path / "presets.json").write_text(
+        json.dumps(
+            {
+                "presets": [
+                    "not an object",
+                    {"name": ""},
+                    {"name": "Concise assistant", "settings": {"voice": "ash"}},
+                    {"name": "Good", "settings": {"voice": "ash"}},
+                    {"name": "good", "settings": {}},
+                    {"settings": {}},
+                ]
+            }
+        )
+    )
     assert presets.names()[3:] == ("Good",)
     assert presets.notice and "entry 1" in presets.notice and "already taken" in presets.notice
     loaded, _ = presets.load("Concise assistant", Settings())
-    assert loaded.voice == "marin"                        # the built-in, not the impostor
+    assert loaded.voice == "marin"  # the built-in, not the impostor
 
 
 def test_a_corrupt_file_is_moved_aside_and_builtins_keep_working(presets, tmp_path):
@@ -128,7 +160,7 @@ def test_a_corrupt_file_is_moved_aside_and_builtins_keep_working(presets, tmp_pa
     asides = list(tmp_path.glob("presets.json.corrupt-*"))
     assert len(asides) == 1 and asides[0].read_text() == junk
     assert "moved aside" in presets.notice and asides[0].name in presets.notice
-    presets.save("Fresh", custom())                         # and saving works again
+    presets.save("Fresh", custom())  # and saving works again
     assert "Fresh" in presets.names()
     assert asides[0].read_text() == junk
 
@@ -174,6 +206,7 @@ def test_an_unwritable_location_is_a_message(tmp_path):
 
 # ---- the sidebar panel, run by Streamlit's own script runner (AppTest) ------------------------
 
+
 def _panel_app():
     import streamlit as st
 
@@ -186,8 +219,10 @@ def _panel_app():
     if chosen is not None:
         st.session_state["current"] = chosen
     now = st.session_state["current"]
-    st.write(f"voice={now.voice} camera={now.camera.enabled} tools={','.join(now.tools) or 'none'} "
-             f"key={'yes' if now.api_key else 'no'}")
+    st.write(
+        f"voice={now.voice} camera={now.camera.enabled} tools={','.join(now.tools) or 'none'} "
+        f"key={'yes' if now.api_key else 'no'}"
+    )
 
 
 @pytest.fixture
@@ -214,7 +249,7 @@ def test_panel_a_share_link_sets_up_the_session_and_names_what_it_ignored(panel)
     assert "'key'" in warning and "threshold" in warning and "sk-evil" not in warning
     (link,) = panel.sidebar.code
     assert "voice=ash" in link.value and "camera=off" in link.value and "key=" not in link.value.replace("_key", "")
-    panel.run()                                                  # applied once, not on every rerun
+    panel.run()  # applied once, not on every rerun
     assert _state(panel).startswith("voice=ash")
 
 
@@ -223,15 +258,15 @@ def test_panel_load_save_and_delete_with_confirmation(panel, tmp_path):
     panel.sidebar.selectbox(key="presets.selected").select("Tool demo").run()
     panel.sidebar.button(key="presets.load").click().run()
     assert "voice=verse" in _state(panel) and "delayed_add" in _state(panel)
-    assert panel.sidebar.button(key="presets.delete").disabled           # built-ins cannot be deleted
+    assert panel.sidebar.button(key="presets.delete").disabled  # built-ins cannot be deleted
     panel.sidebar.text_input(key="presets.new_name").input("My demo")
-    panel.sidebar.button[-1].click().run()                                  # "Save preset"
+    panel.sidebar.button[-1].click().run()  # "Save preset"
     assert any("Saved preset “My demo”" in s.value for s in panel.sidebar.success)
     assert panel.sidebar.selectbox(key="presets.selected").value == "My demo"
     assert "My demo" in PresetStore(tmp_path / "data" / "presets.json").names()
     panel.sidebar.button(key="presets.delete").click().run()
     assert any("Delete the preset “My demo”" in w.value for w in panel.sidebar.warning)
-    panel.sidebar.button(key="presets.confirm_no").click().run()           # cancel keeps it
+    panel.sidebar.button(key="presets.confirm_no").click().run()  # cancel keeps it
     assert "My demo" in PresetStore(tmp_path / "data" / "presets.json").names()
     panel.sidebar.button(key="presets.delete").click().run()
     panel.sidebar.button(key="presets.confirm_yes").click().run()

@@ -88,7 +88,9 @@ def test_every_media_section_gets_transport_attributes_and_direction(where):
         assert line in fixed.split("\r\n")
     # idempotent and leaves complete answers alone
     assert normalize_answer(offer, fixed) == fixed
-    assert normalize_answer(offer, answer).split("\r\n") == [l for l in answer.replace("\r\n", "\n").split("\n") if l] + [""]
+    assert normalize_answer(offer, answer).split("\r\n") == [
+        l for l in answer.replace("\r\n", "\n").split("\n") if l
+    ] + [""]
 
 
 @pytest.mark.parametrize(
@@ -126,9 +128,7 @@ async def test_normalized_documented_answer_connects_and_carries_audio_both_ways
         fixed = normalize_answer(caller.localDescription.sdp, shaped)
         await caller.setRemoteDescription(RTCSessionDescription(sdp=fixed, type="answer"))
         assert caller.getTransceivers()[0].currentDirection == "sendrecv"
-        await asyncio.wait_for(
-            asyncio.gather(*(event.wait() for event in got.values())), timeout=10
-        )
+        await asyncio.wait_for(asyncio.gather(*(event.wait() for event in got.values())), timeout=10)
     finally:
         await caller.close()
         await callee.close()

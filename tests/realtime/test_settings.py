@@ -108,8 +108,14 @@ def test_every_env_name_is_read():
 
 def test_secrets_win_over_env_and_may_be_typed_toml_values():
     env = {"OPENAI_API_KEY": "sk-from-env-000000", "REALTIME_VOICE": "ash", "REALTIME_MAX_IMAGES": "5"}
-    secrets = {"OPENAI_API_KEY": KEY, "REALTIME_VOICE": "coral", "REALTIME_CAMERA": False, "REALTIME_MAX_IMAGES": 4,
-               "REALTIME_TOOLS": ["get_datetime"], "other_section": {"x": 1}}
+    secrets = {
+        "OPENAI_API_KEY": KEY,
+        "REALTIME_VOICE": "coral",
+        "REALTIME_CAMERA": False,
+        "REALTIME_MAX_IMAGES": 4,
+        "REALTIME_TOOLS": ["get_datetime"],
+        "other_section": {"x": 1},
+    }
     s = Settings.from_env(env, secrets)
     assert s.api_key == KEY
     assert s.voice == "coral"
@@ -223,8 +229,9 @@ def test_session_payload_variants_are_valid():
     td = validated(semantic.session_payload()).audio.input.turn_detection
     assert isinstance(td, SemanticVad) and td.eagerness == "low"
 
-    push_to_talk = base.replace(turn_detection={"mode": "none"}, transcription_model="", output_modalities="text",
-                                tools=())
+    push_to_talk = base.replace(
+        turn_detection={"mode": "none"}, transcription_model="", output_modalities="text", tools=()
+    )
     payload = push_to_talk.session_payload()
     model = validated(payload)
     assert payload["audio"]["input"]["turn_detection"] is None  # explicit null turns VAD off mid-call
@@ -253,8 +260,15 @@ def test_tool_schemas_are_derived_not_written():
 def test_restart_required_names_only_restart_fields():
     a = Settings()
     assert restart_required(a, a) == ()
-    live = a.replace(voice="ash", instructions="x", turn_detection={"mode": "none"}, tools=(),
-                     transcription_model="", output_modalities="text", camera={"enabled": False})
+    live = a.replace(
+        voice="ash",
+        instructions="x",
+        turn_detection={"mode": "none"},
+        tools=(),
+        transcription_model="",
+        output_modalities="text",
+        camera={"enabled": False},
+    )
     assert restart_required(a, live) == ()
     assert set(live_changes(a, live)) == set(LIVE_FIELDS)
     assert restart_required(a, a.replace(model="gpt-realtime-mini")) == ("model",)

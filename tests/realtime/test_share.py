@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from realtime.settings import MODELS, TRANSCRIPTION_MODELS, VOICES, CameraSettings, Settings, TurnDetection
 from realtime.share import PARAM_NAMES, settings_from_query, settings_to_query, share_url
@@ -56,7 +58,7 @@ def test_any_setup_round_trips_through_the_link_and_never_carries_the_key(s):
     restored, warnings = settings_from_query(query, BASE)
     assert warnings == ()
     assert shareable(restored) == shareable(s)
-    assert restored.api_key == ""            # the receiver's own key (none here), not the sender's
+    assert restored.api_key == ""  # the receiver's own key (none here), not the sender's
 
 
 @hsettings(max_examples=50, deadline=None)
@@ -72,14 +74,31 @@ def test_the_url_form_round_trips_too(s):
 
 
 def test_the_encoding_is_readable_and_stable():
-    s = BASE.replace(voice="cedar", instructions="Be brief.", turn_detection={"mode": "none"},
-                     camera={"enabled": False, "interval_s": 2.5}, tools=("get_datetime", "echo_upper"),
-                     transcription_model="")
+    s = BASE.replace(
+        voice="cedar",
+        instructions="Be brief.",
+        turn_detection={"mode": "none"},
+        camera={"enabled": False, "interval_s": 2.5},
+        tools=("get_datetime", "echo_upper"),
+        transcription_model="",
+    )
     assert settings_to_query(s) == {
-        "v": "1", "model": "gpt-realtime", "voice": "cedar", "instructions": "Be brief.",
-        "turn": "push_to_talk", "threshold": "0.5", "silence_ms": "500", "padding_ms": "300",
-        "eagerness": "auto", "transcription": "off", "output": "audio", "camera": "off",
-        "camera_interval": "2.5", "camera_max": "1024", "camera_detail": "auto", "max_images": "3",
+        "v": "1",
+        "model": "gpt-realtime",
+        "voice": "cedar",
+        "instructions": "Be brief.",
+        "turn": "push_to_talk",
+        "threshold": "0.5",
+        "silence_ms": "500",
+        "padding_ms": "300",
+        "eagerness": "auto",
+        "transcription": "off",
+        "output": "audio",
+        "camera": "off",
+        "camera_interval": "2.5",
+        "camera_max": "1024",
+        "camera_detail": "auto",
+        "max_images": "3",
         "tools": "get_datetime,echo_upper",
     }
     assert tuple(settings_to_query(s)) == PARAM_NAMES
@@ -90,14 +109,21 @@ def test_the_encoding_is_readable_and_stable():
 
 def test_a_key_or_an_endpoint_in_the_link_is_ignored_with_a_warning():
     restored, warnings = settings_from_query(
-        {"api_key": "sk-evil", "key": "sk-evil2", "OPENAI_API_KEY": "sk-evil3",
-         "base_url": "https://evil.example/v1", "voice": "ash"}, BASE)
+        {
+            "api_key": "sk-evil",
+            "key": "sk-evil2",
+            "OPENAI_API_KEY": "sk-evil3",
+            "base_url": "https://evil.example/v1",
+            "voice": "ash",
+        },
+        BASE,
+    )
     assert restored.api_key == "" and restored.base_url is None
     assert restored.voice == "ash"
     assert len(warnings) == 4
     assert sum("never carries an API key" in w for w in warnings) == 3
     assert any("endpoint" in w for w in warnings)
-    assert not any("sk-evil" in w for w in warnings)        # the value is not echoed back
+    assert not any("sk-evil" in w for w in warnings)  # the value is not echoed back
 
 
 def test_the_receivers_own_key_is_kept():
@@ -108,26 +134,53 @@ def test_the_receivers_own_key_is_kept():
 
 def test_junk_values_are_ignored_one_by_one_and_the_rest_applies():
     params = {
-        "voice": "robot", "threshold": "1.7", "silence_ms": "abc", "padding_ms": "12.5",
-        "camera": "maybe", "camera_interval": "nan", "camera_max": "99999", "output": "smell",
-        "turn": "telepathy", "eagerness": "very", "instructions": "   ", "model": "bad model!",
-        "transcription": "<script>", "tools": "get_datetime,rm_rf,echo_upper", "wat": "1",
-        "camera_detail": "high", "max_images": "7",
+        "voice": "robot",
+        "threshold": "1.7",
+        "silence_ms": "abc",
+        "padding_ms": "12.5",
+        "camera": "maybe",
+        "camera_interval": "nan",
+        "camera_max": "99999",
+        "output": "smell",
+        "turn": "telepathy",
+        "eagerness": "very",
+        "instructions": "   ",
+        "model": "bad model!",
+        "transcription": "<script>",
+        "tools": "get_datetime,rm_rf,echo_upper",
+        "wat": "1",
+        "camera_detail": "high",
+        "max_images": "7",
     }
     restored, warnings = settings_from_query(params, BASE)
     # the valid ones were applied
     assert restored.camera.detail == "high" and restored.camera.max_images == 7
     assert restored.tools == ("get_datetime", "echo_upper")
     # everything else kept its value
-    assert shareable(restored) == shareable(BASE.replace(camera={"detail": "high", "max_images": 7},
-                                                           tools=("get_datetime", "echo_upper")))
+    assert shareable(restored) == shareable(
+        BASE.replace(camera={"detail": "high", "max_images": 7}, tools=("get_datetime", "echo_upper"))
+    )
     text = "\n".join(warnings)
-    for name in ("voice", "threshold", "silence_ms", "padding_ms", "camera", "camera_interval",
-                 "camera_max", "output", "turn", "eagerness", "instructions", "model",
-                 "transcription", "rm_rf", "wat"):
+    for name in (
+        "voice",
+        "threshold",
+        "silence_ms",
+        "padding_ms",
+        "camera",
+        "camera_interval",
+        "camera_max",
+        "output",
+        "turn",
+        "eagerness",
+        "instructions",
+        "model",
+        "transcription",
+        "rm_rf",
+        "wat",
+    ):
         assert name in text, name
     assert len(warnings) == 15
-    assert "Voice must be one of" in text         # the settings' own words say what is accepted
+    assert "Voice must be one of" in text  # the settings' own words say what is accepted
 
 
 def test_repeated_params_use_the_last_value_and_say_so():

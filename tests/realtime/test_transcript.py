@@ -35,13 +35,25 @@ def C(type_: str, **fields) -> dict:
 
 
 def user_audio(item_id, transcript=None):
-    return {"id": item_id, "type": "message", "role": "user", "status": "completed", "object": "realtime.item",
-            "content": [{"type": "input_audio", "transcript": transcript}]}
+    return {
+        "id": item_id,
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "object": "realtime.item",
+        "content": [{"type": "input_audio", "transcript": transcript}],
+    }
 
 
 def assistant(item_id, status="in_progress", content=()):
-    return {"id": item_id, "type": "message", "role": "assistant", "status": status, "object": "realtime.item",
-            "content": list(content)}
+    return {
+        "id": item_id,
+        "type": "message",
+        "role": "assistant",
+        "status": status,
+        "object": "realtime.item",
+        "content": list(content),
+    }
 
 
 def added(item, prev=None):
@@ -92,13 +104,28 @@ def test_spoken_turn_user_transcript_then_assistant_audio_transcript():
     a = by_id(t)["a1"]
     assert (a.role, a.kind, a.text, a.final) == ("assistant", "audio", "It is blue", False)
 
-    newly = t.apply(S("conversation.item.input_audio_transcription.completed", item_id="u1", content_index=0,
-                      transcript=" What colour is this? ", usage={"type": "duration", "seconds": 1.2}))
+    newly = t.apply(
+        S(
+            "conversation.item.input_audio_transcription.completed",
+            item_id="u1",
+            content_index=0,
+            transcript=" What colour is this? ",
+            usage={"type": "duration", "seconds": 1.2},
+        )
+    )
     assert [i.id for i in newly] == ["u1"]
     assert by_id(t)["u1"].text == "What colour is this?" and by_id(t)["u1"].final
 
-    newly = t.apply(S("response.output_audio_transcript.done", item_id="a1", response_id="resp_1", output_index=0,
-                      content_index=0, transcript="It is blue."))
+    newly = t.apply(
+        S(
+            "response.output_audio_transcript.done",
+            item_id="a1",
+            response_id="resp_1",
+            output_index=0,
+            content_index=0,
+            transcript="It is blue.",
+        )
+    )
     assert [(i.id, i.text, i.final) for i in newly] == [("a1", "It is blue.", True)]
     assert ids(t) == ["u1", "a1"]
     # later events about a final item change nothing visible
@@ -115,8 +142,14 @@ def test_without_transcription_user_audio_is_final_at_once():
 def test_transcription_failed_finalizes_with_a_note():
     t = Transcript()
     t.apply(added(user_audio("u1")))
-    newly = t.apply(S("conversation.item.input_audio_transcription.failed", item_id="u1", content_index=0,
-                      error={"message": "bad audio", "type": "transcription_error"}))
+    newly = t.apply(
+        S(
+            "conversation.item.input_audio_transcription.failed",
+            item_id="u1",
+            content_index=0,
+            error={"message": "bad audio", "type": "transcription_error"},
+        )
+    )
     assert [(i.text, i.final) for i in newly] == [(TRANSCRIPTION_FAILED_TEXT, True)]
 
 
@@ -135,30 +168,94 @@ def test_text_reply_deltas_then_done():
     t.apply(delta("text", "a1", "Sev"))
     t.apply(delta("text", "a1", "en"))
     assert (by_id(t)["a1"].kind, by_id(t)["a1"].text, by_id(t)["a1"].final) == ("text", "Seven", False)
-    t.apply(S("response.output_text.done", item_id="a1", response_id="resp_1", output_index=0, content_index=0,
-              text="Seven."))
+    t.apply(
+        S(
+            "response.output_text.done",
+            item_id="a1",
+            response_id="resp_1",
+            output_index=0,
+            content_index=0,
+            text="Seven.",
+        )
+    )
     assert (by_id(t)["a1"].text, by_id(t)["a1"].final) == ("Seven.", True)
 
 
 def test_beta_event_names_are_accepted():
     t = Transcript()
-    t.apply({"type": "conversation.item.created", "event_id": "e1", "previous_item_id": None,
-             "item": {"id": "a1", "type": "message", "role": "assistant", "status": "in_progress", "content": []}})
-    t.apply({"type": "response.audio_transcript.delta", "event_id": "e2", "item_id": "a1", "response_id": "r",
-             "output_index": 0, "content_index": 0, "delta": "Hi"})
-    t.apply({"type": "response.audio_transcript.done", "event_id": "e3", "item_id": "a1", "response_id": "r",
-             "output_index": 0, "content_index": 0, "transcript": "Hi!"})
-    t.apply({"type": "response.text.delta", "event_id": "e4", "item_id": "a2", "response_id": "r",
-             "output_index": 1, "content_index": 0, "delta": "typed"})
-    t.apply({"type": "response.text.done", "event_id": "e5", "item_id": "a2", "response_id": "r",
-             "output_index": 1, "content_index": 0, "text": "typed."})
+    t.apply(
+        {
+            "type": "conversation.item.created",
+            "event_id": "e1",
+            "previous_item_id": None,
+            "item": {"id": "a1", "type": "message", "role": "assistant", "status": "in_progress", "content": []},
+        }
+    )
+    t.apply(
+        {
+            "type": "response.audio_transcript.delta",
+            "event_id": "e2",
+            "item_id": "a1",
+            "response_id": "r",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": "Hi",
+        }
+    )
+    t.apply(
+        {
+            "type": "response.audio_transcript.done",
+            "event_id": "e3",
+            "item_id": "a1",
+            "response_id": "r",
+            "output_index": 0,
+            "content_index": 0,
+            "transcript": "Hi!",
+        }
+    )
+    t.apply(
+        {
+            "type": "response.text.delta",
+            "event_id": "e4",
+            "item_id": "a2",
+            "response_id": "r",
+            "output_index": 1,
+            "content_index": 0,
+            "delta": "typed",
+        }
+    )
+    t.apply(
+        {
+            "type": "response.text.done",
+            "event_id": "e5",
+            "item_id": "a2",
+            "response_id": "r",
+            "output_index": 1,
+            "content_index": 0,
+            "text": "typed.",
+        }
+    )
     # beta content part names: "text" / "audio"
-    t.apply({"type": "conversation.item.created", "event_id": "e6", "previous_item_id": "a2",
-             "item": {"id": "a3", "type": "message", "role": "assistant", "status": "completed",
-                      "content": [{"type": "audio", "transcript": "beta audio"}]}})
+    t.apply(
+        {
+            "type": "conversation.item.created",
+            "event_id": "e6",
+            "previous_item_id": "a2",
+            "item": {
+                "id": "a3",
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "audio", "transcript": "beta audio"}],
+            },
+        }
+    )
     items = by_id(t)
     assert [(i.kind, i.text, i.final) for i in t.snapshot()] == [
-        ("audio", "Hi!", True), ("text", "typed.", True), ("audio", "beta audio", True)]
+        ("audio", "Hi!", True),
+        ("text", "typed.", True),
+        ("audio", "beta audio", True),
+    ]
     assert items["a1"].role == "assistant"
 
 
@@ -168,19 +265,35 @@ def test_response_done_finalizes_partial_items_of_that_response_only():
     t.apply(delta("audio", "a1", "Once upon", response_id="resp_1"))
     t.apply(added(assistant("a2"), prev="a1"))
     t.apply(delta("audio", "a2", "other", response_id="resp_2"))
-    newly = t.apply(S("response.done", response={
-        "id": "resp_1", "object": "realtime.response", "status": "cancelled",
-        "status_details": {"type": "cancelled", "reason": "turn_detected"},
-        "output": [assistant("a1", "incomplete", [{"type": "output_audio", "transcript": None}])]}))
+    newly = t.apply(
+        S(
+            "response.done",
+            response={
+                "id": "resp_1",
+                "object": "realtime.response",
+                "status": "cancelled",
+                "status_details": {"type": "cancelled", "reason": "turn_detected"},
+                "output": [assistant("a1", "incomplete", [{"type": "output_audio", "transcript": None}])],
+            },
+        )
+    )
     assert [(i.id, i.text, i.final) for i in newly] == [("a1", "Once upon", True)]
     assert not by_id(t)["a2"].final
 
 
 def test_failed_response_adds_an_error_item():
     t = Transcript()
-    t.apply(S("response.done", response={
-        "id": "resp_9", "status": "failed",
-        "status_details": {"type": "failed", "error": {"type": "server_error", "code": "boom"}}, "output": []}))
+    t.apply(
+        S(
+            "response.done",
+            response={
+                "id": "resp_9",
+                "status": "failed",
+                "status_details": {"type": "failed", "error": {"type": "server_error", "code": "boom"}},
+                "output": [],
+            },
+        )
+    )
     (e,) = t.snapshot()
     assert (e.role, e.kind, e.final) == ("error", "text", True)
     assert "provider" in e.text.lower()
@@ -195,8 +308,12 @@ def test_order_follows_previous_item_id_not_arrival():
     t.apply(added(assistant("a1"), prev="u1"))
     t.apply(added(user_audio("u2"), prev="a1"))
     # an item inserted after u1 (e.g. a client item with previous_item_id) goes between u1 and a1
-    t.apply(added({"id": "x1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
-                  prev="u1"))
+    t.apply(
+        added(
+            {"id": "x1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+            prev="u1",
+        )
+    )
     assert ids(t) == ["u1", "x1", "a1", "u2"]
 
 
@@ -233,8 +350,12 @@ def test_unknown_previous_item_appends():
 
 def test_typed_text_from_client_then_server_echo_is_one_item():
     t = Transcript()
-    item = {"id": "msg_typed_1", "type": "message", "role": "user",
-            "content": [{"type": "input_text", "text": "delayed add 2 and 5"}]}
+    item = {
+        "id": "msg_typed_1",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_text", "text": "delayed add 2 and 5"}],
+    }
     newly = t.apply(C("conversation.item.create", item=item))
     assert [(i.role, i.kind, i.text, i.final) for i in newly] == [("user", "text", "delayed add 2 and 5", True)]
     t.apply(added({**item, "status": "completed"}))
@@ -243,11 +364,24 @@ def test_typed_text_from_client_then_server_echo_is_one_item():
 
 def test_client_item_without_id_is_matched_to_the_server_echo():
     t = Transcript()
-    t.apply(C("conversation.item.create", item={"type": "message", "role": "user",
-                                                "content": [{"type": "input_text", "text": "hello"}]}))
+    t.apply(
+        C(
+            "conversation.item.create",
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]},
+        )
+    )
     local_id = ids(t)[0]
-    t.apply(added({"id": "item_srv", "type": "message", "role": "user", "status": "completed",
-                   "content": [{"type": "input_text", "text": "hello"}]}))
+    t.apply(
+        added(
+            {
+                "id": "item_srv",
+                "type": "message",
+                "role": "user",
+                "status": "completed",
+                "content": [{"type": "input_text", "text": "hello"}],
+            }
+        )
+    )
     assert ids(t) == ["item_srv"] != [local_id]
     assert by_id(t)["item_srv"].text == "hello"
 
@@ -255,8 +389,12 @@ def test_client_item_without_id_is_matched_to_the_server_echo():
 def test_image_sent_by_client_shows_a_thumbnail_and_survives_deletion():
     t = Transcript()
     url = jpeg_data_url((0, 0, 255), (640, 480))
-    item = {"id": "img_1", "type": "message", "role": "user",
-            "content": [{"type": "input_image", "image_url": url, "detail": "auto"}]}
+    item = {
+        "id": "img_1",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_image", "image_url": url, "detail": "auto"}],
+    }
     newly = t.apply(C("conversation.item.create", item=item))
     (img,) = newly
     assert (img.role, img.kind, img.final) == ("user", "image", True)
@@ -265,8 +403,17 @@ def test_image_sent_by_client_shows_a_thumbnail_and_survives_deletion():
     r, g, b = thumb.convert("RGB").getpixel((10, 10))
     assert b > 200 and r < 60 and g < 60  # still blue
     # the server's echo without the image data keeps the thumbnail
-    t.apply(added({"id": "img_1", "type": "message", "role": "user", "status": "completed",
-                   "content": [{"type": "input_image", "detail": "auto"}]}))
+    t.apply(
+        added(
+            {
+                "id": "img_1",
+                "type": "message",
+                "role": "user",
+                "status": "completed",
+                "content": [{"type": "input_image", "detail": "auto"}],
+            }
+        )
+    )
     assert by_id(t)["img_1"].image_thumb == img.image_thumb
     # the app deletes old images to bound cost; the user still sees what was sent
     t.apply(S("conversation.item.deleted", item_id="img_1"))
@@ -276,8 +423,17 @@ def test_image_sent_by_client_shows_a_thumbnail_and_survives_deletion():
 def test_image_with_text_and_small_image_kept_as_is():
     t = Transcript()
     url = jpeg_data_url((255, 0, 0), (64, 48))
-    t.apply(C("conversation.item.create", item={"id": "m", "type": "message", "role": "user", "content": [
-        {"type": "input_text", "text": "what is this?"}, {"type": "input_image", "image_url": url}]}))
+    t.apply(
+        C(
+            "conversation.item.create",
+            item={
+                "id": "m",
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "what is this?"}, {"type": "input_image", "image_url": url}],
+            },
+        )
+    )
     (i,) = t.snapshot()
     assert (i.kind, i.text) == ("image", "what is this?")
     assert i.image_thumb == base64.b64decode(url.split(",", 1)[1])
@@ -285,8 +441,17 @@ def test_image_with_text_and_small_image_kept_as_is():
 
 def test_broken_image_is_shown_as_text_not_an_exception():
     t = Transcript()
-    t.apply(C("conversation.item.create", item={"id": "bad", "type": "message", "role": "user", "content": [
-        {"type": "input_image", "image_url": "data:image/jpeg;base64,bm90IGFuIGltYWdl"}]}))
+    t.apply(
+        C(
+            "conversation.item.create",
+            item={
+                "id": "bad",
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_image", "image_url": "data:image/jpeg;base64,bm90IGFuIGltYWdl"}],
+            },
+        )
+    )
     (i,) = t.snapshot()
     assert (i.kind, i.image_thumb, i.text) == ("image", None, "(image could not be shown)")
 
@@ -296,27 +461,68 @@ def test_broken_image_is_shown_as_text_not_an_exception():
 
 def test_function_call_with_arguments_and_result():
     t = Transcript()
-    t.apply(added({"id": "u1", "type": "message", "role": "user", "content": [
-        {"type": "input_text", "text": "delayed add 2 and 5"}]}))
-    call = {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "delayed_add", "arguments": "",
-            "status": "in_progress", "object": "realtime.item"}
+    t.apply(
+        added(
+            {
+                "id": "u1",
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "delayed add 2 and 5"}],
+            }
+        )
+    )
+    call = {
+        "id": "fc_1",
+        "type": "function_call",
+        "call_id": "call_1",
+        "name": "delayed_add",
+        "arguments": "",
+        "status": "in_progress",
+        "object": "realtime.item",
+    }
     t.apply(S("response.output_item.added", item=call, response_id="resp_1", output_index=0))
     t.apply(added(call, prev="u1"))
     for part in ('{"a": 2', ', "b": 5}'):
-        t.apply(S("response.function_call_arguments.delta", item_id="fc_1", call_id="call_1", response_id="resp_1",
-                  output_index=0, delta=part))
+        t.apply(
+            S(
+                "response.function_call_arguments.delta",
+                item_id="fc_1",
+                call_id="call_1",
+                response_id="resp_1",
+                output_index=0,
+                delta=part,
+            )
+        )
     tc = by_id(t)["fc_1"]
     assert (tc.role, tc.kind, tc.tool_args, tc.final) == ("tool", "tool_call", '{"a": 2, "b": 5}', False)
-    t.apply(S("response.function_call_arguments.done", item_id="fc_1", call_id="call_1", response_id="resp_1",
-              output_index=0, name="delayed_add", arguments='{"a":2,"b":5}'))
-    t.apply(S("response.done", response={"id": "resp_1", "status": "completed", "output": [
-        {**call, "arguments": '{"a":2,"b":5}', "status": "completed"}]}))
+    t.apply(
+        S(
+            "response.function_call_arguments.done",
+            item_id="fc_1",
+            call_id="call_1",
+            response_id="resp_1",
+            output_index=0,
+            name="delayed_add",
+            arguments='{"a":2,"b":5}',
+        )
+    )
+    t.apply(
+        S(
+            "response.done",
+            response={
+                "id": "resp_1",
+                "status": "completed",
+                "output": [{**call, "arguments": '{"a":2,"b":5}', "status": "completed"}],
+            },
+        )
+    )
     assert not by_id(t)["fc_1"].final  # waiting for the result
     # the app sends the output; it is folded into the call item, not shown on its own
     out = {"id": "fco_1", "type": "function_call_output", "call_id": "call_1", "output": '{"sum": 7}'}
     newly = t.apply(C("conversation.item.create", item=out, previous_item_id="fc_1"))
     assert [(i.id, i.tool_name, i.tool_args, i.tool_result, i.final, i.call_id) for i in newly] == [
-        ("fc_1", "delayed_add", '{"a":2,"b":5}', '{"sum": 7}', True, "call_1")]
+        ("fc_1", "delayed_add", '{"a":2,"b":5}', '{"sum": 7}', True, "call_1")
+    ]
     t.apply(added({**out, "status": "completed"}, prev="fc_1"))
     t.apply(added(assistant("a2"), prev="fco_1"))  # the reply follows the output item
     assert ids(t) == ["u1", "fc_1", "a2"]
@@ -350,8 +556,16 @@ def test_truncated_item_marked_and_keeps_heard_text():
     t.apply(delta("audio", "a1", "A very long story about"))
     newly = t.apply(S("conversation.item.truncated", item_id="a1", content_index=0, audio_end_ms=1500))
     assert [(i.truncated, i.final, i.text) for i in newly] == [(True, True, "A very long story about")]
-    t.apply(S("response.output_audio_transcript.done", item_id="a1", response_id="resp_1", output_index=0,
-              content_index=0, transcript="A very long story about a dragon who ..."))
+    t.apply(
+        S(
+            "response.output_audio_transcript.done",
+            item_id="a1",
+            response_id="resp_1",
+            output_index=0,
+            content_index=0,
+            transcript="A very long story about a dragon who ...",
+        )
+    )
     assert by_id(t)["a1"].text == "A very long story about"
 
 
@@ -371,21 +585,47 @@ def test_cancelled_response_marks_its_reply_interrupted_and_a_completed_one_does
     t = Transcript()
     t.apply(added(assistant("a1")))
     t.apply(delta("text", "a1", "Partial", response_id="resp_1"))
-    t.apply(S("response.done", response={"id": "resp_1", "object": "realtime.response", "status": "cancelled",
-                                         "output": [assistant("a1", status="incomplete")]}))
+    t.apply(
+        S(
+            "response.done",
+            response={
+                "id": "resp_1",
+                "object": "realtime.response",
+                "status": "cancelled",
+                "output": [assistant("a1", status="incomplete")],
+            },
+        )
+    )
     assert by_id(t)["a1"].truncated and by_id(t)["a1"].final
     t.apply(added(assistant("a2")))
     t.apply(delta("text", "a2", "Whole", response_id="resp_2"))
-    t.apply(S("response.done", response={"id": "resp_2", "object": "realtime.response", "status": "completed",
-                                         "output": [assistant("a2", status="completed")]}))
+    t.apply(
+        S(
+            "response.done",
+            response={
+                "id": "resp_2",
+                "object": "realtime.response",
+                "status": "completed",
+                "output": [assistant("a2", status="completed")],
+            },
+        )
+    )
     assert not by_id(t)["a2"].truncated
 
 
 def test_error_event_becomes_an_error_item_without_key():
     t = Transcript()
     t.apply(added(user_audio("u1")))
-    newly = t.apply(S("error", error={"type": "invalid_request_error", "code": "invalid_api_key",
-                                      "message": "Incorrect API key provided: sk-abc123456789xyz"}))
+    newly = t.apply(
+        S(
+            "error",
+            error={
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+                "message": "Incorrect API key provided: sk-abc123456789xyz",
+            },
+        )
+    )
     (e,) = newly
     assert (e.role, e.kind, e.final) == ("error", "text", True)
     assert "API key" in e.text and "sk-abc123456789xyz" not in e.text
@@ -394,9 +634,15 @@ def test_error_event_becomes_an_error_item_without_key():
 
 def test_malformed_and_unknown_events_are_ignored():
     t = Transcript()
-    for bad in ({"type": "response.output_text.delta"}, {"type": "conversation.item.added"},
-                {"type": "conversation.item.added", "item": "nope"}, {"no": "type"}, "not a dict",
-                {"type": "session.updated", "session": {}}, {"type": "conversation.item.truncated", "item_id": "x"}):
+    for bad in (
+        {"type": "response.output_text.delta"},
+        {"type": "conversation.item.added"},
+        {"type": "conversation.item.added", "item": "nope"},
+        {"no": "type"},
+        "not a dict",
+        {"type": "session.updated", "session": {}},
+        {"type": "conversation.item.truncated", "item_id": "x"},
+    ):
         assert t.apply(bad) == ()
     assert t.snapshot() == () and t.ignored == 7
 
@@ -404,10 +650,21 @@ def test_malformed_and_unknown_events_are_ignored():
 def test_system_note_and_system_messages():
     t = Transcript()
     note = t.add_system_note("Connected to the local engine (offline).")
-    t.apply(C("conversation.item.create", item={"id": "sys1", "type": "message", "role": "system",
-                                                "content": [{"type": "input_text", "text": "Be brief."}]}))
+    t.apply(
+        C(
+            "conversation.item.create",
+            item={
+                "id": "sys1",
+                "type": "message",
+                "role": "system",
+                "content": [{"type": "input_text", "text": "Be brief."}],
+            },
+        )
+    )
     assert [(i.role, i.text, i.final) for i in t.snapshot()] == [
-        ("system", note.text, True), ("system", "Be brief.", True)]
+        ("system", note.text, True),
+        ("system", "Be brief.", True),
+    ]
 
 
 def test_snapshot_is_immutable_and_thread_safe():

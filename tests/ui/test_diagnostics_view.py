@@ -14,12 +14,20 @@ def _turn(audio, text, trigger="speech", status="completed", usage=USAGE):
 
 
 def test_turn_rows_have_units_labels_and_cost():
-    rows = turns_rows([_turn(1467.4, 1452.0), _turn(None, 298.0, "text", "cancelled", UsageTotals())],
-                      model="gpt-realtime", backend="openai")
+    rows = turns_rows(
+        [_turn(1467.4, 1452.0), _turn(None, 298.0, "text", "cancelled", UsageTotals())],
+        model="gpt-realtime",
+        backend="openai",
+    )
     assert rows[0] == {
-        "Turn": 1, "Started by": "your speech", "First audio": "1,467 ms", "First text": "1,452 ms",
-        "Input tokens": "500", "Output tokens": "350",
-        "Cost": f"${estimate_cost(USAGE, 'gpt-realtime'):.2f}", "Outcome": "completed",
+        "Turn": 1,
+        "Started by": "your speech",
+        "First audio": "1,467 ms",
+        "First text": "1,452 ms",
+        "Input tokens": "500",
+        "Output tokens": "350",
+        "Cost": f"${estimate_cost(USAGE, 'gpt-realtime'):.2f}",
+        "Outcome": "completed",
     }
     assert rows[1]["First audio"] == "—" and rows[1]["Started by"] == "typed message"
     assert rows[1]["Outcome"] == "interrupted" and rows[1]["Cost"] == "$0.00"
@@ -36,10 +44,12 @@ def test_latency_summary():
     assert latency_summary([]) == "No turn has produced audio or text yet."
     assert latency_summary([_turn(400.0, 350.0)]) == "Time to first audio: median 400 ms (1 turn)."
     assert latency_summary([_turn(1467.0, 1.0), _turn(334.0, 1.0), _turn(500.0, 1.0)]) == (
-        "Time to first audio: median 500 ms, best 334 ms, worst 1,467 ms over 3 turns.")
+        "Time to first audio: median 500 ms, best 334 ms, worst 1,467 ms over 3 turns."
+    )
     # text-only conversations: the first text is what there is
     assert latency_summary([_turn(None, 120.0), _turn(None, 80.0)]) == (
-        "Time to first text: median 100 ms, best 80 ms, worst 120 ms over 2 turns.")
+        "Time to first text: median 100 ms, best 80 ms, worst 120 ms over 2 turns."
+    )
 
 
 def test_usage_rows():
@@ -71,7 +81,9 @@ def test_connection_line():
     snap = BridgeSnapshot("connected", "assistant_speaking", None, (), (), UsageTotals(), 0.0, RtcStats(), "rtc_1")
     assert connection_line(snap, backend="local", model="gpt-realtime", live=True) == (
         "**Engine** Local (offline) · **Connection** Connected · **Now** Assistant speaking · "
-        "**Model** `gpt-realtime` · **Call** `rtc_1`")
+        "**Model** `gpt-realtime` · **Call** `rtc_1`"
+    )
     # the page's call has ended but the bridge never said so: not "Connected"
     assert connection_line(snap, backend="openai", model="m", live=False) == (
-        "**Engine** OpenAI · **Connection** Call ended · **Model** `m` · **Call** `rtc_1`")
+        "**Engine** OpenAI · **Connection** Call ended · **Model** `m` · **Call** `rtc_1`"
+    )

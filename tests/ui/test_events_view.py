@@ -27,54 +27,132 @@ def test_filter_newest_first_by_type_direction_and_deltas():
         ("server", {"type": "response.done", "response": {"status": "completed"}}),
     )
     assert [e.type for e in filter_events(events, types=(), direction="all", limit=10)] == [
-        "response.done", "response.output_audio_transcript.delta", "response.output_audio_transcript.delta",
-        "conversation.item.create", "session.created"]
+        "response.done",
+        "response.output_audio_transcript.delta",
+        "response.output_audio_transcript.delta",
+        "conversation.item.create",
+        "session.created",
+    ]
     assert [e.type for e in filter_events(events, types=(), direction="all", limit=10, hide_deltas=True)] == [
-        "response.done", "conversation.item.create", "session.created"]
+        "response.done",
+        "conversation.item.create",
+        "session.created",
+    ]
     # a delta type chosen explicitly is shown even when deltas are hidden
-    chosen = filter_events(events, types=["response.output_audio_transcript.delta"], direction="all", limit=10,
-                           hide_deltas=True)
+    chosen = filter_events(
+        events, types=["response.output_audio_transcript.delta"], direction="all", limit=10, hide_deltas=True
+    )
     assert [e.payload["delta"] for e in chosen] == ["lo", "Hel"]
     assert [e.type for e in filter_events(events, types=(), direction="client", limit=10)] == [
-        "conversation.item.create"]
+        "conversation.item.create"
+    ]
     assert len(filter_events(events, types=(), direction="all", limit=2)) == 2
     assert is_delta("response.output_text.delta") and not is_delta("response.done")
 
 
 def test_summaries_say_what_happened():
-    assert event_summary(_one("server", {"type": "error", "error": {"type": "invalid_request_error",
-                                                                      "message": "Unknown\nparameter"}})) == (
-        "Unknown parameter")
-    assert event_summary(_one("server", {"type": "response.done", "response": {
-        "status": "completed", "usage": {"total_tokens": 1234, "input_tokens": 1000, "output_tokens": 234}}})) == (
-        "completed, 1,234 tokens")
-    assert event_summary(_one("client", {"type": "session.update", "session": {
-        "type": "realtime", "audio": {"input": {"turn_detection": {"type": "server_vad"}},
-                                      "output": {"voice": "marin"}},
-        "tools": [{"name": "a"}, {"name": "b"}]}})) == "voice marin, server_vad, 2 tools"
-    assert event_summary(_one("client", {"type": "session.update", "session": {
-        "audio": {"input": {"turn_detection": None}}}})) == "push to talk"
-    assert event_summary(_one("client", {"type": "conversation.item.create", "item": {
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello there"}]}})) == (
-        "user “hello there”")
-    image = _one("client", {"type": "conversation.item.create", "item": {
-        "type": "message", "role": "user",
-        "content": [{"type": "input_image", "image_url": "data:image/jpeg;base64," + "A" * 5000}]}})
+    assert event_summary(
+        _one("server", {"type": "error", "error": {"type": "invalid_request_error", "message": "Unknown\nparameter"}})
+    ) == ("Unknown parameter")
+    assert event_summary(
+        _one(
+            "server",
+            {
+                "type": "response.done",
+                "response": {
+                    "status": "completed",
+                    "usage": {"total_tokens": 1234, "input_tokens": 1000, "output_tokens": 234},
+                },
+            },
+        )
+    ) == ("completed, 1,234 tokens")
+    assert (
+        event_summary(
+            _one(
+                "client",
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "realtime",
+                        "audio": {"input": {"turn_detection": {"type": "server_vad"}}, "output": {"voice": "marin"}},
+                        "tools": [{"name": "a"}, {"name": "b"}],
+                    },
+                },
+            )
+        )
+        == "voice marin, server_vad, 2 tools"
+    )
+    assert (
+        event_summary(
+            _one("client", {"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}})
+        )
+        == "push to talk"
+    )
+    assert event_summary(
+        _one(
+            "client",
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello there"}]},
+            },
+        )
+    ) == ("user “hello there”")
+    image = _one(
+        "client",
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_image", "image_url": "data:image/jpeg;base64," + "A" * 5000}],
+            },
+        },
+    )
     assert event_summary(image) == "user [image]"
-    assert event_summary(_one("server", {"type": "response.function_call_arguments.done", "name": "delayed_add",
-                                         "arguments": '{"a": 2, "b": 5}'})) == "delayed_add(a=2, b=5)"
-    assert event_summary(_one("server", {"type": "conversation.item.input_audio_transcription.completed",
-                                         "transcript": "hello studio"})) == "“hello studio”"
-    assert event_summary(_one("server", {"type": "input_audio_buffer.speech_started",
-                                         "audio_start_ms": 1500})) == "at 1,500 ms"
+    assert (
+        event_summary(
+            _one(
+                "server",
+                {
+                    "type": "response.function_call_arguments.done",
+                    "name": "delayed_add",
+                    "arguments": '{"a": 2, "b": 5}',
+                },
+            )
+        )
+        == "delayed_add(a=2, b=5)"
+    )
+    assert (
+        event_summary(
+            _one(
+                "server",
+                {"type": "conversation.item.input_audio_transcription.completed", "transcript": "hello studio"},
+            )
+        )
+        == "“hello studio”"
+    )
+    assert (
+        event_summary(_one("server", {"type": "input_audio_buffer.speech_started", "audio_start_ms": 1500}))
+        == "at 1,500 ms"
+    )
     assert event_summary(_one("server", {"type": "conversation.item.truncated", "audio_end_ms": 2400})) == (
-        "cut at 2,400 ms of audio")
+        "cut at 2,400 ms of audio"
+    )
     assert event_summary(_one("server", {"type": "response.output_audio.delta", "delta": "QUJD" * 100})) == (
-        "audio chunk")
-    assert event_summary(_one("server", {"type": "rate_limits.updated", "rate_limits": [
-        {"name": "requests", "limit": 5000, "remaining": 4999},
-        {"name": "tokens", "limit": 400000, "remaining": 399134}]})) == (
-        "requests 4,999/5,000 left, tokens 399,134/400,000 left")
+        "audio chunk"
+    )
+    assert event_summary(
+        _one(
+            "server",
+            {
+                "type": "rate_limits.updated",
+                "rate_limits": [
+                    {"name": "requests", "limit": 5000, "remaining": 4999},
+                    {"name": "tokens", "limit": 400000, "remaining": 399134},
+                ],
+            },
+        )
+    ) == ("requests 4,999/5,000 left, tokens 399,134/400,000 left")
     assert event_summary(_one("server", {"type": "output_audio_buffer.started"})) == ""
 
 
@@ -90,8 +168,9 @@ def test_bad_input_is_summarised_not_raised():
 
 
 def test_label_has_time_direction_type_size_and_escaped_summary():
-    label = event_label(_one("server", {"type": "response.output_audio_transcript.done",
-                                        "transcript": "*bold* [link]"}))
+    label = event_label(
+        _one("server", {"type": "response.output_audio_transcript.done", "transcript": "*bold* [link]"})
+    )
     assert " · ← received · **response.output\\_audio\\_transcript.done** · " in label
     assert label.endswith("— “\\*bold\\* \\[link\\]”")
     assert " B — " in label

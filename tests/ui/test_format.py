@@ -10,31 +10,40 @@ import pytest
 from ui import format as fmt
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    ('{"a": 2, "b": 5}', "a=2, b=5"),
-    ({"text": "hi there"}, 'text="hi there"'),
-    ('{"when": null, "flag": true}', "when=null, flag=true"),
-    ("{}", ""),
-    (None, ""),
-    ("", ""),
-    ("not json at all", "not json at all"),
-    ("[1, 2]", "[1, 2]"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ('{"a": 2, "b": 5}', "a=2, b=5"),
+        ({"text": "hi there"}, 'text="hi there"'),
+        ('{"when": null, "flag": true}', "when=null, flag=true"),
+        ("{}", ""),
+        (None, ""),
+        ("", ""),
+        ("not json at all", "not json at all"),
+        ("[1, 2]", "[1, 2]"),
+    ],
+)
 def test_call_args_read_like_a_call(args, expected):
     assert fmt.call_args(args) == expected
 
 
-@pytest.mark.parametrize(("result", "expected"), [
-    ('{"sum": 7}', "7"),
-    ({"text": "HELLO"}, "HELLO"),
-    ('{"error": "Bad arguments for delayed_add: b is missing"}', "error: Bad arguments for delayed_add: b is missing"),
-    ('{"datetime": "2025-01-02T03:04:05", "timezone": "UTC"}', "datetime=2025-01-02T03:04:05, timezone=UTC"),
-    ("{}", "done"),
-    ("42", "42"),
-    ("plain words", "plain words"),
-    (None, "running…"),
-    ("", "running…"),
-])
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ('{"sum": 7}', "7"),
+        ({"text": "HELLO"}, "HELLO"),
+        (
+            '{"error": "Bad arguments for delayed_add: b is missing"}',
+            "error: Bad arguments for delayed_add: b is missing",
+        ),
+        ('{"datetime": "2025-01-02T03:04:05", "timezone": "UTC"}', "datetime=2025-01-02T03:04:05, timezone=UTC"),
+        ("{}", "done"),
+        ("42", "42"),
+        ("plain words", "plain words"),
+        (None, "running…"),
+        ("", "running…"),
+    ],
+)
 def test_tool_outcome(result, expected):
     assert fmt.tool_outcome(result) == expected
 
@@ -93,7 +102,7 @@ def test_money():
     assert fmt.usd(None) == "—" and fmt.usd(0) == "$0.00"
     assert fmt.usd(0.00001) == "< $0.0001" and fmt.usd(0.0042) == "$0.0042" and fmt.usd(1.234) == "$1.23"
     assert fmt.cost_label(0.0, "local") == "free (local engine)"
-    assert fmt.cost_label(0.5, "local") == "free (local engine)"   # priced as if OpenAI: still free here
+    assert fmt.cost_label(0.5, "local") == "free (local engine)"  # priced as if OpenAI: still free here
     assert fmt.cost_label(0.0123, "openai") == "$0.01"
     assert fmt.cost_label(0.0, "openai", priced=False) == "unknown (no price for this model)"
 

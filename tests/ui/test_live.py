@@ -12,13 +12,19 @@ APP_FILES = [ROOT / "app.py", *sorted((ROOT / "ui").glob("*.py")), *sorted((ROOT
 
 def _bare_fragments(path: Path) -> list[int]:
     tree = ast.parse(path.read_text(), filename=str(path))
-    return [node.lineno for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and node.attr in ("fragment", "experimental_fragment")
-            and isinstance(node.value, ast.Name) and node.value.id == "st"]
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr in ("fragment", "experimental_fragment")
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "st"
+    ]
 
 
 def test_only_live_fragment_makes_fragments():
-    found = {str(p.relative_to(ROOT)): lines for p in APP_FILES
-             if p.name != "live.py" and (lines := _bare_fragments(p))}
+    found = {
+        str(p.relative_to(ROOT)): lines for p in APP_FILES if p.name != "live.py" and (lines := _bare_fragments(p))
+    }
     assert found == {}, f"use ui.live.live_fragment instead of st.fragment: {found}"
     assert _bare_fragments(ROOT / "ui" / "live.py"), "live_fragment itself is built on st.fragment"

@@ -30,14 +30,20 @@ class _Sink:
 def ended_call():
     bridge = Bridge(Settings(), _Sink())
     bridge.events.record("server", {"type": "session.created", "session": {"audio": {"output": {"voice": "marin"}}}})
-    bridge.events.record("client", {"type": "conversation.item.create", "item": {
-        "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello studio"}]}})
+    bridge.events.record(
+        "client",
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello studio"}]},
+        },
+    )
     for piece in ("You ", "said"):
         bridge.events.record("server", {"type": "response.output_text.delta", "delta": piece})
-    bridge.events.record("server", {"type": "response.done", "response": {"status": "completed",
-                                                                          "usage": {"total_tokens": 42}}})
+    bridge.events.record(
+        "server", {"type": "response.done", "response": {"status": "completed", "usage": {"total_tokens": 42}}}
+    )
     conv = Conversation(Settings())
-    conv._last_bridge = bridge  # noqa: SLF001 - the state after a call ended (no live call in a unit test)
+    conv._last_bridge = bridge
     yield conv
     bridge.close(timeout=1.0)
 
@@ -63,18 +69,20 @@ def test_events_page_lists_the_log_with_summaries(ended_call):
     at = _page("1_Events.py", ended_call)
     assert any("last conversation (it has ended)" in c.value for c in at.caption)
     labels = [e.label for e in at.expander]
-    assert len(labels) == 3                                    # the two deltas are hidden by default
+    assert len(labels) == 3  # the two deltas are hidden by default
     assert "**response.done** · " in labels[0] and labels[0].endswith("— completed, 42 tokens")
     assert "→ sent" in labels[1] and labels[1].endswith("— user “hello studio”")
     assert "**session.created**" in labels[2] and labels[2].endswith("— voice marin")
-    assert any("5 events in this conversation · showing the newest 3 · 2 streaming pieces hidden" in c.value
-               for c in at.caption)
+    assert any(
+        "5 events in this conversation · showing the newest 3 · 2 streaming pieces hidden" in c.value
+        for c in at.caption
+    )
 
     at.toggle(key="ev_hide_deltas").set_value(False).run()
     assert len(at.expander) == 5
     at.segmented_control(key="ev_dir").set_value("client").run()
     assert [e.label.endswith("“hello studio”") for e in at.expander] == [True]
-    at.multiselect(key="ev_types").set_value(["session.created"]).run()   # received, not sent
+    at.multiselect(key="ev_types").set_value(["session.created"]).run()  # received, not sent
     assert at.info[0].value == "No event matches these filters yet."
 
 
@@ -89,7 +97,6 @@ def test_diagnostics_page_reads_like_a_product(ended_call):
     assert [s.value for s in at.subheader] == ["WebRTC to the model", "Latency per turn", "Tokens and cost"]
 
 
-
 def usage_script(snap, backend, model):
     from ui.diagnostics_view import render_usage
 
@@ -102,8 +109,9 @@ def test_diagnostics_tokens_and_cost_on_openai():
     from realtime.pricing import estimate_cost
 
     usage = UsageTotals(input_text=1000, input_audio=2000, cached_text=400, output_audio=3000, responses=2)
-    snap = BridgeSnapshot("closed", "idle", None, (), (), usage, estimate_cost(usage, "gpt-realtime"), RtcStats(),
-                          "call_1")
+    snap = BridgeSnapshot(
+        "closed", "idle", None, (), (), usage, estimate_cost(usage, "gpt-realtime"), RtcStats(), "call_1"
+    )
     at = AppTest.from_function(usage_script, kwargs={"snap": snap, "backend": "openai", "model": "gpt-realtime"})
     at.run(timeout=30)
     assert not at.exception

@@ -34,7 +34,8 @@ def _run(at: AppTest) -> AppTest:
 
 def test_loading_a_preset_keeps_padding_and_max_images(history_dir):
     saved = Settings().replace(
-        voice="coral", instructions="Talk like a tour guide.",
+        voice="coral",
+        instructions="Talk like a tour guide.",
         turn_detection={"prefix_padding_ms": 120, "silence_ms": 800},
         camera={"max_images": 7, "interval_s": 4.0},
     )
@@ -62,7 +63,6 @@ def test_loading_a_preset_keeps_padding_and_max_images(history_dir):
     later = at.session_state[CONV_KEY].settings
     assert later.voice == "sage"
     assert later.turn_detection.prefix_padding_ms == 120 and later.camera.max_images == 7
-
 
 
 def test_push_to_talk_says_whether_it_can_work(history_dir):

@@ -13,8 +13,17 @@ def _text(id_, role, text, final=True, **kw):
 
 
 def _tool(id_, name, args, result):
-    return TranscriptItem(id_, "tool", "tool_call", "", result is not None, tool_name=name,
-                          tool_args=args, tool_result=result, call_id=f"call_{id_}")
+    return TranscriptItem(
+        id_,
+        "tool",
+        "tool_call",
+        "",
+        result is not None,
+        tool_name=name,
+        tool_args=args,
+        tool_result=result,
+        call_id=f"call_{id_}",
+    )
 
 
 def test_split_recent_keeps_the_newest():
@@ -56,21 +65,23 @@ def _render(items, live=True) -> AppTest:
 
 
 def test_render_chat_items():
-    at = _render([
-        _text("u1", "user", "what is 2 plus 5?"),
-        _tool("t1", "delayed_add", '{"a": 2, "b": 5}', '{"sum": 7}'),
-        _tool("t2", "echo_upper", '{"text": "x"}', '{"error": "echo_upper failed: boom"}'),
-        _text("a1", "assistant", "Seven, and then", truncated=True),
-        _text("e1", "error", "The provider said:\n  slow down"),
-        _text("a2", "assistant", "It is sev", final=False),
-    ])
+    at = _render(
+        [
+            _text("u1", "user", "what is 2 plus 5?"),
+            _tool("t1", "delayed_add", '{"a": 2, "b": 5}', '{"sum": 7}'),
+            _tool("t2", "echo_upper", '{"text": "x"}', '{"error": "echo_upper failed: boom"}'),
+            _text("a1", "assistant", "Seven, and then", truncated=True),
+            _text("e1", "error", "The provider said:\n  slow down"),
+            _text("a2", "assistant", "It is sev", final=False),
+        ]
+    )
     chat = [m.markdown[0].value for m in at.chat_message]
     assert chat == ["what is 2 plus 5?", "Seven, and then :gray[*(interrupted)*]", "It is sev …"]
     captions = [c.value for c in at.caption]
     assert ":material/build: delayed\\_add(a=2, b=5) → 7" in captions
-    assert ":red[:material/build: echo\\_upper(text=\"x\") → error: echo\\_upper failed: boom]" in captions
+    assert ':red[:material/build: echo\\_upper(text="x") → error: echo\\_upper failed: boom]' in captions
     assert [e.value for e in at.error] == ["The provider said: slow down"]
-    assert not at.expander   # few items: no "earlier" list
+    assert not at.expander  # few items: no "earlier" list
 
 
 def test_long_conversations_show_the_newest_as_bubbles_and_the_rest_as_lines():
