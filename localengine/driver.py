@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import speech
-from .conversation import ClearPlayback, Close, Play, Send, Session, Synthesize, Transcribe
+from .conversation import ClearPlayback, Close, Effect, Play, Send, Session, Synthesize, Transcribe
 
 __all__ = ["DriverStats", "EventSink", "Player", "SessionDriver"]
 
@@ -167,7 +167,7 @@ class SessionDriver:
 
     # -- effects ---------------------------------------------------------------------------
 
-    def _run(self, effects: Iterable[object]) -> None:
+    def _run(self, effects: Iterable[Effect]) -> None:
         for effect in effects:
             if self.closed:
                 return

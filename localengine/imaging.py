@@ -80,7 +80,7 @@ def _split_data_url(data_url: object) -> tuple[str, str]:
     if len(data_url) > MAX_DATA_URL_CHARS:
         raise ImageError(f"image data URL is too long ({len(data_url):,} characters)")
     head, sep, payload = data_url.partition(",")
-    if not sep or not head[:5].lower() == "data:":
+    if not sep or head[:5].lower() != "data:":
         shown = data_url[:40] + ("..." if len(data_url) > 40 else "")
         raise ImageError(f"image_url must be a data URL (data:image/png;base64,...), got {shown!r}")
     params = head[5:].split(";")

@@ -105,10 +105,19 @@ class Turn:
     call_id: str = ""
 
 
+ParamKind = Literal["number", "integer", "string", "boolean", "other"]
+_PARAM_KINDS: dict[str, ParamKind] = {
+    "number": "number",
+    "integer": "integer",
+    "string": "string",
+    "boolean": "boolean",
+}
+
+
 @dataclass(frozen=True)
 class ToolParam:
     name: str
-    kind: Literal["number", "integer", "string", "boolean", "other"]
+    kind: ParamKind
 
 
 @dataclass(frozen=True)
@@ -149,9 +158,7 @@ def tool_spec_from_schema(name: str, parameters: Any, description: str = "") -> 
             kind = schema.get("type") if isinstance(schema, dict) else None
             if isinstance(kind, list):  # e.g. ["number", "null"]
                 kind = next((k for k in kind if k != "null"), None)
-            if kind not in ("number", "integer", "string", "boolean"):
-                kind = "other"
-            params.append(ToolParam(str(pname), kind))
+            params.append(ToolParam(str(pname), _PARAM_KINDS.get(kind, "other") if isinstance(kind, str) else "other"))
     return ToolSpec(name=name, params=tuple(params), description=description or "")
 
 
@@ -244,7 +251,7 @@ def _count(text: str) -> str | None:
 
 def _say_prefix(instructions: str) -> str:
     stripped = instructions.lstrip()
-    if not stripped[:4].lower() == "say:":
+    if stripped[:4].lower() != "say:":
         return ""
     return stripped[4:].split("\n", 1)[0].strip()
 

@@ -24,14 +24,17 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-__all__ = ["CallListener", "CallPeer", "ChannelSink", "OfferError", "VoiceTrack", "upsample_24k_to_48k"]
+from .pacing import FramePacer
+from .pcm import SAMPLE_RATE
+
+__all__ = ["CallListener", "CallPeer", "ChannelSink", "OfferError", "VoiceTrack", "read_pcm", "upsample_24k_to_48k"]
 
 log = logging.getLogger("localengine.rtc")
 
 EVENTS_LABEL = "oai-events"
 OUT_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz
-MAX_LAG_S = 0.2  # how far the voice clock may fall behind before it is re-anchored (no catch-up burst)
+MAX_LAG_S = 0.2  # how late a frame may be before the voice clock is re-anchored (a stall: no catch-up burst)
 FRAME_BYTES = FRAME_SAMPLES * 2
 PROGRESS_EVERY_FRAMES = 5  # report playback progress every 100 ms
 
@@ -63,6 +66,19 @@ def upsample_24k_to_48k(pcm24k: bytes) -> bytes:
     return out.astype("<i2").tobytes()
 
 
+async def read_pcm(track: MediaStreamTrack, rate: int, on_pcm: Callable[[bytes], None]) -> None:
+    """Read an audio track until it ends, handing ``on_pcm`` its audio as pcm16 mono at ``rate``."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    try:
+        while True:
+            frame = await track.recv()
+            assert isinstance(frame, av.AudioFrame)  # an audio track's frames
+            for out in resampler.resample(frame):
+                on_pcm(bytes(out.planes[0])[: out.samples * 2])
+    except MediaStreamError:
+        pass
+
+
 @dataclass
 class _Segment:
     item_id: str
@@ -79,8 +95,7 @@ class VoiceTrack(MediaStreamTrack):
         super().__init__()
         self._segments: deque[_Segment] = deque()
         self._listener: CallListener | None = None
-        self._start: float | None = None
-        self._timestamp = 0
+        self._pacer = FramePacer(OUT_RATE / FRAME_SAMPLES, max_lag_s=MAX_LAG_S)
         self._current: str | None = None
         self._played_frames = 0
 
@@ -129,19 +144,10 @@ class VoiceTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._timestamp += FRAME_SAMPLES
-            wait = self._start + self._timestamp / OUT_RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -MAX_LAG_S:
-                # the loop stalled: carry on from now instead of bursting the backlog at the client
-                self._start = time.monotonic() - self._timestamp / OUT_RATE
+        index = await self._pacer.wait()
         frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
         frame.planes[0].update(self._next_chunk())
-        frame.pts = self._timestamp
+        frame.pts = index * FRAME_SAMPLES
         frame.sample_rate = OUT_RATE
         frame.time_base = fractions.Fraction(1, OUT_RATE)
         return frame
@@ -268,17 +274,12 @@ class CallPeer:
             self._mic_task = asyncio.get_running_loop().create_task(self._read_mic(track), name=f"mic-{self.call_id}")
 
     async def _read_mic(self, track: MediaStreamTrack) -> None:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=24_000)
-        try:
-            while True:
-                frame = await track.recv()
-                for out in resampler.resample(frame):
-                    pcm = bytes(out.planes[0])[: out.samples * 2]
-                    self.mic_frames += 1
-                    if self._listener is not None and not self._closed:
-                        self._listener.audio_in(pcm)
-        except MediaStreamError:
-            pass
+        await read_pcm(track, SAMPLE_RATE, self._mic_pcm)  # the session's wire rate
+
+    def _mic_pcm(self, pcm: bytes) -> None:
+        self.mic_frames += 1
+        if self._listener is not None and not self._closed:
+            self._listener.audio_in(pcm)
 
     def _on_state(self) -> None:
         state = self.pc.connectionState

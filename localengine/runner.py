@@ -10,6 +10,7 @@ joins the thread. It is idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
@@ -161,10 +162,8 @@ class RunningEngine:
         self._stopped = True
         loop = self._loop
         if loop is not None and not loop.is_closed() and self._thread.is_alive():
-            try:
+            with contextlib.suppress(Exception):  # still stop the server below
                 self.call(self.state.close_all(), timeout=timeout)
-            except Exception:  # still stop the server below
-                pass
             self._server.should_exit = True
         if self._thread.is_alive() or self._thread.ident is not None:
             self._thread.join(timeout)

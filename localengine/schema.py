@@ -30,6 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 __all__ = [
     "CLIENT_EVENT_TYPES",
@@ -76,17 +77,10 @@ CLIENT_EVENT_TYPES: tuple[str, ...] = tuple(sorted(_client_models()))
 
 
 @lru_cache(maxsize=1)
-def _server_adapter() -> TypeAdapter:
+def _server_adapter() -> TypeAdapter[Any]:
     from openai.types.realtime import RealtimeServerEvent
 
     return TypeAdapter(RealtimeServerEvent)
-
-
-@lru_cache(maxsize=1)
-def _reference_adapter() -> TypeAdapter:
-    from openai.types.realtime.response_item_reference import ResponseItemReference
-
-    return TypeAdapter(ResponseItemReference)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -148,7 +142,7 @@ def parse_client_event(raw: str | bytes, *, max_bytes: int | None = None) -> dic
             event_id,
             "type",
         )
-    references: dict[int, dict] = {}
+    references: dict[int, dict[str, Any]] = {}
     if data["type"] == "response.create":
         references = _pop_item_references(data, event_id)
     try:
@@ -165,7 +159,7 @@ def parse_client_event(raw: str | bytes, *, max_bytes: int | None = None) -> dic
     return event
 
 
-def _pop_item_references(data: dict, event_id: str | None) -> dict[int, dict]:
+def _pop_item_references(data: dict[str, Any], event_id: str | None) -> dict[int, dict[str, Any]]:
     response = data.get("response")
     if not isinstance(response, dict) or not isinstance(response.get("input"), list):
         return {}
@@ -186,22 +180,21 @@ def _pop_item_references(data: dict, event_id: str | None) -> dict[int, dict]:
     return refs
 
 
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+# bool before int: True is an int too.
+_JSON_KINDS: tuple[tuple[type, str], ...] = (
+    (type(None), "null"),
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a decimal"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "an object"),
+)
+
+
+def _json_kind(value: object) -> str:
+    """How the real service names a JSON value's kind in its messages."""
+    return next((name for kind, name in _JSON_KINDS if isinstance(value, kind)), type(value).__name__)
 
 
 _EXPECTED = {
@@ -234,7 +227,7 @@ def _describe(exc: ValidationError) -> tuple[str, str, str | None]:
     """One clear message for the most relevant pydantic error (picking the right union member)."""
     errors = exc.errors(include_url=False)
 
-    def path(err: dict) -> str:
+    def path(err: ErrorDetails) -> str:
         out = ""
         for part in err["loc"]:
             if isinstance(part, int):
@@ -245,23 +238,21 @@ def _describe(exc: ValidationError) -> tuple[str, str, str | None]:
                 out += f".{part}" if out else str(part)
         return out
 
-    def branch(err: dict) -> tuple:
+    def branch(err: ErrorDetails) -> tuple[int | str, ...]:
         return tuple(p for p in err["loc"] if _is_tag(p))
 
-    def wrong_shape(err: dict) -> bool:
+    def wrong_shape(err: ErrorDetails) -> bool:
         value = err.get("input")
         if err["type"] in ("model_type", "model_attributes_type", "dict_type"):
             return not isinstance(value, dict)
-        if err["type"] == "literal_error" and len(branch(err)) and not isinstance(value, (str, int, float)):
-            return True
-        return False
+        return err["type"] == "literal_error" and bool(branch(err)) and not isinstance(value, (str, int, float))
 
-    def discriminator_miss(err: dict) -> bool:
+    def discriminator_miss(err: ErrorDetails) -> bool:
         last = err["loc"][-1] if err["loc"] else None
         return err["type"] == "literal_error" and last in ("type", "role")
 
     pool = [e for e in errors if not wrong_shape(e)] or errors
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple[int | str, ...], list[ErrorDetails]] = {}
     for e in pool:
         groups.setdefault(branch(e), []).append(e)
     good = {k: v for k, v in groups.items() if not any(discriminator_miss(e) for e in v)}
@@ -270,7 +261,7 @@ def _describe(exc: ValidationError) -> tuple[str, str, str | None]:
         chosen = min(groups.values(), key=len)
     else:
         # Every member missed its tag: report the tag of the member that got furthest.
-        def score(errs: list[dict]) -> tuple[int, int, int]:
+        def score(errs: list[ErrorDetails]) -> tuple[int, int, int]:
             misses = [e for e in errs if discriminator_miss(e)]
             return (len(misses), -max(len(path(e)) for e in misses), len(errs))
 
@@ -394,7 +385,7 @@ def _item_to_ga(item: Any) -> Any:
     return item
 
 
-def _beta_to_ga(data: dict) -> dict:
+def _beta_to_ga(data: dict[str, Any]) -> dict[str, Any]:
     kind = data["type"]
     if kind == "session.update" and isinstance(data.get("session"), dict):
         return {**data, "session": normalise_session(data["session"])}
@@ -425,7 +416,7 @@ def _beta_to_ga(data: dict) -> dict:
 # --------------------------------------------------------------------------- server side
 
 
-def validate_server_event(event: dict) -> None:
+def validate_server_event(event: dict[str, Any]) -> None:
     """Raise :class:`ServerEventError` unless ``event`` validates as a ``RealtimeServerEvent``."""
     if not isinstance(event, dict):
         raise ServerEventError(f"server event must be a dict, got {type(event).__name__}")

@@ -22,20 +22,21 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from .config import EngineConfig
-from .conversation import Session
-from .driver import SessionDriver
+from .conversation import Send, Session
+from .driver import Player, SessionDriver
 from .rtc import CallPeer, OfferError
 
 __all__ = ["EngineState", "EngineStats", "build_app", "error_body"]
@@ -129,7 +130,11 @@ class EngineState:
     # -- sessions --------------------------------------------------------------------------
 
     def new_driver(
-        self, transport: str, initial: dict[str, Any] | None, player: Any = None, on_closed: Any = None
+        self,
+        transport: Literal["websocket", "webrtc"],
+        initial: dict[str, Any] | None,
+        player: Player | None = None,
+        on_closed: Callable[[SessionDriver, str], None] | None = None,
     ) -> SessionDriver:
         session = Session(transport=transport, config=self.config, initial_session=initial, now=time.monotonic())
 
@@ -212,7 +217,8 @@ def _auth_error(key: str | None) -> JSONResponse:
 
 
 def _state(request: Request | WebSocket) -> EngineState:
-    return request.app.state.engine
+    state: EngineState = request.app.state.engine
+    return state
 
 
 # -- HTTP routes -------------------------------------------------------------------------------
@@ -254,7 +260,7 @@ async def _read_offer(request: Request) -> tuple[str, dict[str, Any] | None]:
         raise ValueError("The SDP offer is not UTF-8 text.") from None
 
 
-async def _form_text(value: Any) -> str | None:
+async def _form_text(value: UploadFile | str | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -378,9 +384,9 @@ def _render_session(config: EngineConfig, session: dict[str, Any] | None) -> dic
     probe = Session(transport="webrtc", config=config, initial_session=session, now=time.monotonic())
     rendered: dict[str, Any] | None = None
     for effect in probe.start():
-        event = getattr(effect, "event", None)
-        if not isinstance(event, dict):
+        if not isinstance(effect, Send):
             continue
+        event = effect.event
         if event.get("type") == "error":
             return str(event.get("error", {}).get("message", "invalid session"))
         if event.get("type") in ("session.created", "session.updated"):
@@ -480,7 +486,7 @@ async def _deny(ws: WebSocket, response: Response) -> None:
     if "websocket.http.response" in ws.scope.get("extensions", {}):
         await ws.send_denial_response(response)
     else:  # pragma: no cover - servers without the denial extension
-        await ws.close(code=1008, reason=json.loads(response.body)["error"]["message"][:120])
+        await ws.close(code=1008, reason=json.loads(bytes(response.body))["error"]["message"][:120])
 
 
 # -- app ---------------------------------------------------------------------------------------

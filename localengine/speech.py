@@ -7,7 +7,7 @@ Audio in and out is pcm16 little-endian mono at 24 kHz (the Realtime wire format
   keeps global state and is not thread-safe, so every call is serialized by one lock.
 - ``transcribe`` uses pocketsphinx with its bundled en-US model. The decoder is costly to build
   and holds the GIL while it works, so one is built lazily, reused, and callers take turns.
-  Accuracy on synthetic speech is modest (see tests/engine/test_speech.py): it is a stand-in.
+  Accuracy on synthetic speech is modest (see tests/localengine/test_speech.py): it is a stand-in.
 - ``SpeechDetector`` is a streaming voice activity detector built on pocketsphinx's ``Vad`` with an
   energy gate and a simple hangover/endpointing rule. It holds no audio beyond one partial frame.
   One detector per audio stream; a detector itself is not meant to be shared between threads.
@@ -20,9 +20,12 @@ from __future__ import annotations
 import ctypes
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pocketsphinx import Decoder
 
 __all__ = [
     "DEFAULT_VOICE",
@@ -133,7 +136,9 @@ class _Espeak:
         lib.espeak_SetSynthCallback(self._callback)
         self._voice: _EspeakVoice | None = None
 
-    def _collect(self, wav, numsamples, _events) -> int:  # called by C on the synthesizing thread
+    def _collect(
+        self, wav: ctypes._Pointer[ctypes.c_short], numsamples: int, _events: int | None
+    ) -> int:  # called by C on the synthesizing thread
         if numsamples > 0 and wav:
             self._chunks.append(ctypes.string_at(wav, numsamples * 2))
         return 0
@@ -229,11 +234,11 @@ class _DecoderPool:
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._idle: list = []
+        self._idle: list[Decoder] = []
         self._created = 0
         self._cond = threading.Condition()
 
-    def acquire(self):
+    def acquire(self) -> Decoder:
         with self._cond:
             while True:
                 if self._idle:
@@ -250,13 +255,13 @@ class _DecoderPool:
                 self._cond.notify()
             raise
 
-    def release(self, decoder) -> None:
+    def release(self, decoder: Decoder) -> None:
         with self._cond:
             self._idle.append(decoder)
             self._cond.notify()
 
 
-def _new_decoder():
+def _new_decoder() -> Decoder:
     import pocketsphinx
 
     # Default config = the bundled en-US acoustic model, dictionary and language model. The
@@ -419,10 +424,10 @@ class SpeechDetector:
         energies = np.mean(frames.astype(np.float32) ** 2, axis=1)
         # 24 kHz -> 16 kHz by linear interpolation, frame by frame (3 samples -> 2).
         triples = frames.reshape(frames.shape[0], -1, 3).astype(np.int32)
-        down = np.empty((frames.shape[0], triples.shape[1], 2), dtype=np.int16)
-        down[:, :, 0] = triples[:, :, 0]
-        down[:, :, 1] = (triples[:, :, 1] + triples[:, :, 2]) // 2
-        down = down.reshape(frames.shape[0], -1)
+        pairs = np.empty((frames.shape[0], triples.shape[1], 2), dtype=np.int16)
+        pairs[:, :, 0] = triples[:, :, 0]
+        pairs[:, :, 1] = (triples[:, :, 1] + triples[:, :, 2]) // 2
+        down = pairs.reshape(frames.shape[0], -1)
         for i in range(frames.shape[0]):
             speech = energies[i] >= self._gate_ms and self._vad.is_speech(down[i].tobytes())
             self._step(bool(speech), edges)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from localengine.runner import RunningEngine
+
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[localengine.runner.RunningEngine]:  # noqa: F821
+def engine() -> Iterator[RunningEngine]:
     from localengine.runner import start_engine
 
     with start_engine() as running:

@@ -25,6 +25,8 @@ from aiortc.mediastreams import MediaStreamError
 from streamlit_webrtc.pcm_source import PcmAudioSource
 from streamlit_webrtc.sink import AudioSinkTrack, VideoSinkTrack
 
+from localengine.pacing import FramePacer
+
 RATE = 48_000
 PTIME = 0.020
 SAMPLES = int(RATE * PTIME)
@@ -59,8 +61,7 @@ class _PacedAudioTrack(MediaStreamTrack):
 
     def __init__(self) -> None:
         super().__init__()
-        self._start: float | None = None
-        self._pts = 0
+        self._pacer = FramePacer(RATE / SAMPLES)
 
     def _samples(self) -> np.ndarray:
         raise NotImplementedError
@@ -68,16 +69,10 @@ class _PacedAudioTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._pts += SAMPLES
-            wait = self._start + self._pts / RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        index = await self._pacer.wait()
         frame = av.AudioFrame.from_ndarray(self._samples().reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RATE
-        frame.pts = self._pts
+        frame.pts = index * SAMPLES
         frame.time_base = fractions.Fraction(1, RATE)
         return frame
 
@@ -138,21 +133,14 @@ class SolidVideoTrack(MediaStreamTrack):
         image[:, :] = rgb
         self._image = image
         self._fps = fps
-        self._start: float | None = None
-        self._n = 0
+        self._pacer = FramePacer(fps)
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._n += 1
-            wait = self._start + self._n / self._fps - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        index = await self._pacer.wait()
         frame = av.VideoFrame.from_ndarray(self._image, format="rgb24")
-        frame.pts = self._n * (90_000 // self._fps)
+        frame.pts = index * (90_000 // self._fps)
         frame.time_base = fractions.Fraction(1, 90_000)
         return frame
 
@@ -199,6 +187,7 @@ class AudioRecorder:
         try:
             while True:
                 frame = await track.recv()
+                assert isinstance(frame, av.AudioFrame)  # an audio track's frames
                 now = time.monotonic()
                 pcm = frame.to_ndarray().reshape(-1)
                 self.frames += 1
@@ -298,11 +287,11 @@ class ServerLeg:
 
             just_in_time(self.voice)
         self.bridge = None
-        self.on_ended: Callable[[], None] | None = None
+        self.on_ended: Callable[[], object] | None = None
         self._sinks: list = []
         self.pc.on("track", self._on_track)
 
-    def attach(self, bridge, on_ended: Callable[[], None] | None = None) -> None:
+    def attach(self, bridge, on_ended: Callable[[], object] | None = None) -> None:
         self.bridge = bridge
         self.on_ended = on_ended
 
@@ -311,6 +300,7 @@ class ServerLeg:
             from realtime.rtc_tuning import tune_peer_connection
 
             tune_peer_connection(self.pc)
+        sink: AudioSinkTrack | VideoSinkTrack
         if track.kind == "audio":
             sink = AudioSinkTrack(callback=self._mic)
             sink._on_ended_callback = self._ended

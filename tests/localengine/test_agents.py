@@ -10,10 +10,9 @@ import asyncio
 from typing import Any
 
 from agents import function_tool
-from agents.realtime import RealtimeAgent, RealtimeRunner
-from openai import AsyncOpenAI
+from agents.realtime import RealtimeAgent, RealtimeModelConfig, RealtimeRunner
 
-from tests.engine.helpers import API_KEY, RtcClient, validated, wait_until
+from tests.localengine.helpers import API_KEY, text_call, validated, wait_until
 
 CALLS: list[tuple[int, int]] = []
 
@@ -68,25 +67,17 @@ async def test_agent_over_websocket_by_model(engine):
 
 async def test_agent_over_sideband_to_a_webrtc_call(engine):
     CALLS.clear()
-    peer = RtcClient()
-    async with AsyncOpenAI(base_url=engine.base_url, api_key=API_KEY) as client:
-        await peer.start_call(client, {"type": "realtime", "output_modalities": ["text"]})
-        call_id = peer.call_id
-        try:
-            await peer.wait_event("session.created")
-            url = f"{engine.ws_url}?call_id={call_id}"
-            config = {"url": url, "api_key": API_KEY, "call_id": call_id}
-            async with await _runner().run(model_config=config) as session:
-                _, reply = await _tool_turn(session, "multiply numbers 12 and 11 for me")
-                assert CALLS == [(12, 11)]
-                assert "The product is 132." in reply
-                # The browser side of the call saw the same reply on its data channel.
-                await wait_until(
-                    lambda: any(e["type"] == "response.output_text.done" and "132" in e["text"] for e in peer.events),
-                    10,
-                    "the reply on the call's data channel",
-                )
-            await client.realtime.calls.hangup(call_id)
-        finally:
-            await peer.close()
+    async with text_call(engine.base_url) as (_, peer):
+        url = f"{engine.ws_url}?call_id={peer.call_id}"
+        config: RealtimeModelConfig = {"url": url, "api_key": API_KEY, "call_id": peer.call_id}
+        async with await _runner().run(model_config=config) as session:
+            _, reply = await _tool_turn(session, "multiply numbers 12 and 11 for me")
+            assert CALLS == [(12, 11)]
+            assert "The product is 132." in reply
+            # The browser side of the call saw the same reply on its data channel.
+            await wait_until(
+                lambda: any(e["type"] == "response.output_text.done" and "132" in e["text"] for e in peer.events),
+                10,
+                "the reply on the call's data channel",
+            )
     await wait_until(lambda: engine.stats().calls == 0, 10, "the call to end")

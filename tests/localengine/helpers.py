@@ -6,15 +6,20 @@ import asyncio
 import fractions
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import av
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from openai.types.realtime import RealtimeServerEvent
+from openai import AsyncOpenAI
+from openai.types.realtime import RealtimeConversationItemUserMessageParam, RealtimeServerEvent
 from pydantic import TypeAdapter
+
+from localengine.pacing import FramePacer
+from localengine.rtc import read_pcm
 
 SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
 API_KEY = "sk-local-test-key"
@@ -51,8 +56,7 @@ class PcmTrack(MediaStreamTrack):
         x = np.frombuffer(pcm24k, dtype="<i2")
         self._pcm = np.repeat(x, 2).astype("<i2").tobytes()  # 24 -> 48 kHz
         self._pos = 0
-        self._start: float | None = None
-        self._ts = 0
+        self._pacer = FramePacer(50)
 
     def feed(self, pcm24k: bytes) -> None:
         x = np.frombuffer(pcm24k, dtype="<i2")
@@ -62,18 +66,12 @@ class PcmTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._ts += 960
-            wait = self._start + self._ts / 48000 - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        index = await self._pacer.wait()
         chunk = self._pcm[self._pos : self._pos + 1920]
         self._pos += len(chunk)
         frame = av.AudioFrame(format="s16", layout="mono", samples=960)
         frame.planes[0].update(chunk.ljust(1920, b"\x00"))
-        frame.pts = self._ts
+        frame.pts = index * 960
         frame.sample_rate = 48000
         frame.time_base = fractions.Fraction(1, 48000)
         return frame
@@ -95,7 +93,13 @@ class RtcClient:
         self.channel.on("open", self.opened.set)
         self.channel.on("message", self._on_message)
         self.pc.on("track", self._on_track)
-        self.call_id: str | None = None
+        self._call_id: str | None = None
+
+    @property
+    def call_id(self) -> str:
+        """The id of the call ``start_call`` opened."""
+        assert self._call_id is not None, "no call started"
+        return self._call_id
 
     def _on_message(self, message: str | bytes) -> None:
         self.events.append(validated(json.loads(message)))
@@ -106,14 +110,7 @@ class RtcClient:
             self._reader = asyncio.ensure_future(self._read(track))
 
     async def _read(self, track: MediaStreamTrack) -> None:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
-        try:
-            while True:
-                frame = await track.recv()
-                for out in resampler.resample(frame):
-                    self.received += bytes(out.planes[0])[: out.samples * 2]
-        except MediaStreamError:
-            pass
+        await read_pcm(track, 48_000, self.received.extend)
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -128,7 +125,7 @@ class RtcClient:
         Sets ``call_id``; returns the raw response for checks of its status and headers."""
         kwargs = {"session": session} if session is not None else {}
         raw = await client.realtime.calls.with_raw_response.create(sdp=await self.offer(), **kwargs)
-        self.call_id = raw.headers["location"].rsplit("/", 1)[1]
+        self._call_id = raw.headers["location"].rsplit("/", 1)[1]
         await self.answer(raw.content.decode())
         return raw
 
@@ -146,13 +143,32 @@ class RtcClient:
         return next(e for e in self.events[start:] if e["type"] == type_)
 
     def arrival(self, type_: str, start: int = 0) -> float:
-        return next(t for e, t in zip(self.events[start:], self.arrivals[start:]) if e["type"] == type_)
+        return next(t for e, t in zip(self.events[start:], self.arrivals[start:], strict=False) if e["type"] == type_)
 
     async def close(self) -> None:
         self.mic.stop()
         await self.pc.close()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
+
+
+@asynccontextmanager
+async def text_call(base_url: str) -> AsyncIterator[tuple[AsyncOpenAI, RtcClient]]:
+    """A WebRTC call in text mode, its ``session.created`` seen; hung up after a body that passed."""
+    peer = RtcClient()
+    async with AsyncOpenAI(base_url=base_url, api_key=API_KEY) as client:
+        await peer.start_call(client, {"type": "realtime", "output_modalities": ["text"]})
+        try:
+            await peer.wait_event("session.created")
+            yield client, peer
+            await client.realtime.calls.hangup(peer.call_id)
+        finally:
+            await peer.close()
+
+
+def user_text(text: str) -> RealtimeConversationItemUserMessageParam:
+    """A user message item holding ``text``."""
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
 
 
 class EventStream:

@@ -12,19 +12,21 @@ import wave
 import pytest
 from openai import AsyncOpenAI
 
-from tests.engine.helpers import API_KEY, EventStream, first, reply_text, rms
+from tests.localengine.helpers import API_KEY, EventStream, first, reply_text, rms, user_text
 from tests.media import solid_jpeg_data_url, speech_wav
 
 
 @pytest.fixture
 async def rt(engine):
-    async with AsyncOpenAI(base_url=engine.base_url, api_key=API_KEY) as client:
-        async with client.realtime.connect(model="gpt-realtime") as conn:
-            stream = EventStream(conn)
-            created = await stream.next()
-            assert created["type"] == "session.created"
-            assert created["session"]["model"] == "gpt-realtime"
-            yield conn, stream
+    async with (
+        AsyncOpenAI(base_url=engine.base_url, api_key=API_KEY) as client,
+        client.realtime.connect(model="gpt-realtime") as conn,
+    ):
+        stream = EventStream(conn)
+        created = await stream.next()
+        assert created["type"] == "session.created"
+        assert created["session"]["model"] == "gpt-realtime"
+        yield conn, stream
 
 
 async def _text_only(conn, stream, **extra):
@@ -36,13 +38,7 @@ async def _text_only(conn, stream, **extra):
 async def test_text_turn(rt):
     conn, stream = rt
     await _text_only(conn, stream)
-    await conn.conversation.item.create(
-        item={
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": "hello from the sdk"}],
-        }
-    )
+    await conn.conversation.item.create(item=user_text("hello from the sdk"))
     await conn.response.create()
     events = await stream.until("response.done")
     assert reply_text(events) == "You said: hello from the sdk"
@@ -56,13 +52,7 @@ async def test_text_turn(rt):
 async def test_instructions_change_is_visible(rt):
     conn, stream = rt
     await _text_only(conn, stream, instructions="Say: Ahoy there.")
-    await conn.conversation.item.create(
-        item={
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": "ping"}],
-        }
-    )
+    await conn.conversation.item.create(item=user_text("ping"))
     await conn.response.create()
     assert reply_text(await stream.until("response.done")).startswith("Ahoy there.")
 
@@ -99,13 +89,7 @@ async def test_tool_turn(rt):
         },
     }
     await _text_only(conn, stream, tools=[tool], tool_choice="auto")
-    await conn.conversation.item.create(
-        item={
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": "please add numbers 19 and 23"}],
-        }
-    )
+    await conn.conversation.item.create(item=user_text("please add numbers 19 and 23"))
     await conn.response.create()
     events = await stream.until("response.done")
     call = first(events, "response.function_call_arguments.done")

@@ -16,7 +16,16 @@ from openai import AsyncOpenAI
 
 from localengine.config import EngineConfig
 from localengine.runner import start_engine
-from tests.engine.helpers import API_KEY, EventStream, RtcClient, reply_text, validated, wait_until
+from tests.localengine.helpers import (
+    API_KEY,
+    EventStream,
+    RtcClient,
+    reply_text,
+    text_call,
+    user_text,
+    validated,
+    wait_until,
+)
 from tests.media import solid_jpeg_data_url
 
 ALLOWED = "sk-only-this-one"
@@ -78,9 +87,7 @@ BAD_EVENTS = [
 
 
 async def _good_turn(conn, stream: EventStream, text: str) -> str:
-    await conn.conversation.item.create(
-        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-    )
+    await conn.conversation.item.create(item=user_text(text))
     await conn.response.create()
     return reply_text(await stream.until("response.done"))
 
@@ -120,36 +127,30 @@ async def test_bad_client_events_get_errors_and_the_sessions_live_on(engine):
 
 async def test_oversize_message_on_the_data_channel_keeps_the_call(engine):
     """A client that ignores the SCTP max-message-size sends 2 MB: error event, call stays up."""
-    peer = RtcClient()
-    async with AsyncOpenAI(base_url=engine.base_url, api_key=API_KEY) as client:
-        await peer.start_call(client, {"type": "realtime", "output_modalities": ["text"]})
-        call_id = peer.call_id
-        try:
-            await peer.wait_event("session.created")
-            peer.pc.sctp._remote_max_message_size = 0  # behave like a non-compliant client
-            peer.send({"type": "input_audio_buffer.append", "event_id": "huge", "audio": "A" * 2_000_000})
-            error = await peer.wait_event("error", timeout=30)
-            assert error["error"]["code"] == "event_too_large" and error["error"]["event_id"] == "huge"
-            mark = len(peer.events)
-            peer.send(
-                {
-                    "type": "conversation.item.create",
-                    "item": {
-                        "type": "message",
-                        "role": "user",
-                        "content": [
-                            {"type": "input_image", "image_url": solid_jpeg_data_url((255, 0, 0))},
-                            {"type": "input_text", "text": "what do you see?"},
-                        ],
-                    },
-                }
-            )
-            peer.send({"type": "response.create"})
-            await peer.wait_event("response.done", start=mark)
-            assert "red" in reply_text(peer.events[mark:]).lower()
-            await client.realtime.calls.hangup(call_id)
-        finally:
-            await peer.close()
+    async with text_call(engine.base_url) as (_, peer):
+        sctp = peer.pc.sctp
+        assert sctp is not None
+        sctp._remote_max_message_size = 0  # behave like a non-compliant client
+        peer.send({"type": "input_audio_buffer.append", "event_id": "huge", "audio": "A" * 2_000_000})
+        error = await peer.wait_event("error", timeout=30)
+        assert error["error"]["code"] == "event_too_large" and error["error"]["event_id"] == "huge"
+        mark = len(peer.events)
+        peer.send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [
+                        {"type": "input_image", "image_url": solid_jpeg_data_url((255, 0, 0))},
+                        {"type": "input_text", "text": "what do you see?"},
+                    ],
+                },
+            }
+        )
+        peer.send({"type": "response.create"})
+        await peer.wait_event("response.done", start=mark)
+        assert "red" in reply_text(peer.events[mark:]).lower()
 
 
 @pytest.mark.parametrize(
@@ -202,15 +203,17 @@ async def test_missing_and_wrong_keys_are_401(restricted, engine):
         assert err.value.response.status_code == 401
         assert json.loads(err.value.response.body)["error"]["code"] == "invalid_api_key"
     async with AsyncOpenAI(base_url=restricted.base_url, api_key="sk-guess") as client:
-        with pytest.raises(openai.AuthenticationError) as err:
+        with pytest.raises(openai.AuthenticationError) as refused:
             await client.realtime.calls.create(sdp="v=0\r\n")
-        assert err.value.code == "invalid_api_key" and "Incorrect API key" in err.value.message
+        assert refused.value.code == "invalid_api_key" and "Incorrect API key" in refused.value.message
         with pytest.raises(websockets.exceptions.InvalidStatus):
             async with client.realtime.connect(model="gpt-realtime"):
                 pass
-    async with AsyncOpenAI(base_url=restricted.base_url, api_key=ALLOWED) as client:
-        async with client.realtime.connect(model="gpt-realtime") as conn:
-            assert validated(json.loads(await conn.recv_bytes()))["type"] == "session.created"
+    async with (
+        AsyncOpenAI(base_url=restricted.base_url, api_key=ALLOWED) as client,
+        client.realtime.connect(model="gpt-realtime") as conn,
+    ):
+        assert validated(json.loads(await conn.recv_bytes()))["type"] == "session.created"
 
 
 async def test_binary_and_garbage_frames_do_not_drop_the_socket(engine):
@@ -240,7 +243,8 @@ async def test_session_duration_limit_ends_websocket_and_call():
                     assert error["code"] == "session_expired"
                     with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
                         await stream.next(timeout=10)
-                    assert closed.value.rcvd.reason == "session_expired"
+                    rcvd = closed.value.rcvd
+                    assert rcvd is not None and rcvd.reason == "session_expired"
                 error = await peer.wait_event("error", timeout=10)
                 assert error["error"]["code"] == "session_expired"
                 await wait_until(lambda: short.stats().calls == 0, 10, "the expired call to end")

@@ -12,7 +12,7 @@ import asyncio
 import pytest
 from openai import AsyncOpenAI
 
-from tests.engine.helpers import API_KEY, EventStream, RtcClient, reply_text, voiced_ms, wait_until
+from tests.localengine.helpers import API_KEY, EventStream, RtcClient, reply_text, user_text, voiced_ms, wait_until
 from tests.media import silence_pcm24k, speech_pcm24k
 
 
@@ -35,7 +35,7 @@ def _say(peer: RtcClient, text: str) -> int:
     peer.send(
         {
             "type": "conversation.item.create",
-            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+            "item": user_text(text),
         }
     )
     peer.send({"type": "response.create"})
@@ -123,13 +123,7 @@ async def test_sideband_websocket_sees_and_drives_the_call(engine, client):
             assert reply_text(events) == "You said: seen on both"
             # Driven from the sideband, seen on the data channel.
             mark = len(peer.events)
-            await side.conversation.item.create(
-                item={
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": "from the server side"}],
-                }
-            )
+            await side.conversation.item.create(item=user_text("from the server side"))
             await side.response.create()
             assert reply_text(await stream.until("response.done")) == "You said: from the server side"
             await peer.wait_event("response.done", start=mark)

@@ -16,7 +16,7 @@ from aiortc import RTCPeerConnection
 from openai import AsyncOpenAI
 
 from localengine.runner import start_engine
-from tests.engine.helpers import API_KEY, EventStream, RtcClient, reply_text, rms, voiced_ms, wait_until
+from tests.localengine.helpers import API_KEY, EventStream, RtcClient, reply_text, rms, user_text, voiced_ms, wait_until
 
 N_WS = 20
 N_CALLS = 5
@@ -35,9 +35,7 @@ async def _ws_session(client: AsyncOpenAI, n: int) -> None:
         await conn.session.update(session={"type": "realtime", "output_modalities": ["audio" if audio else "text"]})
         await stream.until("session.updated")
         text = f"session {n} reporting code {1000 + n}"
-        await conn.conversation.item.create(
-            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-        )
+        await conn.conversation.item.create(item=user_text(text))
         await conn.response.create()
         events = await stream.until("response.done", timeout=90)
         assert reply_text(events) == f"You said: {text}", n
@@ -56,7 +54,7 @@ async def _call(client: AsyncOpenAI, n: int) -> None:
         peer.send(
             {
                 "type": "conversation.item.create",
-                "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+                "item": user_text(text),
             }
         )
         peer.send({"type": "response.create"})

@@ -19,7 +19,9 @@ async def test_frames_are_paced_and_continuous():
 async def test_after_a_stall_the_clock_is_reanchored_instead_of_bursting():
     track = VoiceTrack()
     await track.recv()
-    track._start -= 1.0  # as if the event loop had stalled for a second
+    pacer = track._pacer
+    assert pacer._start is not None
+    pacer._start -= 1.0  # as if the event loop had stalled for a second
     await track.recv()  # the late frame goes out at once, and the clock starts again from now
     started = time.monotonic()
     for _ in range(10):

@@ -244,9 +244,9 @@ def test_concurrent_callers_get_the_same_results_as_serial_ones():
         "good morning everybody",
     ]
     voices = VOICES[: len(texts)]
-    inputs = [silence_pcm24k(300) + synthesize(t, v) + silence_pcm24k(300) for t, v in zip(texts, voices)]
+    inputs = [silence_pcm24k(300) + synthesize(t, v) + silence_pcm24k(300) for t, v in zip(texts, voices, strict=False)]
     serial_text = [transcribe(pcm) for pcm in inputs]
-    serial_audio = [synthesize(t, v) for t, v in zip(texts, voices)]
+    serial_audio = [synthesize(t, v) for t, v in zip(texts, voices, strict=False)]
 
     barrier = threading.Barrier(8)
 
@@ -270,7 +270,7 @@ def test_concurrent_callers_get_the_same_results_as_serial_ones():
         own = overlap(text, serial_text[i])
         others = [overlap(text, serial_text[j]) for j in range(len(texts)) if j != i]
         assert text == serial_text[i] or own > max(others), (i, text, serial_text)
-    for (_, audio), expected in zip(results, serial_audio):
+    for (_, audio), expected in zip(results, serial_audio, strict=False):
         # espeak-ng adds a little jitter of its own; crossed or mixed buffers would be far off.
         assert duration_ms(audio) == pytest.approx(duration_ms(expected), rel=0.02)
         assert rms(audio) == pytest.approx(rms(expected), rel=0.1)

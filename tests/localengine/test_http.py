@@ -18,7 +18,7 @@ from openai.types.realtime import ClientSecretCreateResponse
 
 from localengine.config import EngineConfig
 from localengine.runner import start_engine
-from tests.engine.helpers import API_KEY, validated
+from tests.localengine.helpers import API_KEY, validated
 
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = "sk-allowed-one"
@@ -82,9 +82,11 @@ async def _client_secret_checks(restricted, client):
     assert secret.session.instructions == "Say: Hello from the secret."
 
     # The ephemeral key opens a session, and that session carries the secret's configuration.
-    async with AsyncOpenAI(base_url=restricted.base_url, api_key=secret.value) as eph:
-        async with eph.realtime.connect(model="gpt-realtime") as conn:
-            created = validated(await conn.recv())
+    async with (
+        AsyncOpenAI(base_url=restricted.base_url, api_key=secret.value) as eph,
+        eph.realtime.connect(model="gpt-realtime") as conn,
+    ):
+        created = validated(await conn.recv())
     assert created["type"] == "session.created"
     assert created["session"]["instructions"] == "Say: Hello from the secret."
 
@@ -143,6 +145,7 @@ def test_cli_prints_base_url_first_and_stops_cleanly_on_sigterm():
         text=True,
     )
     try:
+        assert proc.stdout is not None
         first = proc.stdout.readline().strip()
         assert first.startswith("localengine listening on http://127.0.0.1:"), first
         base_url = first.rsplit(" ", 1)[1]
@@ -155,7 +158,7 @@ def test_cli_prints_base_url_first_and_stops_cleanly_on_sigterm():
         r = httpx2.post(base_url + "/realtime/client_secrets", json={}, headers={"Authorization": "Bearer sk-other"})
         assert r.status_code == 401
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "sk-cli-secret" not in err and "sk-other" not in err
         assert "Traceback" not in err

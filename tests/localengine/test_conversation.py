@@ -12,12 +12,14 @@ import base64
 import json
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
 
 from localengine.config import EngineConfig
 from localengine.conversation import (
+    _HANDLERS,
     ClearPlayback,
     Close,
     Play,
@@ -27,7 +29,7 @@ from localengine.conversation import (
     Transcribe,
     TurnDetectionConfig,
 )
-from localengine.schema import validate_server_event
+from localengine.schema import CLIENT_EVENT_TYPES, validate_server_event
 from tests.media import solid_png_data_url
 
 SEEN_TYPES: set[str] = set()
@@ -177,7 +179,17 @@ class Harness:
             "response.output_audio_transcript.done", effects
         )
         assert done, self.types(effects)
-        return done[-1].get("text", done[-1].get("transcript"))
+        text = done[-1].get("text", done[-1].get("transcript"))
+        assert isinstance(text, str), done[-1]
+        return text
+
+    def spoken_reply(self, text: str, ms: int) -> Play:
+        """Say ``text`` and answer it; its voice is ``ms`` of tone. Returns the one ``Play`` (WebRTC)."""
+        self.say(text)
+        self.respond()
+        self.result(self.of(Synthesize)[0].job_id, tone(ms))
+        (play,) = self.of(Play)
+        return play
 
     def error(self, effects=None) -> dict:
         return self.one("error", effects)["error"]
@@ -313,7 +325,8 @@ def test_session_update_applies_every_supported_field():
     assert s["audio"]["input"]["turn_detection"]["type"] == "semantic_vad"
     assert s["audio"]["input"]["turn_detection"]["eagerness"] == "high"
     assert s["instructions"] == "Say: Hi."
-    assert h.session.settings.turn_detection.silence_ms == 400
+    td = h.session.settings.turn_detection
+    assert td is not None and td.silence_ms == 400
     h.update(audio={"input": {"turn_detection": None, "transcription": None}}, tools=[], tool_choice="auto")
     s = h.one("session.updated")["session"]
     assert s["audio"]["input"]["turn_detection"] is None and s["audio"]["input"]["transcription"] is None
@@ -683,10 +696,7 @@ def test_audio_response_over_websocket_streams_100ms_deltas():
 
 def test_audio_response_over_webrtc_plays_and_reports_buffer():
     h = Harness(transport="webrtc")
-    h.say("hello")
-    h.respond()
-    h.result(h.of(Synthesize)[0].job_id, tone(800))
-    (play,) = h.of(Play)
+    play = h.spoken_reply("hello", ms=800)
     rid = h.one("response.done")["response"]["id"]
     assert play.response_id == rid and len(play.pcm24k) == 800 * 48
     assert not h.sent("response.output_audio.delta")
@@ -957,10 +967,7 @@ def test_input_audio_buffer_is_bounded():
 
 def test_barge_in_over_webrtc_clears_playback_and_truncates_at_played_ms():
     h = Harness(transport="webrtc")
-    h.say("count to twenty")
-    h.respond()
-    h.result(h.of(Synthesize)[0].job_id, tone(4000))
-    (play,) = h.of(Play)
+    play = h.spoken_reply("count to twenty", ms=4000)
     h.started(play.item_id)
     h.progress(play.item_id, 700)
     effects = speak(h, 300)
@@ -998,10 +1005,7 @@ def test_no_barge_in_when_interrupt_response_is_false():
             "input": {"turn_detection": {"type": "server_vad", "interrupt_response": False, "create_response": False}}
         }
     )
-    h.say("hello")
-    h.respond()
-    h.result(h.of(Synthesize)[0].job_id, tone(2000))
-    play = h.of(Play)[0]
+    play = h.spoken_reply("hello", ms=2000)
     effects = speak(h, 300)
     assert "output_audio_buffer.cleared" not in h.types(effects) and not h.of(ClearPlayback, effects)
     assert h.types(h.finished(play.item_id)) == ["output_audio_buffer.started", "output_audio_buffer.stopped"]
@@ -1018,10 +1022,7 @@ def test_websocket_barge_in_cancels_but_leaves_truncation_to_the_client():
 
 def test_output_audio_buffer_clear():
     h = Harness(transport="webrtc")
-    h.say("hello")
-    h.respond()
-    h.result(h.of(Synthesize)[0].job_id, tone(1000))
-    play = h.of(Play)[0]
+    play = h.spoken_reply("hello", ms=1000)
     h.started(play.item_id)
     h.send({"type": "output_audio_buffer.clear"})
     assert h.types() == ["ClearPlayback", "output_audio_buffer.cleared"]
@@ -1123,6 +1124,11 @@ def test_internal_failure_is_an_error_event_not_a_crash():
     assert h.reply_text() == "You said: still fine"
 
 
+def test_every_client_event_type_has_a_handler():
+    assert sorted(_HANDLERS) == sorted(CLIENT_EVENT_TYPES)
+
+
 def test_constructor_rejects_unknown_transport():
+    transport: Any = "carrier-pigeon"  # not a transport, whatever the annotation says
     with pytest.raises(ValueError):
-        Session("carrier-pigeon", EngineConfig(), None, 0.0)
+        Session(transport, EngineConfig(), None, 0.0)

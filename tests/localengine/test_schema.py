@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from localengine.schema import (
     validate_server_event,
 )
 
-VALID = [
+VALID: list[dict[str, Any]] = [
     {"type": "session.update", "session": {"type": "realtime", "instructions": "hi"}},
     {
         "type": "conversation.item.create",
@@ -77,7 +78,8 @@ def test_types_are_coerced_to_the_models_shape():
             "session.output_modalities",
         ),
         (
-            '{"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": {"type": "magic"}}}}}',
+            '{"type": "session.update", "session": {"type": "realtime", '
+            '"audio": {"input": {"turn_detection": {"type": "magic"}}}}}',
             "invalid_value",
             "session.audio.input.turn_detection.type",
         ),
@@ -87,7 +89,8 @@ def test_types_are_coerced_to_the_models_shape():
             "session.audio.output.voice",
         ),
         (
-            '{"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": 5}]}}',
+            '{"type": "conversation.item.create", "item": {"type": "message", "role": "user", '
+            '"content": [{"type": "input_text", "text": 5}]}}',
             "invalid_type",
             "item.content[0].text",
         ),
