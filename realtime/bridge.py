@@ -6,52 +6,72 @@ channel. The SDP offer goes out through the official SDK
 (`AsyncOpenAI(...).realtime.calls.create`), the call id comes from the
 `Location` header, and the call is always hung up on close.
 
+It is the IO edge around three folds: provider events are read once by
+`realtime.events`, then fed to the call's state (`realtime.call_state`, whose
+effects the Bridge carries out), the `Transcript` and the `TurnClock`.
+
 Everything runs on the process's one background loop (`realtime.loop`). The
 public methods are called from Streamlit threads or the browser leg's media
 loop: they only hand work over (`call_soon` / `run_coro`) and never block,
-except `close()`, which waits at most `timeout` seconds.
-
-State the page reads (`snapshot()`) is rebuilt on the loop after every change
-and published as one immutable `BridgeSnapshot`.
+except `close()`, which waits at most `timeout` seconds. The page reads
+`snapshot()`, an immutable value built when it is read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, cast
 
 import av
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from openai import AsyncOpenAI
+from openai.types.realtime import RealtimeSessionCreateRequestParam
 
 from realtime import loop as bg
-from realtime.errors import BridgeError, classify, from_error_event
+from realtime.call_state import (
+    Act,
+    Activity,
+    CallCreated,
+    CallState,
+    Effect,
+    Failure,
+    ForgetImage,
+    Lifecycle,
+    RunTool,
+    Signal,
+    State,
+    TellEnded,
+    transition,
+)
+from realtime.errors import BridgeError, classify
 from realtime.eventlog import EventLog
+from realtime.events import ItemCreate, ServerEvent, Unreadable, decode_message, read_client_event, read_server_event
 from realtime.frames import FrameThrottle, ImageWindow, encode_frame
-from realtime.metrics import TurnClock, TurnMetrics, UsageTotals
+from realtime.metrics import TurnClock, TurnMetrics
 from realtime.mic_track import MicTrack
 from realtime.pricing import estimate_cost
+from realtime.rtc_stats import RtcStats, read_rtc_stats
 from realtime.rtc_tuning import tune_peer_connection
 from realtime.sdp import normalize_answer
 from realtime.settings import Settings, live_changes, restart_required
 from realtime.tools import DEFAULT_TOOLS, ToolRegistry
 from realtime.transcript import Transcript, TranscriptItem
-from realtime.updates import CallEnded
-from realtime.voice_out import VoiceOut
+from realtime.updates import BridgeUpdate, Listener
+from realtime.usage import UsageTotals
+from realtime.voice_out import PcmSink, VoiceOut
 
 __all__ = ["MAX_MESSAGE_BYTES", "Bridge", "BridgeSnapshot", "RtcStats", "SettingsChange"]
 
 log = logging.getLogger(__name__)
-
-State = Literal["idle", "connecting", "connected", "closed", "failed"]
-Activity = Literal["idle", "listening", "user_speaking", "assistant_speaking"]
 
 MAX_MESSAGE_BYTES = 65_536  # aiortc's data-channel message cap
 STATS_INTERVAL_S = 1.0
@@ -67,19 +87,6 @@ class SettingsChange:
 
 
 @dataclass(frozen=True)
-class RtcStats:
-    rtt_ms: float | None = None
-    jitter_ms: float | None = None
-    packets_sent: int = 0
-    packets_received: int = 0
-    packets_lost: int = 0
-    mic_level: float = 0.0  # rms of the mic sent upstream, 0..1
-    voice_level: float = 0.0  # rms of the assistant's voice received, 0..1
-    voice_buffer_ms: float = 0.0
-    voice_dropped_ms: float = 0.0
-
-
-@dataclass(frozen=True)
 class BridgeSnapshot:
     state: State
     activity: Activity
@@ -91,11 +98,6 @@ class BridgeSnapshot:
     rtc: RtcStats
     call_id: str | None
     images_in_context: int = 0
-
-    # the contract's names for the same things
-    @property
-    def items(self) -> tuple[TranscriptItem, ...]:
-        return self.transcript
 
 
 def _new_id(prefix: str) -> str:
@@ -112,13 +114,8 @@ def _call_id_from_location(location: str | None) -> str | None:
 class Bridge:
     """One conversation's upstream aiortc peer (see module docstring)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        audio_out: Any,
-        tools: ToolRegistry | None = None,
-    ) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, audio_out: PcmSink, tools: ToolRegistry | None = None) -> None:
+        self.settings = settings  # what the caller last asked for; the loop applies it (`_applied`)
         self.tools = tools if tools is not None else DEFAULT_TOOLS
         self.events = EventLog()
         self.transcript = Transcript()
@@ -127,43 +124,34 @@ class Bridge:
         camera = settings.camera
         self.throttle = FrameThrottle(interval_s=float(camera.interval_s))
         self.images = ImageWindow(max_images=int(camera.max_images))
+        self.hung_up = False
         self._clock = TurnClock()
-        self._turns: list[TurnMetrics] = []
-        self._listeners: list[Callable[[Any], None]] = []
-
-        self._state: State = "idle"
-        self._activity: Activity = "idle"
-        self._error: BridgeError | None = None
-        self._call_id: str | None = None
+        self._turns: tuple[TurnMetrics, ...] = ()
+        self._listeners: list[Listener] = []
         self._rtc = RtcStats()
-        self._snapshot = self._build_snapshot()
+        self._call = CallState()
+        self._call_lock = threading.Lock()  # `start()` steps the fold off the loop; the loop does the rest
 
         # loop-side objects (created/used only on the bridge loop)
+        self._applied = settings
         self._pc: RTCPeerConnection | None = None
-        self._dc: Any = None
+        self._dc: RTCDataChannel | None = None
         self._client: AsyncOpenAI | None = None
         self._pending: list[str] = []
-        self._tasks: set[asyncio.Task] = set()
-        self._tool_calls: dict[str, asyncio.Task] = {}
-        self._response_active = False
-        self._audio_started = False
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._camera_wake: asyncio.Event | None = None
-        self._run_future: concurrent.futures.Future | None = None
-        self._close_future: concurrent.futures.Future | None = None
-        self._closing = False
+        self._run_future: concurrent.futures.Future[None] | None = None
+        self._close_future: concurrent.futures.Future[None] | None = None
         self._api_key: str | None = None
         self._base_url: str | None = None
-        self.hung_up = False
-        self._ended_told = False
 
     # ------------------------------------------------------------------ public API (any thread)
 
     def start(self) -> None:
         """Connect in the background loop thread. Returns at once."""
-        if self._run_future is not None or self._closing:
+        if self._run_future is not None or self._close_future is not None:
             return
-        self._state = "connecting"
-        self._publish()
+        self._step(Lifecycle("connect"))
         self._run_future = bg.run_coro(self._run())
 
     def on_mic_frame(self, frame: av.AudioFrame) -> None:
@@ -177,9 +165,8 @@ class Bridge:
 
     def send_text(self, text: str) -> None:
         text = (text or "").strip()
-        if not text:
-            return
-        bg.call_soon(self._send_text, text)
+        if text:
+            bg.call_soon(self._send_text, text)
 
     def send_frame_now(self) -> None:
         self.throttle.force()
@@ -197,44 +184,50 @@ class Bridge:
         """Push to talk, release: the user's turn is what the buffer holds; commit it and ask for a reply."""
         bg.call_soon(self._commit_and_respond)
 
-    def add_listener(self, fn: Callable[[Any], None]) -> None:
+    def add_listener(self, fn: Listener) -> None:
         self._listeners.append(fn)
 
     def update_settings(self, new: Settings) -> SettingsChange:
-        """Send ONE session.update for what changed; report what needs a new call.
+        """Report what changed: applied live (one session.update, sent on the loop) or needing a new call.
 
         The voice cannot change once the assistant has produced audio: it is then
         reported in `needs_restart` (and left out of the update), never silently dropped.
         """
-        old = self.settings
+        old, self.settings = self.settings, new
         needs = list(restart_required(old, new))
         live = live_changes(old, new)
-        if "voice" in live and self._audio_started:
+        if "voice" in live and self._call.audio_started:
             needs.append("voice")
-        applied = tuple(name for name in live if name not in needs)
-        self.settings = new
-        self.throttle.interval_s = float(new.camera.interval_s)
-        omit = ("model", "voice") if "voice" in needs else ("model",)
-        session = new.session_payload(omit=omit, registry=self.tools)
-        if session != old.session_payload(omit=omit, registry=self.tools):
-            bg.call_soon(self._send, {"type": "session.update", "session": session})
-        return SettingsChange(applied=applied, needs_restart=tuple(needs))
+        bg.call_soon(self._apply_settings, new)
+        return SettingsChange(applied=tuple(n for n in live if n not in needs), needs_restart=tuple(needs))
 
     def snapshot(self) -> BridgeSnapshot:
-        return self._snapshot
+        call = self._call
+        usage = self._clock.usage
+        return BridgeSnapshot(
+            state=call.state,
+            activity=call.activity,
+            error=call.error,
+            transcript=self.transcript.snapshot(),
+            turns=self._turns,
+            usage=usage,
+            cost_usd=estimate_cost(usage, self.settings.model),
+            rtc=self._rtc,
+            call_id=call.call_id,
+            images_in_context=len(self.images),
+        )
 
     @property
     def call_id(self) -> str | None:
-        return self._call_id
+        return self._call.call_id
 
     @property
     def state(self) -> State:
-        return self._state
+        return self._call.state
 
     def close_soon(self) -> concurrent.futures.Future[None]:
         """Start closing (hang up, close the peer) without waiting. Idempotent."""
         if self._close_future is None:
-            self._closing = True
             self._close_future = bg.run_coro(self._close())
         return self._close_future
 
@@ -248,7 +241,42 @@ class Bridge:
         except concurrent.futures.TimeoutError:
             log.warning("bridge close did not finish within %.1fs", timeout)
         except Exception:
-            log.exception("bridge close failed")
+            log.exception("bridge close failed")  # close must not raise into the page
+
+    # ------------------------------------------------------------------ the fold and its effects (loop)
+
+    def _step(self, signal: Signal) -> None:
+        with self._call_lock:
+            old = self._call
+            self._call, effects = transition(old, signal, secrets=self._secrets())
+        new = self._call
+        if new.error is not None and new.error is not old.error:
+            log.warning("bridge error (%s): %s", new.error.kind, new.error.message)
+        for effect in effects:
+            self._run_effect(effect)
+
+    def _run_effect(self, effect: Effect) -> None:
+        if isinstance(effect, Act):
+            if effect.kind == "clear_voice":
+                self.voice.clear()
+            elif effect.kind == "flush_pending":
+                pending, self._pending = self._pending, []
+                for message in pending:
+                    self._channel_send(message)
+            else:
+                self.close_soon()
+        elif isinstance(effect, RunTool):
+            self._spawn(self._run_tool(effect))
+        elif isinstance(effect, ForgetImage):
+            self.images.removed(effect.item_id)
+        elif isinstance(effect, TellEnded):
+            self._notify(effect.ended)
+
+    def _feed(self, event: ServerEvent | ItemCreate, now: float) -> None:
+        """What was said and when: the transcript and the turn clock."""
+        for item in self.transcript.apply(event):
+            self._notify(item)
+        self._completed(self._clock.feed(event, now))
 
     # ------------------------------------------------------------------ connection (loop)
 
@@ -258,13 +286,13 @@ class Bridge:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._fail(exc)
+            self._step(Failure(classify(exc, secrets=self._secrets(), base_url=self._base_url), "setup"))
             await self._teardown()
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         # may start the local engine child process (blocking): keep it off the loop
-        conn = await loop.run_in_executor(None, self.settings.connection)
+        conn = await loop.run_in_executor(None, self._applied.connection)
         self._api_key, self._base_url = conn.api_key, conn.base_url
         self._client = AsyncOpenAI(base_url=conn.base_url, api_key=conn.api_key, max_retries=0, timeout=15.0)
         pc = RTCPeerConnection()
@@ -273,20 +301,20 @@ class Bridge:
         tune_peer_connection(pc)  # the voice is handed on as it arrives (aiortc would hold it 80 ms)
         dc = pc.createDataChannel("oai-events")
         self._dc = dc
-        dc.on("open", self._on_channel_open)
+        dc.on("open", lambda: self._step(Lifecycle("channel_opened")))
         dc.on("message", self._on_message)
-        dc.on("close", self._on_channel_close)
+        dc.on("close", lambda: self._step(Lifecycle("channel_closed")))
         pc.on("track", self._on_track)
         pc.on("connectionstatechange", self._on_connection_state)
 
         await pc.setLocalDescription(await pc.createOffer())
         offer = pc.localDescription.sdp
-        session = self.settings.session_payload(registry=self.tools)
+        # the one rendering of `session` (tests validate it against the SDK's models)
+        session = cast(RealtimeSessionCreateRequestParam, self._applied.session_payload(registry=self.tools))
         raw = await self._client.realtime.calls.with_raw_response.create(sdp=offer, session=session)
-        self._call_id = _call_id_from_location(raw.headers.get("location"))
+        self._step(CallCreated(_call_id_from_location(raw.headers.get("location"))))
         answer = raw.http_response.text
-        self._publish()
-        if self._closing:
+        if self._call.closing:
             return
         await pc.setRemoteDescription(RTCSessionDescription(sdp=normalize_answer(offer, answer), type="answer"))
         self._spawn(self._stats_loop())
@@ -296,94 +324,86 @@ class Bridge:
 
     async def _connect_watchdog(self) -> None:
         await asyncio.sleep(CONNECT_TIMEOUT_S)
-        if self._state == "connecting":
-            self._set_error(
-                BridgeError(
-                    "connection",
-                    f"No media connection to the realtime server after {CONNECT_TIMEOUT_S:.0f} s. "
-                    "Outbound UDP (port 3478 and high ports) must be allowed from this server.",
-                ),
-                fatal=True,
-            )
-            self.close_soon()
+        message = (
+            f"No media connection to the realtime server after {CONNECT_TIMEOUT_S:.0f} s. "
+            "Outbound UDP (port 3478 and high ports) must be allowed from this server."
+        )
+        self._step(Failure(BridgeError("connection", message), "deadline"))
 
-    def _on_track(self, track: Any) -> None:
+    def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio":
             self._spawn(self.voice.run(track))
 
     def _on_connection_state(self) -> None:
-        if self._pc is None or self._closing:
+        if self._pc is None:
             return
         state = self._pc.connectionState
         if state == "failed":
-            self._set_error(
-                BridgeError("connection", "The connection to the realtime server failed (ICE/DTLS).", None), fatal=True
-            )
-        elif state == "closed" and self._state != "failed":
-            self._state = "closed"
-            self._publish()
-
-    def _on_channel_open(self) -> None:
-        if self._state == "connecting":
-            self._state = "connected"
-            self._activity = "listening"
-        pending, self._pending = self._pending, []
-        for message in pending:
-            self._dc.send(message)
-        self._publish()
-
-    def _on_channel_close(self) -> None:
-        if not self._closing and self._state == "connected":
-            self._state = "closed"
-            self._publish()
+            error = BridgeError("connection", "The connection to the realtime server failed (ICE/DTLS).")
+            self._step(Failure(error, "peer"))
+        elif state == "closed":
+            self._step(Lifecycle("peer_closed"))
 
     # ------------------------------------------------------------------ sending (loop)
 
-    def _send(self, event: dict) -> bool:
-        if self._closing or self._state in ("closed", "failed"):
+    def _send(self, event: dict[str, Any]) -> bool:
+        if not self._call.accepts_sends:
             return False
         event.setdefault("event_id", _new_id("evt"))
         message = json.dumps(event)
-        if len(message.encode("utf-8")) > MAX_MESSAGE_BYTES:
+        size = len(message.encode("utf-8"))
+        if size > MAX_MESSAGE_BYTES:
             self._local_error(
-                f"A {event.get('type')} event of {len(message.encode('utf-8'))} bytes is over the "
+                f"A {event.get('type')} event of {size} bytes is over the "
                 f"{MAX_MESSAGE_BYTES}-byte data-channel limit and was not sent."
             )
             return False
         self.events.record("client", event)
-        self._completed(self._clock.feed(event, time.monotonic()))
-        if event["type"] == "conversation.item.create":
-            for item in self.transcript.apply(event):  # typed text, images, tool results
-                self._notify(item)
-        if self._dc is not None and self._dc.readyState == "open":
-            self._dc.send(message)
+        sent = read_client_event(event)
+        if isinstance(sent, ItemCreate):  # typed text, images, tool results
+            self._feed(sent, time.monotonic())
+        else:
+            self._completed(self._clock.feed(sent, time.monotonic()))
+        if self._call.channel_open:
+            self._channel_send(message)
         else:
             self._pending.append(message)
         return True
 
+    def _channel_send(self, message: str) -> None:
+        if self._dc is not None and self._dc.readyState == "open":
+            self._dc.send(message)
+        else:
+            self._pending.append(message)
+
     def _send_text(self, text: str) -> None:
-        item_id = _new_id("msg")
-        self._send(
-            {
-                "type": "conversation.item.create",
-                "item": {
-                    "id": item_id,
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": text}],
-                },
-            }
-        )
+        item = {
+            "id": _new_id("msg"),
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        }
+        self._send({"type": "conversation.item.create", "item": item})
         self._send({"type": "response.create"})
 
     def _interrupt(self) -> None:
-        if self._response_active:
+        if self._call.response_active:
             self._send({"type": "response.cancel"})
         self._send({"type": "output_audio_buffer.clear"})
 
     def _commit_and_respond(self) -> None:
         if self._send({"type": "input_audio_buffer.commit"}):
             self._send({"type": "response.create"})
+
+    def _apply_settings(self, new: Settings) -> None:
+        """Send ONE session.update for what the provider can take mid-call."""
+        old, self._applied = self._applied, new
+        self.throttle.interval_s = float(new.camera.interval_s)
+        voice_fixed = "voice" in live_changes(old, new) and self._call.audio_started
+        omit = ("model", "voice") if voice_fixed else ("model",)
+        session = new.session_payload(omit=omit, registry=self.tools)
+        if session != old.session_payload(omit=omit, registry=self.tools):
+            self._send({"type": "session.update", "session": session})
 
     def _wake_camera(self) -> None:
         if self._camera_wake is not None:
@@ -393,79 +413,27 @@ class Bridge:
 
     def _on_message(self, message: str | bytes) -> None:
         try:
-            event = json.loads(message)
-            if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-                raise ValueError("not a JSON object with a string 'type'")
+            raw = decode_message(message)
         except ValueError as exc:
-            size = len(message)
-            self._local_error(f"Ignored a malformed server event ({size} bytes): {exc}")
+            self._local_error(f"Ignored a malformed server event ({len(message)} bytes): {exc}")
             return
+        self.events.record("server", raw)
+        event = read_server_event(raw)
+        if isinstance(event, Unreadable):
+            log.debug("unreadable server event %s: %s", event.type, event.reason)
         try:
-            self._on_event(event)
-        except Exception as exc:
-            log.exception("error handling server event %s", event.get("type"))
-            self._local_error(f"Could not handle server event {event.get('type')}: {type(exc).__name__}: {exc}")
-        self._publish()
-
-    def _on_event(self, event: dict) -> None:
-        kind = event["type"]
-        now = time.monotonic()
-        self.events.record("server", event)
-        for item in self.transcript.apply(event):
-            self._notify(item)
-        self._feed_clock(event, now)
-
-        if kind == "input_audio_buffer.speech_started":
-            self.voice.clear()  # barge-in: the user talks over the assistant
-            self._activity = "user_speaking"
-        elif kind == "input_audio_buffer.speech_stopped":
-            self._activity = "listening"
-        elif kind == "response.created":
-            self._response_active = True
-        elif kind == "output_audio_buffer.started":
-            self._audio_started = True
-            self._activity = "assistant_speaking"
-        elif kind in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
-            self._activity = "listening"
-        elif kind in ("response.output_audio_transcript.delta", "response.audio_transcript.delta"):
-            self._audio_started = True
-        elif kind == "response.function_call_arguments.done":
-            self._start_tool(event.get("call_id"), event.get("name"), event.get("arguments"))
-        elif kind == "response.done":
-            self._on_response_done(event)
-        elif kind == "conversation.item.deleted":
-            item_id = event.get("item_id")
-            if isinstance(item_id, str):
-                self.images.removed(item_id)
-        elif kind == "error":
-            self._set_error(from_error_event(event, secrets=self._secrets()), fatal=False)
-
-    def _on_response_done(self, event: dict) -> None:
-        self._response_active = False
-        response = event.get("response") or {}
-        if not isinstance(response, dict):
-            return
-        for item in response.get("output") or ():
-            if isinstance(item, dict) and item.get("type") == "function_call":
-                self._start_tool(item.get("call_id"), item.get("name"), item.get("arguments"))
-        if response.get("status") == "failed":
-            details = response.get("status_details") or {}
-            error = details.get("error") if isinstance(details, dict) else None
-            if isinstance(error, dict):
-                self._set_error(
-                    from_error_event({"type": "error", "error": error}, secrets=self._secrets()), fatal=False
-                )
-
-    def _feed_clock(self, event: dict, now: float) -> None:
-        # TurnClock holds a spoken turn whose response.done came before its playback started
-        self._completed(self._clock.feed(event, now))
+            self._feed(event, time.monotonic())
+            self._step(event)
+        except Exception as exc:  # one bad event must not end the call
+            log.exception("error handling server event %s", raw["type"])
+            self._local_error(f"Could not handle server event {raw['type']}: {type(exc).__name__}: {exc}")
 
     def _completed(self, turns: tuple[TurnMetrics, ...]) -> None:
         for metrics in turns:
-            self._turns.append(metrics)
+            self._turns = (*self._turns, metrics)
             self._notify(metrics)
 
-    def _notify(self, update: Any) -> None:
+    def _notify(self, update: BridgeUpdate) -> None:
         for fn in list(self._listeners):
             try:
                 fn(update)
@@ -474,23 +442,12 @@ class Bridge:
 
     # ------------------------------------------------------------------ tools (loop)
 
-    def _start_tool(self, call_id: Any, name: Any, arguments: Any) -> None:
-        if not isinstance(call_id, str) or not isinstance(name, str) or call_id in self._tool_calls:
-            return
-        self._tool_calls[call_id] = self._spawn(self._run_tool(call_id, name, arguments))
-
-    async def _run_tool(self, call_id: str, name: str, arguments: Any) -> None:
-        output = await self.tools.run(name, arguments if isinstance(arguments, (str, bytes)) else None)
-        sent = self._send(
-            {
-                "type": "conversation.item.create",
-                "item": {"type": "function_call_output", "call_id": call_id, "output": output},
-            }
-        )
-        if sent:
+    async def _run_tool(self, call: RunTool) -> None:
+        output = await self.tools.run(call.name, call.arguments)
+        item = {"type": "function_call_output", "call_id": call.call_id, "output": output}
+        if self._send({"type": "conversation.item.create", "item": item}):
             # let the model answer with the result (after any response still running ends)
             self._send({"type": "response.create"})
-        self._publish()
 
     # ------------------------------------------------------------------ camera (loop)
 
@@ -503,27 +460,26 @@ class Bridge:
             except TimeoutError:
                 pass
             self._camera_wake.clear()
-            camera = self.settings.camera
-            if self._state != "connected" or not self.throttle.has_frame:
+            camera = self._applied.camera
+            if self._call.state != "connected" or not self.throttle.has_frame:
                 continue
-            if not camera.enabled and not self.throttle._force:
+            if not camera.enabled and not self.throttle.force_pending:  # "send now" works with the camera off
                 continue
             frame = await loop.run_in_executor(None, self.throttle.due)
             if frame is None:
                 continue
             item_id = _new_id("img")
             try:
-                encoded = await loop.run_in_executor(
-                    None,
-                    lambda: encode_frame(frame, max_side=int(camera.max_side), detail=camera.detail, item_id=item_id),
+                encode = functools.partial(
+                    encode_frame, frame, max_side=int(camera.max_side), detail=camera.detail, item_id=item_id
                 )
+                encoded = await loop.run_in_executor(None, encode)
             except ValueError as exc:
                 self._local_error(f"Camera frame not sent: {exc}")
                 continue
             if self._send(encoded.item_event):
                 for old in self.images.added(item_id):
                     self._send({"type": "conversation.item.delete", "item_id": old})
-                self._publish()
 
     # ------------------------------------------------------------------ stats (loop)
 
@@ -535,55 +491,22 @@ class Bridge:
                 return
             try:
                 report = await pc.getStats()
-            except Exception:
+            except Exception:  # stats are best effort
                 continue
-            self._rtc = _rtc_stats(report, self.voice.stats(), self.mic)
+            self._rtc = read_rtc_stats(report, self.voice.stats(), self.mic.stats())
             self._completed(self._clock.tick(time.monotonic()))  # spoken turns whose audio never started
-            self._publish()
 
-    # ------------------------------------------------------------------ errors and state
+    # ------------------------------------------------------------------ errors
 
     def _secrets(self) -> tuple[str, ...]:
         return tuple(k for k in (self.settings.api_key, self._api_key) if k)
-
-    def _fail(self, exc: BaseException) -> None:
-        self._set_error(classify(exc, secrets=self._secrets(), base_url=self._base_url), fatal=True)
-
-    def _set_error(self, error: BridgeError, fatal: bool) -> None:
-        self._error = error
-        log.warning("bridge error (%s): %s", error.kind, error.message)
-        if fatal:
-            self._state = "failed"
-            self._activity = "idle"
-        self._publish()
 
     def _local_error(self, message: str) -> None:
         """An error the page should show that did not come from the provider."""
         log.warning("bridge: %s", message)
         self._notify(self.transcript.add_system_note(message, role="error"))
-        self._publish()
 
-    def _build_snapshot(self) -> BridgeSnapshot:
-        return BridgeSnapshot(
-            state=self._state,
-            activity=self._activity,
-            error=self._error,
-            transcript=self.transcript.snapshot(),
-            turns=tuple(self._turns),
-            usage=self._clock.usage,
-            cost_usd=estimate_cost(self._clock.usage, self.settings.model),
-            rtc=self._rtc,
-            call_id=self._call_id,
-            images_in_context=len(self.images),
-        )
-
-    def _publish(self) -> None:
-        self._snapshot = self._build_snapshot()
-        if self._state in ("closed", "failed") and not self._ended_told:
-            self._ended_told = True
-            self._notify(CallEnded(self._state, self._error.message if self._error is not None else None))
-
-    def _spawn(self, coro) -> asyncio.Task:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -592,20 +515,17 @@ class Bridge:
     # ------------------------------------------------------------------ close (loop)
 
     async def _close(self) -> None:
-        self._closing = True
+        self._step(Lifecycle("close_requested"))
         if self._run_future is not None and not self._run_future.done():
             # the connect is still in flight: let calls.create finish (so we learn the
             # call id and can hang up) but not longer than the hangup budget
             wrapped = asyncio.wrap_future(self._run_future)
             try:
                 await asyncio.wait_for(asyncio.shield(wrapped), HANGUP_TIMEOUT_S)
-            except (TimeoutError, Exception):
+            except Exception:
                 self._run_future.cancel()
         await self._teardown()
-        if self._state != "failed":
-            self._state = "closed"
-        self._activity = "idle"
-        self._publish()
+        self._step(Lifecycle("closed"))
 
     async def _teardown(self) -> None:
         tasks = list(self._tasks)
@@ -623,42 +543,15 @@ class Bridge:
             try:
                 await self._client.close()
             except Exception:
-                pass
+                log.debug("closing the SDK client failed", exc_info=True)
             self._client = None
 
     async def _hangup(self) -> None:
-        call_id, client = self._call_id, self._client
+        call_id, client = self._call.call_id, self._client
         if call_id is None or client is None or self.hung_up:
             return
         try:
             await client.realtime.calls.hangup(call_id, timeout=HANGUP_TIMEOUT_S)
             self.hung_up = True
-        except Exception as exc:
+        except Exception as exc:  # the call may already be gone
             log.warning("hangup of %s failed: %s", call_id, type(exc).__name__)
-
-
-def _rtc_stats(report: Any, voice: Any, mic: MicTrack) -> RtcStats:
-    rtt = jitter = None
-    sent = received = lost = 0
-    for stat in report.values():
-        kind = getattr(stat, "type", "")
-        if kind == "remote-inbound-rtp":
-            rtt = stat.roundTripTime * 1000 if stat.roundTripTime is not None else rtt
-            lost += int(stat.packetsLost or 0)
-        elif kind == "inbound-rtp":
-            received += int(stat.packetsReceived or 0)
-            lost += int(stat.packetsLost or 0)
-            jitter = float(stat.jitter) / 48.0 if stat.jitter is not None else jitter  # RTP units at 48 kHz
-        elif kind == "outbound-rtp":
-            sent += int(stat.packetsSent or 0)
-    return RtcStats(
-        rtt_ms=rtt,
-        jitter_ms=jitter,
-        packets_sent=sent,
-        packets_received=received,
-        packets_lost=lost,
-        mic_level=float(getattr(mic.stats(), "level", 0.0)),
-        voice_level=float(voice.level),
-        voice_buffer_ms=float(voice.current_buffer_ms),
-        voice_dropped_ms=float(voice.dropped_ms),
-    )

@@ -1,7 +1,8 @@
 """Errors as values the page can show: what went wrong, in words for people on stage.
 
 ``classify(exc)`` turns an exception (openai SDK errors first of all) into a ``BridgeError``;
-``from_error_event(event)`` does the same for a provider ``error`` server event. Messages never
+``describe_error(info)`` does the same for a provider error as ``realtime.events`` read it.
+Messages never
 contain an API key: anything shaped like one (and any secret passed in) is redacted.
 """
 
@@ -15,7 +16,9 @@ from typing import Any, Literal
 
 import openai
 
-__all__ = ["BridgeError", "ErrorKind", "classify", "from_error_event", "redact"]
+from realtime.events import ErrorInfo
+
+__all__ = ["BridgeError", "ErrorKind", "classify", "describe_error", "redact"]
 
 ErrorKind = Literal["auth", "model", "rate_limit", "connection", "provider", "media", "config"]
 
@@ -130,14 +133,13 @@ _AUTH_CODES = frozenset({"invalid_api_key", "authentication_error", "unauthorize
 _MEDIA_HINTS = ("image", "audio_format", "invalid_audio", "input_audio")
 
 
-def from_error_event(event: Mapping[str, Any], *, secrets: Iterable[str | None] = ()) -> BridgeError:
-    """A ``BridgeError`` for a provider ``error`` server event (or a malformed one)."""
-    err = event.get("error") if isinstance(event, Mapping) else None
-    if not isinstance(err, Mapping):
+def describe_error(err: ErrorInfo | None, *, secrets: Iterable[str | None] = ()) -> BridgeError:
+    """A ``BridgeError`` for a provider error, as ``realtime.events`` read it."""
+    if err is None:
         return BridgeError("provider", "The provider reported an error without details.")
-    code = str(err.get("code") or "") or None
-    etype = str(err.get("type") or "")
-    detail = _detail(err.get("message"), secrets) or "no details"
+    code = err.code
+    etype = err.type
+    detail = _detail(err.message, secrets) or "no details"
     text = f"{code or ''} {etype}".lower()
     if code in _AUTH_CODES or "authentication" in etype:
         return BridgeError("auth", f"The provider rejected the API key: {detail}", None, code)
@@ -150,3 +152,11 @@ def from_error_event(event: Mapping[str, Any], *, secrets: Iterable[str | None] 
     if etype == "invalid_request_error":
         return BridgeError("config", f"The provider refused a request: {detail}", None, code)
     return BridgeError("provider", f"The provider reported an error: {detail}", None, code)
+
+
+class UserFacingError(Exception):
+    """Something the user asked for cannot be done; ``message`` says why, in a sentence for the page."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -102,10 +102,12 @@ class EventLog:
             if size_bytes is None:
                 size_bytes = len(raw.encode() if isinstance(raw, str) else raw)
             try:
-                event = json.loads(raw)
+                decoded: Any = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
-                event = None
-            if not isinstance(event, Mapping):
+                decoded = None
+            if isinstance(decoded, Mapping):
+                event = decoded
+            else:
                 text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
                 event = {"type": "(invalid)", "raw": text}
         event_type = event.get("type")

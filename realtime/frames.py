@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Any, Literal
 
 import av
 import numpy as np
@@ -41,7 +41,7 @@ __all__ = [
     "encode_frame",
 ]
 
-ImageLike = Union[av.VideoFrame, np.ndarray, Image.Image]
+ImageLike = av.VideoFrame | np.ndarray | Image.Image
 
 DETAILS: tuple[str, ...] = ("auto", "low", "high")
 DEFAULT_BUDGET_BYTES = 60 * 1024
@@ -123,7 +123,8 @@ class _Scaler:
 
     def at(self, size: tuple[int, int]) -> Image.Image:
         if self._video is not None:
-            return _scale_video(self._video, size[0], size[1], "rgb24").to_image()
+            image: Image.Image = _scale_video(self._video, size[0], size[1], "rgb24").to_image()  # type: ignore[no-untyped-call]
+            return image
         assert self._pil is not None
         if size == self._pil.size:
             return self._pil
@@ -278,7 +279,7 @@ class FrameThrottle:
 class EncodedImage:
     """A camera frame ready to send: the event (a wire dict) plus facts about it."""
 
-    item_event: dict  # conversation.item.create, valid RealtimeClientEvent
+    item_event: dict[str, Any]  # conversation.item.create, valid RealtimeClientEvent
     jpeg: bytes
     width: int
     height: int
@@ -291,15 +292,15 @@ class EncodedImage:
 
 def _build_event(
     data_url: str, detail: str, previous_item_id: str | None, event_id: str | None, item_id: str | None
-) -> dict:
-    item: dict = {
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
         "type": "message",
         "role": "user",
         "content": [{"type": "input_image", "image_url": data_url, "detail": detail}],
     }
     if item_id is not None:
         item = {"id": item_id, **item}
-    event: dict = {"type": "conversation.item.create", "item": item}
+    event: dict[str, Any] = {"type": "conversation.item.create", "item": item}
     if previous_item_id is not None:
         event["previous_item_id"] = previous_item_id
     if event_id is not None:
@@ -327,8 +328,8 @@ def _search_quality(img: Image.Image, low: bytes, top_size: int | None, max_jpeg
         if hi_size is None:
             q = (lo + hi) // 2
         else:
-            q = lo + (0.96 * max_jpeg - lo_size) * (hi - lo) / (hi_size - lo_size)
-            q = int(min(max(round(q), lo + 2), hi - 2))
+            guess = lo + (0.96 * max_jpeg - lo_size) * (hi - lo) / (hi_size - lo_size)
+            q = int(min(max(round(guess), lo + 2), hi - 2))
         data = _jpeg(img, q)
         encodes += 1
         if len(data) <= max_jpeg:
@@ -354,9 +355,9 @@ def encode_frame(
     The image is first scaled so its longer side is at most ``max_side`` (with swscale
     straight from yuv420p when given an ``av.VideoFrame``, else with Pillow). Then the
     best JPEG quality in [35, 85] that fits is found by interpolating between
-    measured sizes (1 encode when the top quality fits, else typically 3 or 4); if even quality 35 is too big, the image is
-    scaled down (from the original) by the square root of the overshoot and searched again. The JSON
-    envelope is measured once, so each candidate's message size is exact without
+    measured sizes (1 encode when the top quality fits, else typically 3 or 4); if even quality 35 is
+    too big, the image is scaled down (from the original) by the square root of the overshoot and
+    searched again. The JSON envelope is measured once, so each candidate's message size is exact without
     re-serializing. CPU-bound: call it off the media loop.
     """
     if detail not in DETAILS:
@@ -427,7 +428,7 @@ class ImageWindow:
 
     ``added(item_id)`` records a new image item and returns the ids of older ones
     beyond ``max_images`` that the caller should delete (``conversation.item.delete``).
-    ``removed(item_id)`` forgets an id (e.g. after ``conversation.item.deleted`` or a
+    ``removed(item_id)`` forgets an id (e.g. after the provider deleted it, or a
     failed create) so it is never asked to be deleted twice.
     """
 

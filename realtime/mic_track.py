@@ -15,6 +15,8 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from realtime.mono import MonoS16
+
 __all__ = ["SAMPLES_PER_FRAME", "SAMPLE_RATE", "MicStats", "MicTrack"]
 
 SAMPLE_RATE = 48000
@@ -100,7 +102,7 @@ class MicTrack(MediaStreamTrack):
         self._chunks: deque[np.ndarray] = deque()
         self._queued = 0
         self._muted = False
-        self._resampler: av.AudioResampler | None = None
+        self._mono = MonoS16(SAMPLE_RATE)
         self._pts: int | None = None
         self._start = 0.0
         self._pushed = 0
@@ -117,7 +119,7 @@ class MicTrack(MediaStreamTrack):
             raise TypeError(f"push() takes av.AudioFrame, got {type(frame).__name__}")
         if self.readyState != "live":
             return
-        mono = self._to_mono48k(frame)
+        mono = self._mono.convert(frame)
         norm = mono.astype(np.float32) / 32768.0
         energy = float(np.dot(norm, norm))
         now = self._clock()
@@ -149,22 +151,6 @@ class MicTrack(MediaStreamTrack):
             dropped += cut
             n -= cut
         return dropped
-
-    def _to_mono48k(self, frame: av.AudioFrame) -> np.ndarray:
-        fmt, layout, rate = frame.format.name, frame.layout.name, frame.sample_rate
-        if fmt == "s16" and rate == SAMPLE_RATE and layout in ("stereo", "mono"):
-            pcm = frame.to_ndarray().reshape(-1)
-            if layout == "mono":
-                return pcm.astype(np.int16, copy=True)
-            pairs = pcm.reshape(-1, 2).astype(np.int32)
-            return ((pairs[:, 0] + pairs[:, 1]) // 2).astype(np.int16)
-        # Anything else (planar, float, other rates/layouts): let libswresample do it.
-        with self._lock:
-            if self._resampler is None:
-                self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-            resampler = self._resampler
-            out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-        return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
 
     @property
     def muted(self) -> bool:

@@ -99,7 +99,7 @@ def normalize_answer(offer_sdp: str, answer_sdp: str) -> str:
     for index, section in enumerate(media):
         extra: list[str] = []
         if section.kind in ("audio", "video") and section.direction is None:
-            offered = offer_direction_by_mid.get(section.mid)
+            offered = offer_direction_by_mid.get(section.mid) if section.mid is not None else None
             if offered is None and index < len(offer_media):
                 offered = offer_media[index].direction
             extra.append("a=" + _ANSWER_DIRECTION.get(offered or "sendrecv", "sendrecv"))

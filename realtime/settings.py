@@ -433,7 +433,7 @@ def _parse_ice_servers(raw: Any, problems: list[str]) -> tuple[IceServer, ...]:
         try:
             data = json.loads(raw)
         except ValueError as exc:
-            problems.append(f"{what}; it is not valid JSON ({exc.msg}).")
+            problems.append(f"{what}; it is not valid JSON ({exc}).")
             return ()
     if isinstance(data, Mapping):
         data = [data]

@@ -1,26 +1,28 @@
 """The conversation as people see it: a sans-IO fold over Realtime events.
 
-``Transcript.apply(event)`` takes one server event, or one client event the app sent (typed text,
-images, function call outputs), and updates the items. ``snapshot()`` returns an immutable tuple of
-``TranscriptItem`` in conversation order, safe to call from any thread.
+``Transcript.apply(event)`` takes one server event, or the app's own ``ItemCreate`` (typed text,
+images, function call outputs), as read by ``realtime.events``, and updates the items.
+``snapshot()`` returns an immutable tuple of ``TranscriptItem`` in conversation order, safe to
+call from any thread.
 
 Rules (documented here because the page and the history depend on them):
 
 * One conversation item is one ``TranscriptItem``, with the provider's item id. A
   ``function_call_output`` item is not shown on its own: its output becomes ``tool_result`` of the
   ``function_call`` item with the same ``call_id``.
-* Order follows ``previous_item_id`` (``conversation.item.added`` / ``.created`` / ``.done``,
-  ``input_audio_buffer.committed``, client ``conversation.item.create``): an item goes right after
+* Order follows ``previous_item_id`` (``ItemUpdate``, ``InputCommitted``, and the app's own
+  ``ItemCreate``): an item goes right after
   its predecessor, and moves there if it was first seen elsewhere. Without a (known) predecessor an
   item is appended. Error items are appended when they happen.
 * ``final`` is False while text may still change: user audio until its transcription completes
   (or fails; with ``expect_input_transcripts=False`` it is final at once), assistant items until
   their text/transcript is done or their response is done, tool calls until their result is known.
-* ``conversation.item.deleted`` removes the item, except images: the app deletes old images to
+* ``ItemDeleted`` removes the item, except images: the app deletes old images to
   bound cost, but the user still sees what they sent, so image items stay visible.
-* ``conversation.item.truncated`` (barge-in) marks the item ``truncated`` and final; the text
+* ``ItemTruncated`` (barge-in) marks the item ``truncated`` and final; the text
   shown so far is kept.
-* Malformed or unknown events are ignored (counted in ``ignored``); ``apply`` never raises on them.
+* Events come typed from ``realtime.events``; ``Unreadable`` ones, and those that name an item
+  the transcript does not know, are ignored (counted in ``ignored``).
 """
 
 from __future__ import annotations
@@ -28,20 +30,38 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import from_error_event
+from .errors import describe_error
+from .events import (
+    AudioBuffer,
+    FunctionArgsDelta,
+    FunctionArgsDone,
+    InputCommitted,
+    InputTranscript,
+    InputTranscriptFailed,
+    Item,
+    ItemCreate,
+    ItemDeleted,
+    ItemTruncated,
+    ItemUpdate,
+    OutputDelta,
+    OutputDone,
+    ProviderError,
+    ResponseDone,
+    ServerEvent,
+)
 
 __all__ = ["THUMB_MAX_SIDE", "Transcript", "TranscriptItem", "thumbnail_from_data_url"]
 
-log = logging.getLogger(__name__)
 
 Role = Literal["user", "assistant", "tool", "error", "system"]
 Kind = Literal["text", "audio", "image", "tool_call"]
+
+TranscriptEvent = ServerEvent | ItemCreate
 
 THUMB_MAX_SIDE = 192
 TRANSCRIPTION_FAILED_TEXT = "(could not transcribe)"
@@ -109,26 +129,13 @@ def thumbnail_from_data_url(url: str, max_side: int = THUMB_MAX_SIDE) -> bytes |
             img.load()
             if max(img.size) <= max_side and img.format == "JPEG":
                 return raw
-            img = img.convert("RGB")
-            img.thumbnail((max_side, max_side))
+            rgb = img.convert("RGB")
+            rgb.thumbnail((max_side, max_side))
             out = io.BytesIO()
-            img.save(out, format="JPEG", quality=80)
+            rgb.save(out, format="JPEG", quality=80)
             return out.getvalue()
     except Exception:  # PIL raises many types for garbage input
         return None
-
-
-_ITEM_EVENTS = {
-    "conversation.item.added": False,
-    "conversation.item.created": False,  # beta name
-    "conversation.item.done": True,
-    "conversation.item.retrieved": True,
-}
-_OUTPUT_ITEM_EVENTS = {"response.output_item.added": False, "response.output_item.done": True}
-_TEXT_DELTA = ("response.output_text.delta", "response.text.delta")
-_TEXT_DONE = ("response.output_text.done", "response.text.done")
-_TRANSCRIPT_DELTA = ("response.output_audio_transcript.delta", "response.audio_transcript.delta")
-_TRANSCRIPT_DONE = ("response.output_audio_transcript.done", "response.audio_transcript.done")
 
 
 class Transcript:
@@ -147,18 +154,11 @@ class Transcript:
 
     # --- public ---------------------------------------------------------------------------
 
-    def apply(self, event: Mapping[str, Any]) -> tuple[TranscriptItem, ...]:
+    def apply(self, event: TranscriptEvent) -> tuple[TranscriptItem, ...]:
         """Fold one event in. Returns the items that became final because of it."""
-        if not isinstance(event, Mapping):
-            self.ignored += 1
-            return ()
         with self._lock:
             was_final = {k for k, e in self._entries.items() if e.final}
-            try:
-                handled = self._apply(event)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                log.debug("transcript ignored malformed %s: %s", event.get("type"), exc)
-                handled = False
+            handled = self._apply(event)
             if not handled:
                 self.ignored += 1
                 return ()
@@ -197,114 +197,116 @@ class Transcript:
             self._place(item_id, previous)
         return entry
 
-    def _resolve(self, item_id: Any) -> str | None:
-        if not isinstance(item_id, str):
+    def _resolve(self, item_id: str | None) -> str | None:
+        if item_id is None:
             return None
         item_id = self._alias.get(item_id, item_id)
         return item_id if item_id in self._entries else None
 
-    def _place(self, item_id: str, previous: Any) -> None:
+    def _place(self, item_id: str, previous: str | None) -> None:
         prev = self._resolve(previous)
         if prev is None or prev == item_id:
             return
         self._order.remove(item_id)
         self._order.insert(self._order.index(prev) + 1, item_id)
 
-    def _entry(self, item_id: Any, role: Role, kind: Kind) -> _Entry:
-        if not isinstance(item_id, str) or not item_id:
-            raise ValueError("event without item_id")
+    def _entry(self, item_id: str, role: Role, kind: Kind) -> _Entry:
         key = self._resolve(item_id)
         if key is not None:
             return self._entries[key]
         return self._new_entry(item_id, role, kind)
 
-    def _apply(self, ev: Mapping[str, Any]) -> bool:
-        t = ev.get("type")
-        if t in _ITEM_EVENTS:
-            return self._upsert(ev["item"], ev.get("previous_item_id"), done=_ITEM_EVENTS[t])
-        if t in _OUTPUT_ITEM_EVENTS:
-            return self._upsert(ev["item"], None, done=_OUTPUT_ITEM_EVENTS[t], response_id=ev.get("response_id"))
-        if t == "conversation.item.create":  # client event
-            return self._upsert(ev["item"], ev.get("previous_item_id"), done=True, client=True)
-        if t == "input_audio_buffer.committed":
-            item_id = ev["item_id"]
-            if self._resolve(item_id) is None:
-                self._new_entry(item_id, "user", "audio", ev.get("previous_item_id"))
-            else:
-                self._place(self._resolve(item_id), ev.get("previous_item_id"))
-            return True
-        if t == "conversation.item.input_audio_transcription.delta":
-            e = self._entry(ev["item_id"], "user", "audio")
-            if not e.final:
-                e.text += ev.get("delta") or ""
-            return True
-        if t == "conversation.item.input_audio_transcription.completed":
-            e = self._entry(ev["item_id"], "user", "audio")
-            e.text = str(ev.get("transcript") or "").strip()
-            e.final = True
-            return True
-        if t == "conversation.item.input_audio_transcription.failed":
-            e = self._entry(ev["item_id"], "user", "audio")
-            if not e.text:
-                e.text = TRANSCRIPTION_FAILED_TEXT
-            e.final = True
-            return True
-        if t in _TEXT_DELTA or t in _TRANSCRIPT_DELTA:
-            kind: Kind = "text" if t in _TEXT_DELTA else "audio"
-            e = self._entry(ev["item_id"], "assistant", kind)
-            if kind == "audio":
-                e.kind = "audio"
-            e.response_id = ev.get("response_id") or e.response_id
-            if not e.final:
-                e.text += str(ev["delta"])
-            return True
-        if t in _TEXT_DONE or t in _TRANSCRIPT_DONE:
-            e = self._entry(ev["item_id"], "assistant", "text" if t in _TEXT_DONE else "audio")
-            if not e.truncated:
-                final_text = ev.get("text") if t in _TEXT_DONE else ev.get("transcript")
-                if isinstance(final_text, str):
-                    e.text = final_text
-            e.final = True
-            return True
-        if t == "response.function_call_arguments.delta":
-            e = self._entry(ev["item_id"], "tool", "tool_call")
-            self._bind_call(e, ev.get("call_id"))
-            e.tool_args = (e.tool_args or "") + str(ev["delta"])
-            return True
-        if t == "response.function_call_arguments.done":
-            e = self._entry(ev["item_id"], "tool", "tool_call")
-            self._bind_call(e, ev.get("call_id"))
-            e.tool_args = str(ev["arguments"])
-            e.tool_name = ev.get("name") or e.tool_name
-            return True
-        if t == "response.done":
-            return self._response_done(ev["response"])
-        if t == "conversation.item.deleted":
-            return self._delete(ev["item_id"])
-        if t == "output_audio_buffer.cleared":  # WebRTC: the voice was cut off (Interrupt, barge-in)
-            return self._interrupted(ev.get("response_id"))
-        if t == "conversation.item.truncated":
-            key = self._resolve(ev["item_id"])
-            if key is None:
-                return False
-            e = self._entries[key]
-            e.truncated = True
-            e.final = True
-            return True
-        if t == "error":
-            err = from_error_event(ev)
-            entry = self._new_entry(
-                (str(ev.get("event_id") or "") and f"error_{ev['event_id']}") or self._local_id("error"),
-                "error",
-                "text",
-            )
-            entry.text = err.message
-            entry.final = True
-            return True
-        return False
+    def _apply(self, ev: TranscriptEvent) -> bool:
+        handler = _HANDLERS.get(type(ev))
+        return False if handler is None else handler(self, ev)
 
-    def _bind_call(self, e: _Entry, call_id: Any) -> None:
-        if isinstance(call_id, str) and call_id:
+    def _on_item(self, ev: ItemUpdate) -> bool:
+        return self._upsert(ev.item, ev.previous_item_id, done=ev.done, response_id=ev.response_id)
+
+    def _on_item_create(self, ev: ItemCreate) -> bool:  # the app's own client event
+        return self._upsert(ev.item, ev.previous_item_id, done=True, client=True)
+
+    def _on_committed(self, ev: InputCommitted) -> bool:
+        key = self._resolve(ev.item_id)
+        if key is None:
+            self._new_entry(ev.item_id, "user", "audio", ev.previous_item_id)
+        else:
+            self._place(key, ev.previous_item_id)
+        return True
+
+    def _on_input_transcript(self, ev: InputTranscript) -> bool:
+        e = self._entry(ev.item_id, "user", "audio")
+        if ev.done:
+            e.text = ev.text
+            e.final = True
+        elif not e.final:
+            e.text += ev.text
+        return True
+
+    def _on_input_failed(self, ev: InputTranscriptFailed) -> bool:
+        e = self._entry(ev.item_id, "user", "audio")
+        if not e.text:
+            e.text = TRANSCRIPTION_FAILED_TEXT
+        e.final = True
+        return True
+
+    def _on_output_delta(self, ev: OutputDelta) -> bool:
+        e = self._entry(ev.item_id, "assistant", ev.kind)
+        if ev.kind == "audio":
+            e.kind = "audio"
+        e.response_id = ev.response_id or e.response_id
+        if not e.final:
+            e.text += ev.delta
+        return True
+
+    def _on_output_done(self, ev: OutputDone) -> bool:
+        e = self._entry(ev.item_id, "assistant", ev.kind)
+        if not e.truncated and ev.text is not None:
+            e.text = ev.text
+        e.final = True
+        return True
+
+    def _on_args_delta(self, ev: FunctionArgsDelta) -> bool:
+        e = self._entry(ev.item_id, "tool", "tool_call")
+        self._bind_call(e, ev.call_id)
+        e.tool_args = (e.tool_args or "") + ev.delta
+        return True
+
+    def _on_args_done(self, ev: FunctionArgsDone) -> bool:
+        e = self._entry(ev.item_id, "tool", "tool_call")
+        self._bind_call(e, ev.call_id)
+        e.tool_args = ev.arguments
+        e.tool_name = ev.name or e.tool_name
+        return True
+
+    def _on_deleted(self, ev: ItemDeleted) -> bool:
+        return self._delete(ev.item_id)
+
+    def _on_audio_buffer(self, ev: AudioBuffer) -> bool:
+        # WebRTC: the voice was cut off (Interrupt, barge-in)
+        return ev.phase == "cleared" and self._interrupted(ev.response_id)
+
+    def _on_truncated(self, ev: ItemTruncated) -> bool:
+        key = self._resolve(ev.item_id)
+        if key is None:
+            return False
+        e = self._entries[key]
+        e.truncated = True
+        e.final = True
+        return True
+
+    def _on_error(self, ev: ProviderError) -> bool:
+        item_id = f"error_{ev.event_id}" if ev.event_id else self._local_id("error")
+        self._add_error(item_id, describe_error(ev.error).message)
+        return True
+
+    def _add_error(self, item_id: str, text: str) -> None:
+        entry = self._new_entry(item_id, "error", "text")
+        entry.text = text
+        entry.final = True
+
+    def _bind_call(self, e: _Entry, call_id: str | None) -> None:
+        if call_id:
             e.call_id = call_id
             self._calls[call_id] = e.id
 
@@ -332,50 +334,44 @@ class Transcript:
 
     def _upsert(
         self,
-        item: Mapping[str, Any],
-        previous: Any,
+        item: Item,
+        previous: str | None,
         *,
         done: bool,
         client: bool = False,
-        response_id: Any = None,
+        response_id: str | None = None,
     ) -> bool:
-        itype = item.get("type")
-        item_id = item.get("id")
-        if itype == "function_call_output":
+        item_id = item.id
+        if item.type == "function_call_output":
             return self._function_output(item, previous)
-        if itype == "function_call":
-            if not item_id:
-                item_id = self._local_id("call")
-            e = self._entry(item_id, "tool", "tool_call")
-            self._bind_call(e, item.get("call_id"))
-            e.tool_name = item.get("name") or e.tool_name
-            if item.get("arguments"):
-                e.tool_args = str(item["arguments"])
+        if item.type == "function_call":
+            e = self._entry(item_id or self._local_id("call"), "tool", "tool_call")
+            self._bind_call(e, item.call_id)
+            e.tool_name = item.name or e.tool_name
+            if item.arguments:
+                e.tool_args = item.arguments
             if previous is not None:
                 self._place(e.id, previous)
             return True
-        if itype != "message":
-            return False
-        role = item.get("role")
-        if role not in ("user", "assistant", "system"):
+        role = item.role
+        if item.type != "message" or role is None:
             return False
         texts: list[str] = []
         kind: Kind = "text"
         image_url: str | None = None
         transcript_pending = False
-        for part in item.get("content") or ():
-            ptype = part.get("type")
-            if ptype in ("input_text", "output_text", "text"):
-                texts.append(str(part.get("text") or ""))
-            elif ptype in ("input_audio", "output_audio", "audio"):
+        for part in item.content:
+            if part.kind == "text":
+                texts.append(part.text or "")
+            elif part.kind == "audio":
                 kind = "audio"
-                if part.get("transcript"):
-                    texts.append(str(part["transcript"]))
+                if part.transcript:
+                    texts.append(part.transcript)
                 elif role == "user":
                     transcript_pending = True
-            elif ptype == "input_image":
+            elif part.kind == "image":
                 kind = "image"
-                image_url = part.get("image_url") or image_url
+                image_url = part.image_url or image_url
         text = " ".join(t for t in texts if t).strip() if role != "assistant" else "".join(texts)
         if not item_id:
             if not client:
@@ -391,7 +387,7 @@ class Transcript:
         if kind != "text" or e.kind == "tool_call":
             e.kind = kind
         if response_id:
-            e.response_id = str(response_id)
+            e.response_id = response_id
         if text and not (role == "assistant" and e.truncated):
             e.text = text
         if image_url and e.image_thumb is None and not e.image_failed:
@@ -402,8 +398,7 @@ class Transcript:
         if previous is not None:
             self._place(e.id, previous)
         if role == "assistant":
-            status = item.get("status")
-            if status in ("completed", "incomplete") or (done and status is None):
+            if item.status in ("completed", "incomplete") or (done and item.status is None):
                 e.final = True
         elif kind == "audio" and role == "user":
             if not self.expect_input_transcripts or (texts and not transcript_pending and done):
@@ -412,45 +407,39 @@ class Transcript:
             e.final = True
         return True
 
-    def _function_output(self, item: Mapping[str, Any], previous: Any) -> bool:
-        call_id = item.get("call_id")
-        output = item.get("output")
-        key = self._calls.get(call_id) if isinstance(call_id, str) else None
+    def _function_output(self, item: Item, previous: str | None) -> bool:
+        call_id = item.call_id
+        key = self._calls.get(call_id) if call_id is not None else None
         if key is None or key not in self._entries:
-            item_id = item.get("id") or self._local_id("output")
+            item_id = item.id or self._local_id("output")
             e = self._entries.get(item_id) or self._new_entry(item_id, "tool", "tool_call", previous)
             self._bind_call(e, call_id)
         else:
             e = self._entries[key]
-            if item.get("id"):
-                self._alias[str(item["id"])] = e.id
-        if output is not None:
-            e.tool_result = str(output)
+            if item.id:
+                self._alias[item.id] = e.id
+        if item.output is not None:
+            e.tool_result = item.output
             e.final = True
         return True
 
-    def _response_done(self, response: Mapping[str, Any]) -> bool:
-        rid = response.get("id")
-        for item in response.get("output") or ():
-            if isinstance(item, Mapping):
-                self._upsert(item, None, done=True, response_id=rid)
+    def _on_response_done(self, ev: ResponseDone) -> bool:
+        response = ev.response
+        rid = response.id
+        for item in response.output:
+            self._upsert(item, None, done=True, response_id=rid)
         for e in self._entries.values():
             if e.role == "assistant" and not e.final and (e.response_id == rid or rid is None):
                 e.final = True
-        status = response.get("status")
-        if status == "cancelled":
+        if response.status == "cancelled":
             self._interrupted(rid)
-        details = response.get("status_details") or {}
-        if status == "failed" and isinstance(details, Mapping) and isinstance(details.get("error"), Mapping):
-            err = from_error_event({"type": "error", "error": details["error"]})
-            entry = self._new_entry(self._local_id("error"), "error", "text")
-            entry.text = err.message
-            entry.final = True
+        if response.status == "failed" and response.error is not None:
+            self._add_error(self._local_id("error"), describe_error(response.error).message)
         return True
 
-    def _interrupted(self, response_id: Any) -> bool:
+    def _interrupted(self, response_id: str | None) -> bool:
         """The assistant's items of a cancelled or cut-off response: marked ``truncated`` and final."""
-        if not isinstance(response_id, str):
+        if response_id is None:
             return False
         hit = False
         for e in self._entries.values():
@@ -458,9 +447,7 @@ class Transcript:
                 e.truncated = e.final = hit = True
         return hit
 
-    def _delete(self, item_id: Any) -> bool:
-        if not isinstance(item_id, str):
-            return False
+    def _delete(self, item_id: str) -> bool:
         if item_id in self._alias:  # a function_call_output: the call stays shown
             del self._alias[item_id]
             return True
@@ -479,3 +466,21 @@ class Transcript:
         if item_id in self._pending:
             self._pending.remove(item_id)
         return True
+
+
+_HANDLERS: dict[type[Any], Callable[[Transcript, Any], bool]] = {
+    ItemUpdate: Transcript._on_item,
+    ItemCreate: Transcript._on_item_create,
+    InputCommitted: Transcript._on_committed,
+    InputTranscript: Transcript._on_input_transcript,
+    InputTranscriptFailed: Transcript._on_input_failed,
+    OutputDelta: Transcript._on_output_delta,
+    OutputDone: Transcript._on_output_done,
+    FunctionArgsDelta: Transcript._on_args_delta,
+    FunctionArgsDone: Transcript._on_args_done,
+    ResponseDone: Transcript._on_response_done,
+    ItemDeleted: Transcript._on_deleted,
+    AudioBuffer: Transcript._on_audio_buffer,
+    ItemTruncated: Transcript._on_truncated,
+    ProviderError: Transcript._on_error,
+}

@@ -60,7 +60,7 @@ class VoiceGate:
 
     @property
     def sample_rate(self) -> int:
-        return self.source.sample_rate
+        return int(self.source.sample_rate)
 
     @property
     def _lock(self) -> Any:

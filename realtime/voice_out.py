@@ -52,17 +52,30 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-__all__ = ["VoiceOut", "VoiceStats"]
+from realtime.mono import MonoS16
+
+__all__ = ["PcmSink", "VoiceOut", "VoiceStats"]
 
 logger = logging.getLogger(__name__)
 
 _LEVEL_WINDOW_S = 0.2
+
+
+class PcmSink(Protocol):
+    """Where the assistant's voice goes: s16 mono PCM at 48 kHz (a streamlit-webrtc ``PcmAudioSource``,
+    or ``VoiceGate`` in front of one). Both methods are thread-safe."""
+
+    def push(self, pcm: bytes) -> None: ...
+
+    def clear(self) -> None: ...
+
+
 _SILENCE_RMS = 0.001  # -60 dBFS
 
 
@@ -158,7 +171,7 @@ class VoiceOut:
 
     def __init__(
         self,
-        audio_out: Any,
+        audio_out: PcmSink,
         *,
         max_buffer_ms: float = 400.0,
         sample_rate: int = 48000,
@@ -198,7 +211,7 @@ class VoiceOut:
         )
         self.exact_gauge = isinstance(self._gauge, _FifoGauge)
         self._lock = threading.Lock()
-        self._resampler: av.AudioResampler | None = None
+        self._mono = MonoS16(sample_rate)
         self._levels: deque[tuple[float, float, int]] = deque()  # (time, sum of squares, samples)
         self._frames = 0
         self._pushed = 0
@@ -206,27 +219,11 @@ class VoiceOut:
         self._clears = 0
         self._bad = 0
 
-    # ------------------------------------------------------------------ conversion
-
-    def _to_mono(self, frame: av.AudioFrame) -> np.ndarray:
-        fmt, layout, rate = frame.format.name, frame.layout.name, frame.sample_rate
-        if fmt == "s16" and rate == self.sample_rate and layout in ("stereo", "mono"):
-            pcm = frame.to_ndarray().reshape(-1)
-            if layout == "mono":
-                return pcm.astype(np.int16, copy=False)
-            pairs = pcm.reshape(-1, 2).astype(np.int32)
-            return ((pairs[:, 0] + pairs[:, 1]) // 2).astype(np.int16)
-        with self._lock:
-            if self._resampler is None:
-                self._resampler = av.AudioResampler(format="s16", layout="mono", rate=self.sample_rate)
-            out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
-        return np.concatenate(out).astype(np.int16) if out else np.zeros(0, np.int16)
-
     # ------------------------------------------------------------------ API
 
     def push_frame(self, frame: av.AudioFrame) -> None:
         """Convert one decoded frame and hand it to ``audio_out``, keeping the cap."""
-        pcm = self._to_mono(frame)
+        pcm = self._mono.convert(frame)
         now = self._clock()
         f = pcm.astype(np.float32) / 32768.0
         energy = float(np.dot(f, f))

@@ -91,7 +91,11 @@ def _rgb_to_yuv(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
     y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
     u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
     v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
-    return tuple(int(round(min(255.0, max(0.0, c)))) for c in (y, u, v))  # type: ignore[return-value]
+
+    def clamp(c: float) -> int:
+        return round(min(255.0, max(0.0, c)))
+
+    return clamp(y), clamp(u), clamp(v)
 
 
 def solid_y4m(
@@ -105,7 +109,7 @@ def solid_y4m(
     """Write a solid-colour YUV4MPEG2 (C420) video for ``--use-file-for-fake-video-capture``."""
     if width <= 0 or height <= 0 or width % 2 or height % 2:
         raise ValueError("width and height must be positive and even for 4:2:0")
-    frames = max(1, int(round(fps * seconds)))
+    frames = max(1, round(fps * seconds))
     y, u, v = _rgb_to_yuv(rgb)
     frame = (
         b"FRAME\n"

@@ -31,7 +31,7 @@ class EngineCalls(logging.Handler):
         self._logger = logging.getLogger("localengine.server")
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == "call %s ended: %s":
+        if record.msg == "call %s ended: %s" and isinstance(record.args, tuple):
             call_id, reason = record.args
             self.ended[str(call_id)] = (str(reason), time.monotonic())
 
@@ -96,6 +96,7 @@ async def test_closing_the_browser_leg_hangs_up_the_upstream_call_within_2s(engi
         call = BridgedCall(settings, rgb=None)
         async with call:
             call_id = call.bridge.snapshot().call_id
+            assert call_id is not None  # connected
             left = time.monotonic()
             await call.browser.close()  # the user closed the tab
             await wait_until(lambda: call_id in calls.ended, 2.0, "the engine to see the hang-up")
@@ -141,5 +142,6 @@ async def test_an_answer_shaped_like_openais_docs_connects_and_carries_audio_bot
             await asyncio.sleep(0.5)
             assert call.browser.received_rms() > SILENCE_RMS
             call_id = call.bridge.snapshot().call_id
+            assert call_id is not None  # connected
         await wait_until(lambda: call_id in calls.ended, 3, "hang-up through the proxy")
         assert calls.ended[call_id][0] == "hung up"

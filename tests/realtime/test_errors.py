@@ -7,11 +7,14 @@ import json
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import cast
 
 import openai
 import pytest
+from openai.types.realtime import RealtimeSessionCreateRequestParam
 
-from realtime.errors import BridgeError, classify, from_error_event, redact
+from realtime.errors import BridgeError, classify, describe_error, redact
+from realtime.events import ProviderError, read_server_event
 from realtime.settings import Settings
 
 KEY = "sk-proj-SECRETKEY0123456789abcdefXYZ"
@@ -61,7 +64,8 @@ def provider():
 async def sdk_error(base_url: str, key: str) -> openai.OpenAIError:
     client = openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=5)
     try:
-        await client.realtime.calls.create(sdp="v=0\r\n", session=Settings().session_payload())
+        session = cast(RealtimeSessionCreateRequestParam, Settings().session_payload())
+        await client.realtime.calls.create(sdp="v=0\r\n", session=session)
     except openai.OpenAIError as exc:
         return exc
     finally:
@@ -170,15 +174,19 @@ def test_other_exceptions(exc, kind, fragment):
     ],
 )
 def test_error_events(error, kind, fragment):
-    err = from_error_event({"type": "error", "event_id": "e1", "error": error}, secrets=[KEY])
+    event = read_server_event({"type": "error", "event_id": "e1", "error": error})
+    assert isinstance(event, ProviderError)
+    err = describe_error(event.error, secrets=[KEY])
     assert err.kind == kind and fragment in err.message and KEY not in err.message
     assert len(err.message) < 400
     assert err.code == error.get("code")
 
 
 def test_malformed_error_events():
-    for bad in ({"type": "error"}, {"type": "error", "error": "boom"}, "nonsense"):
-        err = from_error_event(bad)  # type: ignore[arg-type]
+    for bad in ({"type": "error"}, {"type": "error", "error": "boom"}):
+        event = read_server_event(bad)
+        assert isinstance(event, ProviderError)
+        err = describe_error(event.error)
         assert err.kind == "provider" and err.message == "The provider reported an error without details."
 
 

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import threading
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ def b64(n: int) -> str:
 
 def test_record_and_snapshot_fields():
     log = EventLog()
-    ev = {"type": "response.create", "response": {"instructions": "Say hi."}}
+    ev: dict[str, Any] = {"type": "response.create", "response": {"instructions": "Say hi."}}
     logged = log.record("client", ev)
     (snap,) = log.snapshot()
     assert snap is logged
@@ -89,7 +90,7 @@ def test_raw_text_and_invalid_input_are_logged_not_raised():
     assert arr.type == "(invalid)"
     assert untyped.type == "(no type)"
     with pytest.raises(ValueError, match="direction"):
-        log.record("sideways", {"type": "x"})  # a programming error, not user input
+        log.record("sideways", {"type": "x"})  # type: ignore[arg-type]  # a programming error, not user input
     with pytest.raises(ValueError):
         EventLog(maxlen=0)
 

@@ -103,7 +103,7 @@ def test_unchanged_frames_are_skipped_and_counted_once_each():
     th.offer(base)
     assert th.due() is not None
     rng = np.random.default_rng(5)
-    for i in range(5):
+    for _ in range(5):
         clock.t += 2.5
         # Same scene with a little sensor noise: not worth sending.
         jitter = np.clip(base.astype(np.int16) + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8)
@@ -132,7 +132,7 @@ def test_changed_frame_passes_after_interval_and_small_change_does_not():
     big[:, :160] = 10
     th.offer(big)
     picked = th.due()
-    assert picked is not None and picked.change >= 3.0
+    assert picked is not None and picked.change is not None and picked.change >= 3.0
     assert picked.to_rgb()[0, 0].tolist() == [10, 10, 10]
 
 
@@ -181,8 +181,8 @@ def test_offer_accepts_video_frames_and_is_cheap():
     assert per_offer < 0.001, f"offer() took {per_offer * 1e3:.2f} ms; it runs on the media loop"
     f = th.due()
     assert f is not None and (f.width, f.height) == (1920, 1080)
-    with pytest.raises(TypeError, match="av.VideoFrame or numpy"):
-        th.offer(b"not a frame")
+    with pytest.raises(TypeError, match=r"av\.VideoFrame or numpy"):
+        th.offer(b"not a frame")  # type: ignore[arg-type]  # wrong type on purpose: checks the run-time error
 
 
 def test_throttle_rejects_bad_settings():
@@ -293,7 +293,9 @@ def test_accepts_video_frames_pil_gray_and_rgba():
 def test_encode_frame_takes_a_throttle_frame():
     th = FrameThrottle(clock=FakeClock())
     th.offer(natural(640, 480))
-    enc = encode_frame(th.due(), max_side=320)
+    picked = th.due()
+    assert picked is not None
+    enc = encode_frame(picked, max_side=320)
     check_encoded(enc, 320, "auto")
     assert (enc.width, enc.height) == (320, 240)
 
@@ -316,8 +318,8 @@ def test_bad_images_are_refused_clearly():
         encode_frame(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError, match="shape"):
         encode_frame(np.zeros((10, 10, 2), np.uint8))
-    with pytest.raises(TypeError, match="expected av.VideoFrame"):
-        encode_frame("picture.jpg")
+    with pytest.raises(TypeError, match=r"expected av\.VideoFrame"):
+        encode_frame("picture.jpg")  # type: ignore[arg-type]  # wrong type on purpose: checks the run-time error
 
 
 # --------------------------------------------------------------------------- window
@@ -354,6 +356,7 @@ def test_camera_video_frames_encode_straight_from_yuv(content):
     th = FrameThrottle(clock=FakeClock())
     th.offer(vf)
     picked = th.due()
+    assert picked is not None
     assert isinstance(picked.source, av.VideoFrame) and (picked.width, picked.height) == (1920, 1080)
     enc = encode_frame(picked, max_side=1024, detail="low")
     img = check_encoded(enc, 1024, "low")
@@ -393,7 +396,7 @@ def test_offer_and_due_on_different_threads():
 
     producer = threading.Thread(target=media_loop)
     producer.start()
-    picked = []
+    picked: list[int] = []
     try:
         deadline = time.monotonic() + 5
         while len(picked) < 8 and time.monotonic() < deadline:

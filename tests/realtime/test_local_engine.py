@@ -10,14 +10,21 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import cast
 
 import openai
 import pytest
+from openai.types.realtime import RealtimeSessionCreateRequestParam
 
 from realtime import local_engine as le
 from realtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def session_param() -> RealtimeSessionCreateRequestParam:
+    """The app's session payload, as the SDK's request param type."""
+    return cast(RealtimeSessionCreateRequestParam, Settings().session_payload())
 
 
 def healthy(url: str) -> bool:
@@ -74,10 +81,10 @@ async def test_random_key_is_required_by_the_engine(engine):
     good = openai.AsyncOpenAI(base_url=engine.base_url, api_key=engine.api_key, max_retries=0, timeout=10)
     bad = openai.AsyncOpenAI(base_url=engine.base_url, api_key="sk-not-the-key", max_retries=0, timeout=10)
     try:
-        secret = await good.realtime.client_secrets.create(session=Settings().session_payload())
+        secret = await good.realtime.client_secrets.create(session=session_param())
         assert secret.value
         with pytest.raises(openai.AuthenticationError):
-            await bad.realtime.client_secrets.create(session=Settings().session_payload())
+            await bad.realtime.client_secrets.create(session=session_param())
     finally:
         await good.close()
         await bad.close()
@@ -134,8 +141,9 @@ def test_stopped_when_the_server_process_is_killed(tmp_path):
         """
     )
     parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None  # stdout=PIPE
     try:
-        pid, url = parent.stdout.readline().split()
+        _pid, url = parent.stdout.readline().split()
         assert healthy(url)
         parent.kill()
         parent.wait(10)
@@ -150,7 +158,7 @@ def test_stopped_when_the_server_process_is_killed(tmp_path):
 
 def test_a_child_that_fails_gives_a_clear_error(monkeypatch):
     le.stop_local_engine()
-    monkeypatch.setattr(le.sys, "executable", "/bin/false")
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the sys module local_engine uses
     with pytest.raises(le.LocalEngineError, match=r"exited \(code 1\) before listening"):
         le.ensure_local_engine(timeout=10)
 
@@ -160,7 +168,7 @@ def test_a_silent_child_times_out_and_is_killed(monkeypatch, tmp_path):
     script = tmp_path / "silent"
     script.write_text("#!/bin/sh\necho 'starting...' >&2\nexec sleep 60\n")
     script.chmod(0o755)
-    monkeypatch.setattr(le.sys, "executable", str(script))
+    monkeypatch.setattr(sys, "executable", str(script))
     started = time.monotonic()
     with pytest.raises(le.LocalEngineError, match=r"printed nothing within 1 s\.\nLast engine output:\nstarting\.\.\."):
         le.ensure_local_engine(timeout=1.0)

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pydantic
 import pytest
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 
-from realtime.metrics import TurnClock, TurnMetrics, UsageTotals
+from realtime.events import ServerEvent, read_client_event, read_server_event, read_usage
+from realtime.metrics import ClockEvent, TurnClock, TurnMetrics
 from realtime.pricing import PRICES, PRICES_AS_OF, estimate_cost, price_for
+from realtime.usage import UsageTotals
 
 _server = pydantic.TypeAdapter(RealtimeServerEvent)
 _client = pydantic.TypeAdapter(RealtimeClientEvent)
 _ids = itertools.count()
 
 
-def S(type_: str, **fields) -> dict:
+def S(type_: str, **fields) -> ServerEvent:
+    """A server event, validated against the SDK, as the bridge reads it."""
     event = {"type": type_, "event_id": f"ev_{next(_ids)}", **fields}
     _server.validate_python(event)
-    return event
+    return read_server_event(event)
 
 
 USAGE = {
@@ -69,27 +73,27 @@ def response_done(rid, status="completed", output=None, usage=USAGE):
     return S("response.done", response={"id": rid, "status": status, "output": output, "usage": usage})
 
 
-def typed(text):
+def typed(text) -> ClockEvent:
     event = {
         "type": "conversation.item.create",
         "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
     }
     _client.validate_python(event)
-    return event
+    return read_client_event(event)
 
 
 def test_usage_from_response_usage():
-    u = UsageTotals.from_usage(USAGE)
+    u = read_usage(USAGE)
     assert (u.input_text, u.input_audio, u.input_image) == (100, 500, 100)
     assert (u.cached_text, u.cached_audio, u.cached_image) == (50, 200, 0)
     assert (u.output_text, u.output_audio) == (60, 240)
     assert (u.input_tokens, u.output_tokens, u.total_tokens, u.responses) == (700, 300, 1000, 1)
     assert u + u == UsageTotals(200, 1000, 200, 100, 400, 0, 120, 480, 2)
-    assert UsageTotals.from_usage(None) == UsageTotals()
-    assert UsageTotals.from_usage({"input_tokens": 9, "output_tokens": 4}) == UsageTotals(
+    assert read_usage(None) == UsageTotals()
+    assert read_usage({"input_tokens": 9, "output_tokens": 4}) == UsageTotals(
         input_text=9, output_text=4, responses=1
     )  # totals without breakdown count as text
-    assert UsageTotals.from_usage({"input_token_details": "junk", "output_tokens": -3}) == UsageTotals(responses=1)
+    assert read_usage({"input_token_details": "junk", "output_tokens": -3}) == UsageTotals(responses=1)
 
 
 def test_spoken_turn_latency():
@@ -100,10 +104,11 @@ def test_spoken_turn_latency():
     clock.feed(audio_delta("r1"), 10.5)
     clock.feed(transcript_delta("r1"), 10.6)
     (turn,) = clock.feed(response_done("r1"), 12.0)
-    assert turn == TurnMetrics(
-        "turn_1", 10.0, pytest.approx(400.0), pytest.approx(600.0), UsageTotals.from_usage(USAGE), "speech", "completed"
+    assert (turn.first_audio_ms, turn.first_text_ms) == (pytest.approx(400.0), pytest.approx(600.0))
+    assert dataclasses.replace(turn, first_audio_ms=None, first_text_ms=None) == TurnMetrics(
+        "turn_1", 10.0, None, None, read_usage(USAGE), "speech", "completed"
     )
-    assert clock.usage == UsageTotals.from_usage(USAGE)
+    assert clock.usage == read_usage(USAGE)
 
 
 def test_typed_text_turn_in_text_mode_has_no_audio():
@@ -174,7 +179,7 @@ def test_unprompted_response_is_its_own_turn_and_junk_is_ignored():
         {},
         {"type": "response.output_audio.delta", "response_id": "zz"},
     ):
-        assert clock.feed(junk, 0.0) == ()
+        assert clock.feed(read_server_event(junk), 0.0) == ()
     clock.feed(created("r1"), 1.0)
     clock.feed(audio_delta("r1"), 1.2)
     (turn,) = clock.feed(response_done("r1", usage=None), 2.0)
@@ -210,7 +215,7 @@ def test_webrtc_spoken_turn_completes_at_its_first_audio_even_after_response_don
         pytest.approx(900.0),
         pytest.approx(200.0),
     )
-    assert turn.usage == UsageTotals.from_usage(USAGE)
+    assert turn.usage == read_usage(USAGE)
     assert clock.feed(S("output_audio_buffer.stopped", response_id="r1"), 12.0) == ()  # reported once
 
 
@@ -260,7 +265,7 @@ def test_price_table_and_cost():
     assert price_for("gpt-realtime-2025-08-28") is PRICES["gpt-realtime"]
     assert price_for("GPT-Realtime") is PRICES["gpt-realtime"]
     assert price_for("localengine") is None
-    u = UsageTotals.from_usage(USAGE)
+    u = read_usage(USAGE)
     p = PRICES["gpt-realtime"]
     expected = (
         50 * p.text_in

@@ -49,6 +49,7 @@ async def test_frames_are_mono_48k_20ms_with_continuous_pts_whatever_the_browser
             assert frame.pts == i * SAMPLES_PER_FRAME
             assert frame.samples == SAMPLES_PER_FRAME and frame.sample_rate == 48000
             assert frame.layout.name == "mono" and frame.format.name == "s16"
+            assert frame.time_base is not None
             assert frame.time_base.denominator == 48000 and frame.time_base.numerator == 1
         # Queued audio comes out in order, then silence fills the gap.
         assert [int(pcm(f)[0]) for f in got] == [100, 200, 300, 400, 500, 600, 0, 0, 0, 0]
@@ -169,8 +170,8 @@ def test_mono_and_other_formats_are_converted():
     assert filled == 960
     rms = float(np.sqrt(np.mean((out[200:].astype(np.float64) / 32768) ** 2)))
     assert 0.15 < rms < 0.2  # 0.25 amplitude sine has RMS 0.177
-    with pytest.raises(TypeError, match="av.AudioFrame"):
-        track.push(b"\x00\x00" * 960)
+    with pytest.raises(TypeError, match=r"av\.AudioFrame"):
+        track.push(b"\x00\x00" * 960)  # type: ignore[arg-type]  # wrong type on purpose: checks the run-time error
     track.stop()
 
 
@@ -225,7 +226,12 @@ async def test_carries_mic_audio_through_a_real_peer_connection():
     mic = MicTrack()
     sender, receiver = RTCPeerConnection(), RTCPeerConnection()
     got_track: asyncio.Future = asyncio.get_running_loop().create_future()
-    receiver.on("track", lambda t: got_track.done() or got_track.set_result(t))
+
+    def on_track(t):
+        if not got_track.done():
+            got_track.set_result(t)
+
+    receiver.on("track", on_track)
     stop = threading.Event()
 
     def browser():  # the streamlit-webrtc loop pushing 20 ms frames

@@ -23,7 +23,7 @@ from realtime.rtc_tuning import (
 
 
 def jitter_buffer(receiver: RTCRtpReceiver) -> JitterBuffer:
-    return receiver._RTCRtpReceiver__jitter_buffer
+    return receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]  # aiortc private, on purpose
 
 
 def test_aiortc_still_has_the_private_buffer_this_module_tunes():
@@ -36,7 +36,7 @@ def test_aiortc_still_has_the_private_buffer_this_module_tunes():
 
 def packet(seq: int) -> RtpPacket:
     p = RtpPacket(payload_type=111, sequence_number=seq, timestamp=seq * 960, payload=b"x")
-    p._data = b"x"  # what the receiver sets after depacketizing
+    p._data = b"x"  # type: ignore[attr-defined]  # what the receiver sets after depacketizing
     return p
 
 
@@ -75,8 +75,8 @@ async def test_a_receiver_without_the_expected_buffer_is_a_clear_error():
     pc = RTCPeerConnection()
     try:
         receiver = pc.addTransceiver("audio").receiver
-        receiver._RTCRtpReceiver__jitter_buffer = None
-        with pytest.raises(RtcTuningError, match="rtc_tuning.py must be updated"):
+        receiver._RTCRtpReceiver__jitter_buffer = None  # type: ignore[attr-defined]  # aiortc private, on purpose
+        with pytest.raises(RtcTuningError, match=r"rtc_tuning\.py must be updated"):
             tune_receiver(receiver)
     finally:
         await pc.close()
@@ -89,7 +89,8 @@ class _Clicks(MediaStreamTrack):
 
     def __init__(self, click: int) -> None:
         super().__init__()
-        self.n, self.click, self.click_sent_at = 0, click, None
+        self.n, self.click = 0, click
+        self.click_sent_at: float | None = None
 
     async def recv(self) -> av.AudioFrame:
         await asyncio.sleep(0.02)
@@ -107,7 +108,12 @@ async def _click_delay_ms(tune: bool) -> float:
     sender, receiver = RTCPeerConnection(), RTCPeerConnection()
     track = _Clicks(click=40)
     got: asyncio.Future = asyncio.get_running_loop().create_future()
-    receiver.on("track", lambda t: got.done() or got.set_result(t))
+
+    def on_track(t):
+        if not got.done():
+            got.set_result(t)
+
+    receiver.on("track", on_track)
     try:
         sender.addTrack(track)
         await sender.setLocalDescription(await sender.createOffer())
@@ -120,6 +126,7 @@ async def _click_delay_ms(tune: bool) -> float:
         while True:
             frame = await asyncio.wait_for(remote.recv(), 5)
             if np.abs(frame.to_ndarray()).max() > 3000:
+                assert track.click_sent_at is not None
                 return (asyncio.get_running_loop().time() - track.click_sent_at) * 1000
     finally:
         await sender.close()

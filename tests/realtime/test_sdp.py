@@ -89,7 +89,7 @@ def test_every_media_section_gets_transport_attributes_and_direction(where):
     # idempotent and leaves complete answers alone
     assert normalize_answer(offer, fixed) == fixed
     assert normalize_answer(offer, answer).split("\r\n") == [
-        l for l in answer.replace("\r\n", "\n").split("\n") if l
+        line for line in answer.replace("\r\n", "\n").split("\n") if line
     ] + [""]
 
 
@@ -119,9 +119,10 @@ async def test_normalized_documented_answer_connects_and_carries_audio_both_ways
                 got[name].set()
 
     caller.on("track", lambda track: asyncio.ensure_future(drain(track, "caller")))
+    drains = []  # kept referenced while they run
     for transceiver in callee.getTransceivers():
         if transceiver.receiver.track is not None:
-            asyncio.ensure_future(drain(transceiver.receiver.track, "callee"))
+            drains.append(asyncio.ensure_future(drain(transceiver.receiver.track, "callee")))
     callee.on("datachannel", lambda channel: got["channel"].set())
     try:
         shaped = openai_shaped_answer(callee.localDescription.sdp, where="first")

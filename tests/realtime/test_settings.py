@@ -6,7 +6,8 @@ import json
 
 import pydantic
 import pytest
-from openai.types.realtime import RealtimeClientEvent, RealtimeSessionCreateRequest
+from openai.types.realtime import RealtimeClientEvent, RealtimeFunctionTool, RealtimeSessionCreateRequest
+from openai.types.realtime.realtime_audio_formats import AudioPCM
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
 from realtime.settings import (
@@ -212,21 +213,28 @@ def test_session_payload_default_is_valid_ga_session():
     assert model.model == "gpt-realtime"
     assert model.instructions == "Be brief."
     assert model.output_modalities == ["audio"]
+    assert model.audio is not None and model.audio.input is not None and model.audio.output is not None
     td = model.audio.input.turn_detection
     assert isinstance(td, ServerVad)
     assert (td.threshold, td.silence_duration_ms, td.prefix_padding_ms) == (0.5, 500, 300)
+    assert model.audio.input.transcription is not None
     assert model.audio.input.transcription.model == "gpt-4o-mini-transcribe"
-    assert model.audio.input.format.rate == 24000
+    assert isinstance(model.audio.input.format, AudioPCM) and model.audio.input.format.rate == 24000
     assert model.audio.output.voice == "marin"
-    assert [t.name for t in model.tools] == ["get_datetime", "delayed_add", "echo_upper"]
-    assert all(t.type == "function" and t.description for t in model.tools)
+    assert model.tools is not None
+    functions = [t for t in model.tools if isinstance(t, RealtimeFunctionTool)]
+    assert functions == model.tools  # function tools only
+    assert [t.name for t in functions] == ["get_datetime", "delayed_add", "echo_upper"]
+    assert all(t.type == "function" and t.description for t in functions)
     assert model.tool_choice == "auto"
 
 
 def test_session_payload_variants_are_valid():
     base = Settings()
     semantic = base.replace(turn_detection={"mode": "semantic_vad", "eagerness": "low"})
-    td = validated(semantic.session_payload()).audio.input.turn_detection
+    audio = validated(semantic.session_payload()).audio
+    assert audio is not None and audio.input is not None
+    td = audio.input.turn_detection
     assert isinstance(td, SemanticVad) and td.eagerness == "low"
 
     push_to_talk = base.replace(
@@ -246,7 +254,9 @@ def test_session_payload_variants_are_valid():
 
 @pytest.mark.parametrize("voice", VOICES)
 def test_every_voice_renders(voice):
-    assert validated(Settings(voice=voice).session_payload()).audio.output.voice == voice
+    audio = validated(Settings(voice=voice).session_payload()).audio
+    assert audio is not None and audio.output is not None
+    assert audio.output.voice == voice
 
 
 def test_tool_schemas_are_derived_not_written():

@@ -1,5 +1,6 @@
-"""Transcript: a sans-IO fold. Every event fed here is first validated against the SDK's models
-(GA names), except the beta-named ones, which the SDK no longer describes."""
+"""Transcript: a sans-IO fold over typed events. Every event fed here is first validated against the
+SDK's models (GA names), except the beta-named ones, which the SDK no longer describes, and then read
+by ``realtime.events`` as the bridge reads it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from PIL import Image
 
+from realtime.events import ItemCreate, ServerEvent, read_client_event, read_server_event
 from realtime.transcript import TRANSCRIPTION_FAILED_TEXT, Transcript, TranscriptItem
 
 _server = pydantic.TypeAdapter(RealtimeServerEvent)
@@ -20,18 +22,20 @@ _client = pydantic.TypeAdapter(RealtimeClientEvent)
 _ids = itertools.count(1)
 
 
-def S(type_: str, **fields) -> dict:
-    """A server event, validated against the SDK."""
+def S(type_: str, **fields) -> ServerEvent:
+    """A server event, validated against the SDK, as the bridge reads it."""
     event = {"type": type_, "event_id": f"ev_{next(_ids)}", **fields}
     _server.validate_python(event)
-    return event
+    return read_server_event(event)
 
 
-def C(type_: str, **fields) -> dict:
-    """A client event, validated against the SDK."""
+def C(type_: str, **fields) -> ItemCreate:
+    """A client conversation.item.create, validated against the SDK, as the bridge reads it."""
     event = {"type": type_, **fields}
     _client.validate_python(event)
-    return event
+    read = read_client_event(event)
+    assert isinstance(read, ItemCreate)
+    return read
 
 
 def user_audio(item_id, transcript=None):
@@ -183,7 +187,11 @@ def test_text_reply_deltas_then_done():
 
 def test_beta_event_names_are_accepted():
     t = Transcript()
-    t.apply(
+
+    def apply(raw: dict) -> None:
+        t.apply(read_server_event(raw))
+
+    apply(
         {
             "type": "conversation.item.created",
             "event_id": "e1",
@@ -191,7 +199,7 @@ def test_beta_event_names_are_accepted():
             "item": {"id": "a1", "type": "message", "role": "assistant", "status": "in_progress", "content": []},
         }
     )
-    t.apply(
+    apply(
         {
             "type": "response.audio_transcript.delta",
             "event_id": "e2",
@@ -202,7 +210,7 @@ def test_beta_event_names_are_accepted():
             "delta": "Hi",
         }
     )
-    t.apply(
+    apply(
         {
             "type": "response.audio_transcript.done",
             "event_id": "e3",
@@ -213,7 +221,7 @@ def test_beta_event_names_are_accepted():
             "transcript": "Hi!",
         }
     )
-    t.apply(
+    apply(
         {
             "type": "response.text.delta",
             "event_id": "e4",
@@ -224,7 +232,7 @@ def test_beta_event_names_are_accepted():
             "delta": "typed",
         }
     )
-    t.apply(
+    apply(
         {
             "type": "response.text.done",
             "event_id": "e5",
@@ -236,7 +244,7 @@ def test_beta_event_names_are_accepted():
         }
     )
     # beta content part names: "text" / "audio"
-    t.apply(
+    apply(
         {
             "type": "conversation.item.created",
             "event_id": "e6",
@@ -398,9 +406,12 @@ def test_image_sent_by_client_shows_a_thumbnail_and_survives_deletion():
     newly = t.apply(C("conversation.item.create", item=item))
     (img,) = newly
     assert (img.role, img.kind, img.final) == ("user", "image", True)
+    assert img.image_thumb is not None
     thumb = Image.open(io.BytesIO(img.image_thumb))
     assert thumb.format == "JPEG" and max(thumb.size) <= 192
-    r, g, b = thumb.convert("RGB").getpixel((10, 10))
+    pixel = thumb.convert("RGB").getpixel((10, 10))
+    assert isinstance(pixel, tuple)  # an RGB image's pixel is (r, g, b)
+    r, g, b = pixel
     assert b > 200 and r < 60 and g < 60  # still blue
     # the server's echo without the image data keeps the thumbnail
     t.apply(
@@ -643,7 +654,7 @@ def test_malformed_and_unknown_events_are_ignored():
         {"type": "session.updated", "session": {}},
         {"type": "conversation.item.truncated", "item_id": "x"},
     ):
-        assert t.apply(bad) == ()
+        assert t.apply(read_server_event(bad)) == ()
     assert t.snapshot() == () and t.ignored == 7
 
 
@@ -687,7 +698,9 @@ def test_snapshot_is_immutable_and_thread_safe():
     for th in threads:
         th.start()
     for _ in range(2000):
-        t.apply({"type": "response.output_text.delta", "item_id": "a1", "response_id": "r", "delta": "x"})
+        t.apply(
+            read_server_event({"type": "response.output_text.delta", "item_id": "a1", "response_id": "r", "delta": "x"})
+        )
     stop.set()
     for th in threads:
         th.join()

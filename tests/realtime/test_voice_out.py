@@ -28,6 +28,13 @@ def decoded_frame(left, right=None, n=960) -> av.AudioFrame:
     return frame
 
 
+async def next_audio(track: MediaStreamTrack) -> av.AudioFrame:
+    """The next frame of an audio track (recv() is typed as any media frame)."""
+    frame = await track.recv()
+    assert isinstance(frame, av.AudioFrame)
+    return frame
+
+
 class BurstTrack(MediaStreamTrack):
     """An upstream remote track that delivers frames as fast as it is asked, then ends."""
 
@@ -76,7 +83,7 @@ async def test_stereo_is_downmixed_and_played_in_order():
     voice = VoiceOut(source)
     voice.push_frame(decoded_frame(1000, 3000))
     voice.push_frame(decoded_frame(-500, -1500))
-    played = [await source.track.recv() for _ in range(3)]
+    played = [await next_audio(source.track) for _ in range(3)]
     try:
         values = [set(f.to_ndarray().reshape(-1).tolist()) for f in played]
         assert values == [{2000}, {-1000}, {0}]  # then silence on underrun
@@ -85,7 +92,7 @@ async def test_stereo_is_downmixed_and_played_in_order():
         source.track.stop()
 
 
-async def test_a_burst_is_bounded_by_the_burst_ceiling_and_keeps_the_newest_audio():
+async def test_a_burst_is_bounded_by_the_burst_ceiling_and_keeps_the_newest_audio(monkeypatch):
     source = PcmAudioSource(sample_rate=48000)
     voice = VoiceOut(source, max_buffer_ms=400, max_burst_ms=1000)
     # 3 s of audio, each 20 ms frame tagged with 100 x its index, arriving in a burst.
@@ -98,13 +105,13 @@ async def test_a_burst_is_bounded_by_the_burst_ceiling_and_keeps_the_newest_audi
         original(frame)
         seen.append(voice.buffer_ms())
 
-    voice.push_frame = watched  # observe the buffer after every frame
+    monkeypatch.setattr(voice, "push_frame", watched)  # observe the buffer after every frame
     player = source.track
     played: list[int] = []
 
     async def browser():  # the browser leg pulls 20 ms frames in real time
         while True:
-            frame = await player.recv()
+            frame = await next_audio(player)
             played.append(int(frame.to_ndarray()[0, 0]) // 100)
 
     consumer = asyncio.ensure_future(browser())
@@ -185,7 +192,7 @@ def test_opaque_sink_uses_own_accounting_and_keeps_the_cap():
 
 def test_bad_sinks_and_settings_are_refused_clearly():
     with pytest.raises(TypeError, match="push"):
-        VoiceOut(object())
+        VoiceOut(object())  # type: ignore[arg-type]  # not a sink on purpose: checks the run-time error
     with pytest.raises(ValueError, match="24000 Hz"):
         VoiceOut(PcmAudioSource(sample_rate=24000))
     with pytest.raises(ValueError, match="max_buffer_ms"):
@@ -210,7 +217,12 @@ async def test_relays_a_real_upstream_peer_into_the_browser_source():
     source = PcmAudioSource(sample_rate=48000)
     voice = VoiceOut(source, max_buffer_ms=400)
     got: asyncio.Future = asyncio.get_running_loop().create_future()
-    bridge_pc.on("track", lambda t: got.done() or got.set_result(t))
+
+    def on_track(t):
+        if not got.done():
+            got.set_result(t)
+
+    bridge_pc.on("track", on_track)
     relay = None
     try:
         upstream.addTrack(provider_voice)
@@ -228,7 +240,7 @@ async def test_relays_a_real_upstream_peer_into_the_browser_source():
         for i in range(150):
             s = (12000 * np.sin(2 * np.pi * 440 * (t + i * 0.02))).astype(np.int16)
             provider_voice.push(decoded_frame(s))
-            frame = await asyncio.wait_for(source.track.recv(), 2)
+            frame = await asyncio.wait_for(next_audio(source.track), 2)
             x = frame.to_ndarray().reshape(-1).astype(np.float64) / 32768
             if np.sqrt(np.mean(x**2)) > 0.1:
                 loud += 1
@@ -305,7 +317,9 @@ def test_a_standing_backlog_is_trimmed_to_the_cap_after_the_window_but_a_burst_i
     assert voice.stats().dropped_ms == pytest.approx(300, abs=FRAME_MS)
     # the newest audio is what remains: the last frame pushed is at the end
     with source._lock:
-        rest = source._fifo.read(source._fifo.samples).to_ndarray().reshape(-1)
+        last = source._fifo.read(source._fifo.samples)
+    assert last is not None
+    rest = last.to_ndarray().reshape(-1)
     assert int(rest[-1]) == 2059
 
 

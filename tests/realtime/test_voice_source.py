@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import time
 
+import av
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
@@ -17,11 +18,19 @@ from realtime.voice_source import JustInTimeAudioTrack, just_in_time
 LOUD = np.full(960, 9000, np.int16)
 
 
+def pcm(frame: av.frame.Frame) -> np.ndarray:
+    """An audio frame's samples (recv() is typed as any media frame)."""
+    assert isinstance(frame, av.AudioFrame)
+    return frame.to_ndarray()
+
+
 def test_streamlit_webrtc_still_reads_its_buffer_a_period_early_and_keeps_the_state_we_use():
     """Fails when a streamlit-webrtc upgrade changes what JustInTimeAudioTrack relies on."""
     recv = inspect.getsource(AudioSourceTrack.recv)
     assert recv.index("self._call_callback") < recv.index("await asyncio.sleep")
-    track = AudioSourceTrack(callback=lambda pts, tb: None, sample_rate=48000)
+    track = AudioSourceTrack(
+        callback=lambda pts, tb: av.AudioFrame(format="s16", layout="mono", samples=960), sample_rate=48000
+    )
     for name in ("_started_at", "_pts", "_samples_per_frame", "_sample_rate", "_time_base", "_call_callback"):
         assert hasattr(track, name), name
     track.stop()
@@ -36,7 +45,7 @@ async def _first_loud_frame(source: PcmAudioSource) -> int:
         await asyncio.sleep(0.005)
         source.push(LOUD)  # the assistant's first word arrives meanwhile
         frames = [await pending] + [await track.recv() for _ in range(2)]
-        return next(i + 1 for i, f in enumerate(frames) if np.abs(f.to_ndarray()).max() > 1000)
+        return next(i + 1 for i, f in enumerate(frames) if np.abs(pcm(f)).max() > 1000)
     finally:
         track.stop()
 
