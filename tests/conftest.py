@@ -1,4 +1,7 @@
-"""Shared fixtures. ``engine``: one local engine per test module (any non-empty key accepted)."""
+"""Shared fixtures. ``engine``: one local engine per test module (any non-empty key accepted).
+
+Hypothesis runs without its timing checks (per-example deadline, "too slow" data generation): on a
+2-core machine that also runs the engine and a browser, they fail on load, not on a property."""
 
 from __future__ import annotations
 
@@ -6,6 +9,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("loaded-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("loaded-machine")
 
 if TYPE_CHECKING:
     from localengine.runner import RunningEngine
