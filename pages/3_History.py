@@ -19,7 +19,7 @@ from realtime.history import (
     process_store,
 )
 from realtime.transcript import TranscriptItem
-from ui.format import cost_label, count, engine_label, ms
+from ui.format import cost_label, count, engine_label, escape_markdown, ms
 from ui.transcript_view import render_transcript
 
 _K = "history."
@@ -123,7 +123,7 @@ def _list(store: HistoryStore) -> None:
     for summary in shown:
         with st.container(border=True, key=f"conv-{summary.id}"):
             text, action = st.columns([5, 1], vertical_alignment="center")
-            text.markdown(f"**{_escape(_title(summary))}**")
+            text.markdown(f"**{escape_markdown(_title(summary))}**")
             text.caption(_facts(summary, live))
             if action.button("Open", key=_K + "open." + summary.id, icon=":material/open_in_new:", width="stretch"):
                 st.session_state[_K + "open"] = summary.id
@@ -159,7 +159,7 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
         st.info("That conversation is no longer in the history (it was deleted).")
         return
     summary = record.summary
-    st.subheader(_escape(_title(summary)))
+    st.subheader(escape_markdown(_title(summary)))
     started, duration, turns, cost = st.columns(4)
     when = dt.datetime.fromtimestamp(summary.started_at)
     started.metric(f"Started, {when.strftime('%d %b')}", when.strftime("%H:%M"), help=_when(summary.started_at))
@@ -172,24 +172,19 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
 
     stamp = dt.datetime.fromtimestamp(summary.started_at).strftime("%Y%m%d-%H%M%S")
     md_col, json_col, delete_col, _ = st.columns([1, 1, 1, 2])
-    md_col.download_button(
-        "Markdown",
-        export_markdown(record),
-        file_name=f"conversation-{stamp}.md",
-        mime="text/markdown",
-        key=_K + "export_md",
-        icon=":material/download:",
-        width="stretch",
-    )
-    json_col.download_button(
-        "JSON",
-        export_json(record),
-        file_name=f"conversation-{stamp}.json",
-        mime="application/json",
-        key=_K + "export_json",
-        icon=":material/download:",
-        width="stretch",
-    )
+    for col, label, data, ext, mime in (
+        (md_col, "Markdown", export_markdown(record), "md", "text/markdown"),
+        (json_col, "JSON", export_json(record), "json", "application/json"),
+    ):
+        col.download_button(
+            label,
+            data,
+            file_name=f"conversation-{stamp}.{ext}",
+            mime=mime,
+            key=f"{_K}export_{ext}",
+            icon=":material/download:",
+            width="stretch",
+        )
     if delete_col.button("Delete", key=_K + "delete_one", icon=":material/delete:", width="stretch"):
         st.session_state[_K + "confirm_one"] = conversation_id
         st.rerun()
@@ -236,12 +231,6 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
             hide_index=True,
             width="stretch",
         )
-
-
-def _escape(text: str) -> str:
-    for ch in ("\\", "`", "*", "_", "#", "<", ">", "[", "]", "$"):
-        text = text.replace(ch, "\\" + ch)
-    return text
 
 
 def main() -> None:

@@ -17,18 +17,20 @@ deleted) and the built-ins keep working.
 
 from __future__ import annotations
 
-import datetime as _dt
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import UserFacingError
+from .history.aside import aside_path
 from .settings import Settings
 from .share import settings_from_query, settings_to_query
 
@@ -41,12 +43,8 @@ MAX_NAME = 60
 PRESETS_FILE = "presets.json"
 
 
-class PresetError(Exception):
+class PresetError(UserFacingError):
     """A preset operation the user asked for cannot be done; ``message`` says why."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -165,21 +163,11 @@ class PresetStore:
         try:
             doc = json.loads(raw) if raw.strip() else {"presets": []}
         except ValueError as exc:
-            aside = self._move_aside()
-            self._file_notice = (
-                f"The presets file {self.path} is not valid JSON ({exc}). It was moved aside to "
-                f"{aside.name} (not deleted); built-ins still work and new presets go to a fresh file."
-            )
-            log.warning("%s", self._file_notice)
+            self._set_aside(f"is not valid JSON ({exc})")
             return [], []
         entries = doc.get("presets") if isinstance(doc, Mapping) else doc
         if not isinstance(entries, list):
-            aside = self._move_aside()
-            self._file_notice = (
-                f"The presets file {self.path} holds no list of presets. It was moved aside "
-                f"to {aside.name} (not deleted); built-ins still work."
-            )
-            log.warning("%s", self._file_notice)
+            self._set_aside("holds no list of presets")
             return [], []
         presets: list[Preset] = []
         skipped: list[str] = []
@@ -245,7 +233,7 @@ class PresetStore:
         preset = self.get(name)
         settings, warnings = settings_from_query(preset.values, base, what="preset")
         if not preset.params:
-            warnings = warnings + (f"The preset {preset.name!r} holds no settings; nothing changed.",)
+            warnings = (*warnings, f"The preset {preset.name!r} holds no settings; nothing changed.")
         return settings, warnings
 
     # -- writing --------------------------------------------------------------------------------
@@ -260,7 +248,7 @@ class PresetStore:
         with self._lock:
             saved, _ = self._read()
             kept = [p for p in saved if p.name.casefold() != clean.casefold()]
-            self._write(kept + [preset])
+            self._write([*kept, preset])
         return preset
 
     def delete(self, name: str) -> bool:
@@ -276,7 +264,7 @@ class PresetStore:
             self._write(kept)
         return True
 
-    def _write(self, presets: list[Preset]) -> None:
+    def _write(self, presets: Sequence[Preset]) -> None:
         doc = {
             "version": FILE_VERSION,
             "presets": [{"name": p.name, "saved_at": p.saved_at, "settings": dict(p.params)} for p in presets],
@@ -298,15 +286,13 @@ class PresetStore:
         except OSError as exc:
             raise PresetError(f"The preset could not be saved to {self.path} ({exc.strerror or exc}).") from None
 
-    def _move_aside(self) -> Path:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        n = 1
-        while aside.exists():
-            n += 1
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-        try:
+    def _set_aside(self, problem: str) -> None:
+        """Move the unusable file aside (if it can be moved) and say so; built-ins keep working."""
+        aside = aside_path(self.path)
+        with contextlib.suppress(OSError):
             os.replace(self.path, aside)
-        except OSError:
-            pass
-        return aside
+        self._file_notice = (
+            f"The presets file {self.path} {problem}. It was moved aside to {aside.name} (not deleted); "
+            "built-ins still work and new presets go to a fresh file."
+        )
+        log.warning("%s", self._file_notice)

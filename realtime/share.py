@@ -37,6 +37,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 from .settings import Settings, SettingsError
 from .tools import DEFAULT_TOOL_NAMES
@@ -148,7 +149,7 @@ _PARAMS: tuple[_Param, ...] = (
     _Param("max_images", ("camera", "max_images"), _fmt_number, _parse_int),
     _Param("tools", ("tools",), lambda v: ",".join(v) if v else "none", lambda r: r),  # see _tools
 )
-PARAM_NAMES: tuple[str, ...] = ("v",) + tuple(p.name for p in _PARAMS)
+PARAM_NAMES: tuple[str, ...] = ("v", *(p.name for p in _PARAMS))
 _BY_NAME = {p.name: p for p in _PARAMS}
 
 
@@ -183,7 +184,8 @@ def _single(name: str, raw: str | list[str] | tuple[str, ...], warnings: list[st
 def _tools(raw: str, warnings: list[str]) -> tuple[str, ...]:
     if raw.strip().lower() in ("none", "off", ""):
         return ()
-    names, unknown = [], []
+    names: list[str] = []
+    unknown: list[str] = []
     for part in raw.split(","):
         name = part.strip()
         if not name:
@@ -280,14 +282,11 @@ def _copy(change: dict[str, Any]) -> dict[str, Any]:
 
 def share_url(base_url: str, settings: Settings, *, include_model: bool = True) -> str:
     """``base_url`` (the page URL, any query or fragment dropped) with the setup as its query."""
-    from urllib.parse import urlencode, urlsplit, urlunsplit
-
     parts = urlsplit(base_url)
-    query = urlencode(settings_to_query(settings, include_model=include_model), quote_via=_quote)
+    params = settings_to_query(settings, include_model=include_model)
+    query = "&".join(f"{_quote(name)}={_quote(value)}" for name, value in params.items())
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
 
 
-def _quote(value: str, safe: str = "", encoding: str | None = None, errors: str | None = None) -> str:
-    from urllib.parse import quote_plus
-
-    return quote_plus(value, safe=",:" + safe)  # spaces as '+': readable, and what parse_qs reads
+def _quote(value: str) -> str:
+    return quote_plus(value, safe=",:")  # spaces as '+': readable, and what parse_qs reads

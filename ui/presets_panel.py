@@ -1,19 +1,18 @@
-"""Sidebar panel: presets (load / save as / delete), "Share settings" link, history recording.
+"""Sidebar panel: presets (load / save as / delete), "Share settings" link, history notice.
 
 ``render(settings)`` returns new Settings when the user loads a preset or opened a share link
 (the sidebar then seeds its widgets with them), else None. It holds no logic of its own: presets
 are ``realtime.presets``, links are ``realtime.share``, recording is ``realtime.history``.
 
-Recording: the conversation's bridge is created by ``ui.conversation``; this panel follows it from a
-1-second fragment and attaches the history recorder (``CallRecording``), replaying whatever the
-bridge already holds, so nothing is missed even though it attaches up to a second late.
+History: ``ui.conversation`` attaches each call to the history recorder when it starts, and the
+recorder ends the record when the call ends; this panel only says whether the call is being saved.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from realtime.history import CallRecording, default_db_path, process_store
+from realtime.history import HistoryStore, RecordableBridge, default_db_path, process_store
 from realtime.presets import PresetError, PresetStore, presets_path
 from realtime.settings import Settings
 from realtime.share import settings_from_query, share_url
@@ -86,10 +85,11 @@ def _presets(settings: Settings) -> Settings | None:
     ):
         if store.notice:
             st.warning(store.notice, icon=":material/warning:")
-        name = st.selectbox("Preset", list(labels), format_func=labels.get, key=_K + "selected")
+        options: list[str] = list(labels)
+        name = st.selectbox("Preset", options, format_func=lambda n: labels[n], key=_K + "selected")
         selected = next((p for p in presets if p.name == name), None)
         load_col, delete_col = st.columns(2)
-        if load_col.button("Load", key=_K + "load", icon=":material/download:", width="stretch"):
+        if load_col.button("Load", key=_K + "load", icon=":material/download:", width="stretch") and name:
             st.session_state.pop(_K + "confirm", None)
             chosen = _load(store, name, settings)
         builtin = selected is None or selected.builtin
@@ -155,43 +155,33 @@ def _share(settings: Settings) -> None:
             st.warning("This link is very long (long instructions); some chat apps may cut it.")
 
 
-def _record(conv, store, notice: str | None) -> None:
-    """Attach the history recorder to this tab's call, and say whether it is being saved."""
+def _history_notice(bridge: RecordableBridge | None, store: HistoryStore | None, notice: str | None) -> None:
+    """Say whether this tab's call is being saved to History (or why nothing is)."""
     if store is None:
         st.caption(f":material/history_toggle_off: {notice}")
         return
-    tracker = st.session_state.get(_K + "recording")
-    if tracker is None:
-        tracker = CallRecording(store.recorder)
-        st.session_state[_K + "recording"] = tracker
-    try:
-        tracker.sync(conv.latest_bridge if conv is not None else None, conv.settings if conv is not None else None)
-    except Exception as exc:
-        st.caption(f":material/history_toggle_off: History could not follow this call ({type(exc).__name__}).")
-        return
     if notice:
         st.caption(f":material/warning: {notice}")
-    if tracker.recording:
+    if bridge is not None and store.recorder.is_recording(bridge):
         st.caption(":material/history: This conversation is being saved to **History**.")
     else:
         st.caption(":material/history: Conversations are saved to **History** as they happen.")
 
 
 def _live(fallback: Settings) -> None:
-    """Once a second: the share link from the settings in force, and the history recorder.
+    """Once a second: the share link from the settings in force, and the history notice.
 
     The sidebar applies its widget changes after this panel is drawn, so a link drawn from the
     settings this run started with would lag one change behind; the fragment re-reads the
-    conversation's settings every second instead (and follows its bridge for history)."""
+    conversation's settings every second instead (and whether its call is being saved)."""
     from ui.conversation import peek_conversation
 
     @live_fragment("presets-live", run_every=1.0)
     def live() -> None:
         conv = peek_conversation()
-        current = conv.settings if conv is not None else fallback
-        _share(current)
+        _share(conv.settings if conv is not None else fallback)
         store, notice = process_store()
-        _record(conv, store, notice)
+        _history_notice(conv.latest_bridge if conv is not None else None, store, notice)
 
     live()
 

@@ -35,7 +35,7 @@ settings_strategy = st.builds(
         prefix_padding_ms=st.integers(0, 10_000),
         eagerness=st.sampled_from(["low", "medium", "high", "auto"]),
     ),
-    transcription_model=st.sampled_from(("",) + TRANSCRIPTION_MODELS),
+    transcription_model=st.sampled_from(("", *TRANSCRIPTION_MODELS)),
     output_modalities=st.sampled_from(["audio", "text"]),
     camera=st.builds(
         CameraSettings,

@@ -1,0 +1,71 @@
+"""The history file's tables, their version (``PRAGMA user_version``), and the steps up to it."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .connection import write_transaction
+
+__all__ = ["SCHEMA_VERSION", "migrate"]
+
+SCHEMA_VERSION = 1
+
+_VERSION_1 = """
+CREATE TABLE conversations (
+    id          TEXT PRIMARY KEY,
+    started_at  REAL NOT NULL,
+    ended_at    REAL,
+    last_at     REAL NOT NULL,
+    settings    TEXT NOT NULL,
+    backend     TEXT NOT NULL,
+    model       TEXT NOT NULL
+);
+CREATE TABLE items (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    item_id     TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    text        TEXT NOT NULL DEFAULT '',
+    tool_name   TEXT,
+    tool_args   TEXT,
+    tool_result TEXT,
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (conversation_id, seq),
+    UNIQUE (conversation_id, item_id)
+);
+CREATE TABLE images (
+    conversation_id TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    jpeg        BLOB NOT NULL,
+    PRIMARY KEY (conversation_id, seq),
+    FOREIGN KEY (conversation_id, seq) REFERENCES items(conversation_id, seq) ON DELETE CASCADE
+);
+CREATE TABLE turns (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    seq           INTEGER NOT NULL,
+    turn_id       TEXT,
+    latency_ms    REAL,
+    input_tokens  INTEGER,
+    output_tokens INTEGER,
+    total_tokens  INTEGER,
+    cost_usd      REAL,
+    details       TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    PRIMARY KEY (conversation_id, seq),
+    UNIQUE (conversation_id, turn_id)
+);
+CREATE INDEX conversations_started ON conversations(started_at DESC);
+"""
+
+
+def migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring a file at schema ``version`` (0: a new, empty file) up to ``SCHEMA_VERSION``, in one
+    transaction: a file is either fully upgraded or left as it was."""
+    with write_transaction(conn):
+        if version < 1:
+            for statement in _VERSION_1.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        # Future migrations: `if version < 2: ...` here, one step at a time.
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
