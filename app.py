@@ -13,9 +13,11 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 from streamlit_webrtc import (
+    Translations,
     WebRtcMode,
     create_audio_sink_track,
     create_pcm_audio_source_track,
@@ -27,9 +29,12 @@ from realtime.settings import SettingsError
 from realtime.voice_source import just_in_time
 from ui import controls, sidebar, status, transcript_view
 from ui.conversation import Conversation, get_conversation, peek_conversation
-from ui.live import live_fragment
+from ui.live import live_snapshot
 from ui.process_setup import ProcessSetup, prepare_process
 from ui.settings_source import default_settings
+
+if TYPE_CHECKING:
+    from realtime.bridge import BridgeSnapshot
 
 PAGES_DIR = Path(__file__).parent / "pages"
 
@@ -39,7 +44,7 @@ TRANSCRIPT_EVERY_S = 0.4  # the live transcript
 # Self-view and what the camera sends: 640x480 at up to 15 fps (issue 4). The echoed self-view costs
 # a VP8 decode and encode per frame on the server; that runs in aiortc's codec threads, off the loop.
 VIDEO = {"width": 640, "height": 480, "frameRate": {"max": 15}}
-TRANSLATIONS = {
+TRANSLATIONS: Translations = {
     "start": "Start conversation",
     "stop": "Stop (hang up)",
     "select_device": "Devices",
@@ -65,7 +70,7 @@ def _stream_key() -> str:
     return st.session_state["stream_key"]
 
 
-def _media_constraints(conv: Conversation) -> dict:
+def _media_constraints(conv: Conversation) -> dict[str, Any]:
     return {
         "audio": {"echoCancellation": True, "noiseSuppression": True, "autoGainControl": True},
         "video": dict(VIDEO) if conv.settings.camera.enabled else False,
@@ -103,9 +108,8 @@ def _webrtc(conv: Conversation) -> None:
     )
     if ctx.state.playing:
         conv.start(voice_out)
-        if st.session_state.get("tuned_call") != id(conv.bridge):
-            if tune_streamlit_webrtc(ctx):
-                st.session_state["tuned_call"] = id(conv.bridge)
+        if st.session_state.get("tuned_call") != id(conv.bridge) and tune_streamlit_webrtc(ctx):
+            st.session_state["tuned_call"] = id(conv.bridge)
     elif not ctx.state.signalling and conv.active:
         conv.stop("the user pressed Stop")
 
@@ -115,13 +119,10 @@ def _status_line(conv: Conversation, setup: ProcessSetup) -> None:
 
     waiting_for_engine = warmup is not None and warmup.status().state == "starting"
 
-    @live_fragment("status-live", run_every=STATUS_EVERY_S if conv.active or waiting_for_engine else None)
-    def live() -> None:
-        try:
-            snap = conv.snapshot()
-        except Exception as exc:
-            st.error(f"The conversation state could not be read: {type(exc).__name__}")
-            return
+    @live_snapshot(
+        "status-live", run_every=STATUS_EVERY_S if conv.active or waiting_for_engine else None, read=conv.snapshot
+    )
+    def live(snap: BridgeSnapshot | None) -> None:
         status.render_status(conv.settings.backend, snap, live=conv.active)
         engine = warmup.status() if warmup is not None else None
         if engine is not None and engine.state == "starting":
@@ -165,24 +166,20 @@ def conversation_page() -> None:
             "Type a message to the assistant…" if conv.active else "Start the conversation to type a message",
             disabled=not conv.active,
         )
-    if prompt and conv.bridge is not None:
-        state = conv.bridge.snapshot().state
+    bridge = conv.bridge
+    if prompt and bridge is not None:
+        state = bridge.snapshot().state
         if state in ("failed", "closed"):  # the box is drawn before the call can fail: say so, keep the text
             st.warning(
                 f"Not sent, the call is not connected: \u201c{prompt}\u201d. Press Stop, then Start, and send it again."
             )
         else:
-            conv.bridge.send_text(prompt)  # queued until the data channel opens while connecting
+            bridge.send_text(prompt)  # queued until the data channel opens while connecting
 
 
 def _transcript_panel(conv: Conversation) -> None:
-    @live_fragment("transcript-live", run_every=TRANSCRIPT_EVERY_S if conv.active else None)
-    def live() -> None:
-        try:
-            snap = conv.snapshot()
-        except Exception as exc:
-            st.error(f"The conversation state could not be read: {type(exc).__name__}")
-            return
+    @live_snapshot("transcript-live", run_every=TRANSCRIPT_EVERY_S if conv.active else None, read=conv.snapshot)
+    def live(snap: BridgeSnapshot | None) -> None:
         with st.container(height=430, border=True, key="transcript"):
             items = snap.transcript if snap is not None else ()
             failed = snap is not None and snap.state == "failed"

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import streamlit as st
 
-from ui.conversation import peek_conversation
+from realtime.eventlog import LoggedEvent
 from ui.events_view import filter_events, is_delta, render_event_list
+from ui.latest_call import latest_call_or_stop
 from ui.live import live_fragment
 
 st.title("Events")
 
-conv = peek_conversation()
-bridge = conv.latest_bridge if conv is not None else None
-
-if bridge is None:
-    st.info(
-        "No conversation in this tab yet. Press **Start conversation** to begin one: every event the app "
-        "sends to the model (→ sent) and every event it receives (← received) is listed here, newest "
-        "first, with its time, size and full JSON. Audio and image data are shortened so the log stays readable.",
-        icon=":material/list_alt:",
-    )
-    st.stop()
+conv, bridge = latest_call_or_stop(
+    "No conversation in this tab yet. Press **Start conversation** to begin one: every event the app "
+    "sends to the model (→ sent) and every event it receives (← received) is listed here, newest "
+    "first, with its time, size and full JSON. Audio and image data are shortened so the log stays readable.",
+    icon=":material/list_alt:",
+)
 
 running = conv.active and bridge.snapshot().state in ("connecting", "connected")
 if running:
@@ -39,7 +36,7 @@ direction = (
         ["all", "client", "server"],
         default="all",
         key="ev_dir",
-        format_func={"all": "All", "client": "→ Sent", "server": "← Received"}.get,
+        format_func={"all": "All", "client": "→ Sent", "server": "← Received"}.__getitem__,
     )
     or "all"
 )
@@ -55,7 +52,7 @@ with c4:
     paused = st.toggle("Pause", key="ev_pause", help="Freeze the list to read it; new events are kept.")
 
 
-def _log_json(events) -> str:
+def _log_json(events: Sequence[LoggedEvent]) -> str:
     return json.dumps(
         [{"time": e.time, "direction": e.direction, **dict(e.payload)} for e in events], indent=1, default=str
     )

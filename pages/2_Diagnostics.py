@@ -2,46 +2,40 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import streamlit as st
 
-from ui.conversation import peek_conversation
 from ui.diagnostics_view import render_connection, render_rtc, render_turns, render_usage
-from ui.live import live_fragment
-from ui.status import error_text
+from ui.latest_call import latest_call_or_stop
+from ui.live import live_snapshot
+from ui.status import render_error
+
+if TYPE_CHECKING:
+    from realtime.bridge import BridgeSnapshot
 
 st.title("Diagnostics")
 
-conv = peek_conversation()
-bridge = conv.latest_bridge if conv is not None else None
-
-if bridge is None:
-    st.info(
-        "No conversation in this tab yet. Once you press **Start conversation**, this page shows "
-        "the connection state, WebRTC statistics (round-trip time, jitter, packets lost, audio levels), "
-        "the latency of each turn (end of your speech or message to the assistant's first audio and text), "
-        "and the tokens used with an estimated cost.",
-        icon=":material/monitoring:",
-    )
-    st.stop()
+conv, bridge = latest_call_or_stop(
+    "No conversation in this tab yet. Once you press **Start conversation**, this page shows "
+    "the connection state, WebRTC statistics (round-trip time, jitter, packets lost, audio levels), "
+    "the latency of each turn (end of your speech or message to the assistant's first audio and text), "
+    "and the tokens used with an estimated cost.",
+    icon=":material/monitoring:",
+)
 
 
-@live_fragment("diagnostics-live", run_every=1.0 if conv.active else None)
-def diagnostics() -> None:
-    try:
-        snap = bridge.snapshot()
-    except Exception as exc:
-        st.error(f"The conversation state could not be read ({type(exc).__name__}).")
-        return
+@live_snapshot("diagnostics-live", run_every=1.0 if conv.active else None, read=bridge.snapshot)
+def diagnostics(snap: BridgeSnapshot) -> None:
     live = conv.active and snap.state in ("connecting", "connected")
-    settings = getattr(bridge, "settings", None) or conv.settings  # the settings of that call
+    settings = bridge.settings  # the settings of that call (the sidebar may have changed since)
     backend, model = settings.backend, settings.model
     if live:
         st.caption("The conversation is running: these figures update every second.")
     else:
         st.caption("Figures from this tab's last conversation (it has ended).")
     render_connection(snap, backend=backend, model=model, live=live)
-    if snap.error is not None:
-        st.error(error_text(snap.error), icon=":material/error:")
+    render_error(snap)
     st.subheader("WebRTC to the model")
     render_rtc(snap)
     st.subheader("Latency per turn")

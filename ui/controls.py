@@ -12,13 +12,14 @@ def render_call_controls(conv: Conversation) -> None:
     live = bridge is not None
     c1, c2 = st.columns(2)
     with c1:
-        if st.button(
+        send_frame = st.button(
             "Send frame",
             icon=":material/photo_camera:",
             disabled=not live or not conv.settings.camera.enabled,
             width="stretch",
             help="Show the assistant the current camera frame right away.",
-        ):
+        )
+        if send_frame and bridge is not None:
             bridge.send_frame_now()
             st.toast("Camera frame sent to the assistant.", icon=":material/photo_camera:")
     with c2:
@@ -32,21 +33,19 @@ def render_call_controls(conv: Conversation) -> None:
             on_click=conv.interrupt,
         )
     muted = st.toggle("Mute mic", key="mute_mic", disabled=not live)
-    if live:
+    if bridge is not None:
         bridge.set_muted(bool(muted))
 
     if conv.settings.turn_detection.mode == "none":
-        commit = getattr(bridge, "commit_and_respond", None)
-        if st.button(
+        end_turn = st.button(
             "Send what I said",
             icon=":material/keyboard_voice:",
             type="primary",
-            disabled=commit is None,
+            disabled=not live,
             width="stretch",
             help="Push to talk: speak first, then press to get an answer.",
-        ):
-            commit()
-        if live and commit is None:
-            st.caption("Push to talk needs a newer bridge (commit and respond); switch turn detection to VAD for now.")
+        )
+        if end_turn and bridge is not None:
+            bridge.commit_and_respond()
     if not live:
         st.caption("Press **Start conversation**; the buttons come alive once the call is connected.")

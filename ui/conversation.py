@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from streamlit.logger import get_logger
 
 from realtime.settings import Settings
 from realtime.voice_gate import VoiceGate
+
+if TYPE_CHECKING:  # the bridge (aiortc, the SDK) is imported when the first call starts
+    import av
+    from streamlit_webrtc.pcm_source import PcmAudioSource
+    from streamlit_webrtc.shutdown import SessionShutdownObserver
+
+    from realtime.bridge import Bridge, BridgeSnapshot, SettingsChange
 
 _STATE_KEY = "realtime_studio.conversation"
 _log = get_logger(__name__)  # follows Streamlit's [logger] level
@@ -24,13 +31,12 @@ _log = get_logger(__name__)  # follows Streamlit's [logger] level
 class Conversation:
     """This session's current Bridge (or none) and the last one, for the Events/Diagnostics pages."""
 
-    def __init__(self, settings: Settings, bridge_factory: Callable[..., Any] | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._bridge_factory = bridge_factory
         self._lock = threading.Lock()
-        self._bridge: Any = None
-        self._last_bridge: Any = None
-        self._shutdown_observer: Any = None
+        self._bridge: Bridge | None = None
+        self._last_bridge: Bridge | None = None
+        self._shutdown_observer: SessionShutdownObserver | None = None
         self._gate: VoiceGate | None = None
         self._generation = 0  # counts calls; a browser leg's end only stops the call it belonged to
         self._history_id: str | None = None
@@ -39,12 +45,12 @@ class Conversation:
 
     # -- read side (page) -------------------------------------------------------------------
     @property
-    def bridge(self) -> Any:
+    def bridge(self) -> Bridge | None:
         """The live bridge, or None when no call is running."""
         return self._bridge
 
     @property
-    def latest_bridge(self) -> Any:
+    def latest_bridge(self) -> Bridge | None:
         """The live bridge, else the one from the call that ended last (its log stays readable)."""
         return self._bridge if self._bridge is not None else self._last_bridge
 
@@ -52,17 +58,17 @@ class Conversation:
     def active(self) -> bool:
         return self._bridge is not None
 
-    def snapshot(self) -> Any:
+    def snapshot(self) -> BridgeSnapshot | None:
         bridge = self.latest_bridge
         return None if bridge is None else bridge.snapshot()
 
     # -- media callbacks (streamlit-webrtc's loop: cheap, never block) ----------------------
-    def on_mic_frame(self, frame: Any) -> None:
+    def on_mic_frame(self, frame: av.AudioFrame) -> None:
         bridge = self._bridge
         if bridge is not None:
             bridge.on_mic_frame(frame)
 
-    def on_video_frame(self, frame: Any) -> Any:
+    def on_video_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
         bridge = self._bridge
         if bridge is not None and self.settings.camera.enabled:
             bridge.on_video_frame(frame)
@@ -84,21 +90,18 @@ class Conversation:
         threading.Thread(target=self.stop, args=("browser leg ended",), name="conversation-stop", daemon=True).start()
 
     # -- lifecycle (script thread) ----------------------------------------------------------
-    def start(self, audio_out: Any) -> None:
+    def start(self, audio_out: PcmAudioSource) -> None:
         """Create and start a Bridge for this call if none is running. Idempotent."""
         with self._lock:
             if self._bridge is not None:
                 return
-            factory = self._bridge_factory
-            if factory is None:
-                from realtime.bridge import Bridge
+            from realtime.bridge import Bridge
 
-                factory = Bridge
             self.start_error = None
             self.restart_note = ()
             gate = VoiceGate(audio_out)
             try:
-                bridge = factory(self.settings, gate)
+                bridge = Bridge(self.settings, gate)
                 bridge.start()
             except Exception as exc:
                 _log.warning("could not start the conversation: %s", type(exc).__name__)
@@ -133,7 +136,7 @@ class Conversation:
         if bridge is not None:
             bridge.interrupt()
 
-    def apply_settings(self, settings: Settings) -> Any:
+    def apply_settings(self, settings: Settings) -> SettingsChange | None:
         """Remember new settings; push them to a live call. Returns the SettingsChange or None."""
         self.settings = settings
         bridge = self._bridge
@@ -157,8 +160,9 @@ class Conversation:
         self.stop("the Streamlit session ended")
 
 
-def _record(bridge: Any, settings: Settings) -> str | None:
-    """Save this call to History (attach is idempotent: the sidebar's follower may attach it too)."""
+def _record(bridge: Bridge, settings: Settings) -> str | None:
+    """Save this call to History. The only place a call is attached; the recorder ends the
+    record when the bridge says the call is over."""
     try:
         from realtime.history import process_store
 
@@ -170,6 +174,8 @@ def _record(bridge: Any, settings: Settings) -> str | None:
 
 
 def _end_record(history_id: str) -> None:
+    """A fallback for a bridge that never said it ended (e.g. its close timed out): the recorder
+    ends a record once, so after ``CallEnded`` this changes nothing."""
     try:
         from realtime.history import process_store
 

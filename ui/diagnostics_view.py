@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -25,12 +25,16 @@ from ui.format import (
     usd,
 )
 
+if TYPE_CHECKING:
+    from realtime.bridge import BridgeSnapshot
+    from realtime.metrics import TurnMetrics, UsageTotals
 
-def turns_rows(turns: Sequence[Any], *, model: str, backend: str) -> list[dict[str, Any]]:
+
+def turns_rows(turns: Sequence[TurnMetrics], *, model: str, backend: str) -> list[dict[str, int | str]]:
     """One row per completed turn: what started it, time to first audio and text (from the end of your
     speech or message), tokens, cost, outcome."""
     priced = price_for(model) is not None
-    rows = []
+    rows: list[dict[str, int | str]] = []
     for i, turn in enumerate(turns, 1):
         usage = turn.usage
         rows.append(
@@ -48,7 +52,7 @@ def turns_rows(turns: Sequence[Any], *, model: str, backend: str) -> list[dict[s
     return rows
 
 
-def latency_summary(turns: Sequence[Any]) -> str:
+def latency_summary(turns: Sequence[TurnMetrics]) -> str:
     """``Time to first audio: median 334 ms, best 298 ms, worst 1,467 ms over 2 turns.``"""
     audio = [t.first_audio_ms for t in turns if t.first_audio_ms is not None]
     text = [t.first_text_ms for t in turns if t.first_text_ms is not None]
@@ -62,7 +66,7 @@ def latency_summary(turns: Sequence[Any]) -> str:
     return f"{head}, best {ms(min(values))}, worst {ms(max(values))} over {n} turns."
 
 
-def usage_rows(usage: Any) -> list[dict[str, str]]:
+def usage_rows(usage: UsageTotals) -> list[dict[str, str]]:
     """Tokens by modality: input (of which cached) and output."""
     return [
         {
@@ -109,7 +113,7 @@ def loss_text(lost: int, received: int) -> str:
     return f"{lost:,} ({lost / expected * 100:.1f} %)" if expected else f"{lost:,}"
 
 
-def connection_line(snap: Any, *, backend: str, model: str, live: bool) -> str:
+def connection_line(snap: BridgeSnapshot, *, backend: str, model: str, live: bool) -> str:
     """One markdown line: engine, connection state, who is speaking, model, call id."""
     state = snap.state if live or snap.state not in ("connecting", "connected") else "closed"
     parts = [f"**Engine** {engine_label(backend)}", f"**Connection** {state_label(state)}"]
@@ -121,11 +125,11 @@ def connection_line(snap: Any, *, backend: str, model: str, live: bool) -> str:
     return " · ".join(parts)
 
 
-def render_connection(snap: Any, *, backend: str, model: str, live: bool) -> None:
+def render_connection(snap: BridgeSnapshot, *, backend: str, model: str, live: bool) -> None:
     st.markdown(connection_line(snap, backend=backend, model=model, live=live))
 
 
-def render_rtc(snap: Any) -> None:
+def render_rtc(snap: BridgeSnapshot) -> None:
     rtc = snap.rtc
     c = st.columns(4)
     c[0].metric("Round-trip time", ms(rtc.rtt_ms), help="From RTCP reports of the server ⇄ model leg.")
@@ -145,7 +149,7 @@ def render_rtc(snap: Any) -> None:
     )
 
 
-def render_turns(snap: Any, *, model: str, backend: str) -> None:
+def render_turns(snap: BridgeSnapshot, *, model: str, backend: str) -> None:
     rows = turns_rows(snap.turns, model=model, backend=backend)
     if not rows:
         st.info(
@@ -158,7 +162,7 @@ def render_turns(snap: Any, *, model: str, backend: str) -> None:
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
-def render_usage(snap: Any, *, backend: str, model: str) -> None:
+def render_usage(snap: BridgeSnapshot, *, backend: str, model: str) -> None:
     usage = snap.usage
     label, value, note = cost_metric(snap.cost_usd, backend=backend, model=model)
     cols = st.columns(4)
@@ -173,6 +177,6 @@ def render_usage(snap: Any, *, backend: str, model: str) -> None:
 
         # a small static table (the per-turn table above is the page's one interactive grid)
         st.table(pd.DataFrame(usage_rows(usage)).set_index("Tokens"))
-    images = getattr(snap, "images_in_context", 0)
+    images = snap.images_in_context
     if images:
         st.caption(f"{images} camera image{'s' if images != 1 else ''} currently kept in the conversation.")

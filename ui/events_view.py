@@ -4,11 +4,14 @@ summary (what a person wants to know about it) and its full JSON in an expander.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from ui.format import byte_size, call_args, clock_time, escape_markdown, one_line
+
+if TYPE_CHECKING:
+    from realtime.eventlog import LoggedEvent
 
 DIRECTION_LABELS = {"client": "→ sent", "server": "← received"}
 
@@ -19,8 +22,8 @@ def is_delta(event_type: str) -> bool:
 
 
 def filter_events(
-    events: Sequence[Any], *, types: Sequence[str], direction: str, limit: int, hide_deltas: bool = False
-) -> list[Any]:
+    events: Sequence[LoggedEvent], *, types: Sequence[str], direction: str, limit: int, hide_deltas: bool = False
+) -> list[LoggedEvent]:
     """Newest first, only the chosen types (all when empty) and direction ("all", "client", "server").
     `hide_deltas` drops streaming ``*.delta`` events unless their type was chosen explicitly."""
     wanted = set(types)
@@ -34,24 +37,35 @@ def filter_events(
     return out[: max(limit, 0)]
 
 
-def _get(mapping: Any, *path: str) -> Any:
+# Payloads are the raw JSON the app or the provider sent (elided by the EventLog), of any shape: the
+# readers below check what they find rather than trust a schema (a malformed event is logged too).
+_EMPTY: Mapping[str, Any] = {}
+
+
+def _object(value: object) -> Mapping[str, Any]:
+    """A JSON object as a mapping; anything else (a string, a list, null) as an empty one."""
+    return value if isinstance(value, Mapping) else _EMPTY
+
+
+def _get(value: object, *path: str) -> object:
+    """The value at `path` in nested JSON objects, or None where the path does not lead."""
     for key in path:
-        if not isinstance(mapping, Mapping):
+        if not isinstance(value, Mapping):
             return None
-        mapping = mapping.get(key)
-    return mapping
+        value = value.get(key)
+    return value
 
 
-def _num(value: Any) -> str:
+def _num(value: object) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else one_line(value, 12) or "?"
 
 
-def _quote(text: Any, limit: int = 70) -> str:
-    text = one_line(text, limit)
+def _quote(value: object, limit: int = 70) -> str:
+    text = one_line(value, limit)
     return f"“{text}”" if text else ""
 
 
-def _item_summary(item: Any) -> str:
+def _item_summary(item: object) -> str:
     if not isinstance(item, Mapping):
         return ""
     kind = item.get("type") or "item"
@@ -74,7 +88,7 @@ def _item_summary(item: Any) -> str:
     return " ".join(x for x in (role, kind if kind != "message" else "", *parts) if x)
 
 
-def _usage_summary(usage: Any) -> str:
+def _usage_summary(usage: object) -> str:
     if not isinstance(usage, Mapping):
         return ""
     total = usage.get("total_tokens")
@@ -83,14 +97,14 @@ def _usage_summary(usage: Any) -> str:
     return f"{int(total):,} tokens" if total else ""
 
 
-def event_summary(event: Any) -> str:
+def event_summary(event: LoggedEvent) -> str:
     """A short phrase about one logged event ("" when the type says it all)."""
-    p: Mapping[str, Any] = event.payload if isinstance(event.payload, Mapping) else {}
+    p = event.payload
     t = event.type
     if t == "error" or t.endswith(".failed"):
         return one_line(_get(p, "error", "message") or _get(p, "error", "code") or "", 100)
     if t in ("session.created", "session.updated", "session.update"):
-        s = p.get("session") if isinstance(p.get("session"), Mapping) else {}
+        s = _object(p.get("session"))
         voice = _get(s, "audio", "output", "voice") or s.get("voice")
         audio_in = _get(s, "audio", "input")
         turn = audio_in.get("turn_detection") if isinstance(audio_in, Mapping) else None
@@ -105,7 +119,7 @@ def event_summary(event: Any) -> str:
         ]
         return ", ".join(b for b in bits if b)
     if t == "response.done":
-        r = p.get("response") if isinstance(p.get("response"), Mapping) else {}
+        r = _object(p.get("response"))
         return ", ".join(b for b in (r.get("status") or "", _usage_summary(r.get("usage"))) if b)
     if t in (
         "conversation.item.create",
@@ -147,7 +161,7 @@ def event_summary(event: Any) -> str:
     return ""
 
 
-def event_label(event: Any) -> str:
+def event_label(event: LoggedEvent) -> str:
     """The expander label: time, direction, type, size and the summary (markdown-escaped)."""
     label = (
         f"{clock_time(event.time)} · {DIRECTION_LABELS.get(event.direction, event.direction)} · "
@@ -157,7 +171,7 @@ def event_label(event: Any) -> str:
     return f"{label} — {escape_markdown(summary)}" if summary else label
 
 
-def render_event_list(events: Sequence[Any]) -> None:
+def render_event_list(events: Sequence[LoggedEvent]) -> None:
     for event in events:
         with st.expander(event_label(event)):
             st.json(dict(event.payload), expanded=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from typing import Any
 
 STATE_LABELS = {
     "idle": "Not connected",
@@ -59,13 +58,13 @@ def outcome_label(status: str | None) -> str:
     return OUTCOME_LABELS.get(status or "", (status or "—").replace("_", " "))
 
 
-def one_line(text: Any, limit: int = 200) -> str:
+def one_line(text: object, limit: int = 200) -> str:
     """Whitespace collapsed to single spaces, cut to ``limit`` characters with an ellipsis."""
     text = " ".join(str(text or "").split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _parse(value: Any) -> Any:
+def _parse(value: object) -> object:
     """A JSON string parsed (other values as they are); text that is not JSON stays text."""
     if isinstance(value, (bytes, bytearray)):
         value = value.decode("utf-8", "replace")
@@ -77,13 +76,13 @@ def _parse(value: Any) -> Any:
     return value
 
 
-def _dump(value: Any) -> str:
+def _dump(value: object) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
 
 
-def compact_json(value: Any, limit: int = 120) -> str:
+def compact_json(value: object, limit: int = 120) -> str:
     """Arguments/results as short one-line text: JSON strings are re-dumped compactly, long text cut."""
     if value is None:
         return ""
@@ -97,7 +96,7 @@ def compact_json(value: Any, limit: int = 120) -> str:
     return one_line(text, limit)
 
 
-def call_args(args: Any, limit: int = 80) -> str:
+def call_args(args: object, limit: int = 80) -> str:
     """Tool arguments as a call reads: ``{"a": 2, "b": 5}`` -> ``a=2, b=5``; strings quoted."""
     parsed = _parse(args)
     if parsed is None or parsed == "" or parsed == {}:
@@ -108,7 +107,7 @@ def call_args(args: Any, limit: int = 80) -> str:
     return compact_json(args, limit)
 
 
-def tool_outcome(result: Any, limit: int = 80) -> str:
+def tool_outcome(result: object, limit: int = 80) -> str:
     """A tool's result as a short phrase: the one value of a one-key object (``{"sum": 7}`` -> ``7``),
     ``error: …`` for ``{"error": …}``, ``key=value`` pairs otherwise; ``running…`` while pending."""
     if result is None or result == "":
@@ -126,17 +125,17 @@ def tool_outcome(result: Any, limit: int = 80) -> str:
     return one_line(_dump(parsed), limit)
 
 
-def tool_call_text(name: str | None, args: Any, result: Any) -> str:
+def tool_call_text(name: str | None, args: object, result: object) -> str:
     """``delayed_add(a=2, b=5) → 7``, or ``… → running…`` while the result is pending."""
     return f"{name or 'tool'}({call_args(args)}) → {tool_outcome(result)}"
 
 
-def tool_breadcrumb(name: str | None, args: Any, result: Any) -> str:
+def tool_breadcrumb(name: str | None, args: object, result: object) -> str:
     """``🔧 delayed_add(a=2, b=5) → 7`` (plain text: exports, the "earlier" list)."""
     return f"{TOOL_ICON} {tool_call_text(name, args, result)}"
 
 
-def tool_failed(result: Any) -> bool:
+def tool_failed(result: object) -> bool:
     parsed = _parse(result)
     return isinstance(parsed, dict) and set(parsed) == {"error"}
 
@@ -203,7 +202,7 @@ def duration(seconds: float | None) -> str:
     """``42 s``, ``3 min 05 s``, ``1 h 02 min``."""
     if seconds is None or seconds < 0:
         return "—"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     if s < 3600:

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import TypeVar
 
 import streamlit as st
+
+T = TypeVar("T")
 
 
 def live_fragment(key: str, *, run_every: float | None) -> Callable[[Callable[[], None]], Callable[[], None]]:
@@ -38,6 +41,30 @@ def live_fragment(key: str, *, run_every: float | None) -> Callable[[Callable[[]
         def draw() -> None:
             with st.container(key=key):
                 fragment()
+
+        return draw
+
+    return decorate
+
+
+def live_snapshot(
+    key: str, *, run_every: float | None, read: Callable[[], T]
+) -> Callable[[Callable[[T], None]], Callable[[], None]]:
+    """`live_fragment` whose body is given a fresh `read()` (a conversation's snapshot) on each run.
+
+    When reading fails, the fragment says so in one line instead of drawing the body: a page that
+    polls must never show a traceback for state it could not read."""
+
+    def decorate(body: Callable[[T], None]) -> Callable[[], None]:
+        @live_fragment(key, run_every=run_every)
+        @functools.wraps(body)
+        def draw() -> None:
+            try:
+                value = read()
+            except Exception as exc:
+                st.error(f"The conversation state could not be read: {type(exc).__name__}")
+                return
+            body(value)
 
         return draw
 

@@ -136,7 +136,9 @@ def prepare_process(*, backend: str, ensure_engine: Callable[[], object] | None 
     warmup = None
     if backend == "local":
         if ensure_engine is None:
-            from realtime.local_engine import ensure_local_engine as ensure_engine
+            from realtime.local_engine import ensure_local_engine
+
+            ensure_engine = ensure_local_engine
         warmup = EngineWarmup(ensure_engine)
         warmup.start()
     return ProcessSetup(post_script_gc=post_gc, frozen_objects=frozen, navigation_stops_calls=navigation, warmup=warmup)

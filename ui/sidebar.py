@@ -8,7 +8,7 @@ import streamlit as st
 
 from realtime.settings import MODELS, TRANSCRIPTION_MODELS, VOICES, Settings, SettingsError
 from realtime.tools import DEFAULT_TOOLS
-from ui import page_style
+from ui import page_style, presets_panel
 from ui.conversation import Conversation
 from ui.settings_source import read_secrets
 
@@ -81,17 +81,6 @@ def _settings_from_widgets(base: Settings) -> Settings:
     )
 
 
-def push_to_talk_supported(bridge: Any = None) -> bool:
-    """Whether the bridge can end a push-to-talk turn (`commit_and_respond`: commit the audio buffer
-    and ask for a response). Checks the live bridge, else the Bridge class."""
-    if bridge is None:
-        try:
-            from realtime.bridge import Bridge as bridge
-        except Exception:
-            return False
-    return callable(getattr(bridge, "commit_and_respond", None))
-
-
 def key_status(settings: Settings) -> str:
     """Where the key came from, never the key itself."""
     if not settings.has_key:
@@ -116,20 +105,12 @@ def render(conv: Conversation) -> Settings:
                 icon=":material/computer:",
             )
 
-        # --- presets (issue 5): the history engineer's panel plugs in here ---------------
-        try:
-            from ui import presets_panel  # type: ignore[attr-defined]
-        except ImportError:
-            presets_panel = None
-        chosen: Settings | None = None
-        if presets_panel is not None:
-            chosen = presets_panel.render(settings)
-            if chosen is not None:
-                _seed(chosen, force=True)
+        chosen = presets_panel.render(settings)
+        if chosen is not None:
+            _seed(chosen, force=True)
         # A preset or share link also sets fields that have no widget (VAD prefix padding, camera
         # max images, ...): build on it, or those would fall back to the old settings' values.
         base = chosen if chosen is not None else settings
-        # ---------------------------------------------------------------------------------
 
         _seed(settings)
         model_options = list(dict.fromkeys([*MODELS, _v("model")]))
@@ -165,16 +146,10 @@ def render(conv: Conversation) -> Settings:
                 key=_P + "vad_eagerness",
                 help="How quickly the model decides you have finished.",
             )
-        elif push_to_talk_supported(conv.bridge):
+        else:
             st.caption(
                 "Push to talk: speak, then press **Send what I said** in the call bar. "
                 "Nothing is answered until you press it."
-            )
-        else:
-            st.warning(
-                "Push to talk is not available in this version: spoken turns would never be answered. "
-                "Choose Server VAD or Semantic VAD, or type your messages.",
-                icon=":material/mic_off:",
             )
 
         transcription_options = list(dict.fromkeys([*TRANSCRIPTION_MODELS, _v("transcription"), _TRANSCRIPTION_OFF]))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from ui.format import activity_label, engine_label, state_label
+
+if TYPE_CHECKING:
+    from realtime.bridge import BridgeSnapshot
+    from realtime.errors import BridgeError, ErrorKind
 
 _STATE_COLOURS = {
     "connected": "green",
@@ -23,30 +27,29 @@ _ACTIVITY_COLOURS = {
 }
 
 
-def render_status(backend: str, snapshot: Any, *, live: bool) -> None:
-    """`snapshot` is the bridge's BridgeSnapshot, or None before the first call."""
-    state = snapshot.state if (snapshot is not None) else "idle"
+def render_status(backend: str, snapshot: BridgeSnapshot | None, *, live: bool) -> None:
+    """`snapshot` is None before the first call."""
+    state = snapshot.state if snapshot is not None else "idle"
     if snapshot is not None and not live and state in ("connecting", "connected"):
         state = "closed"
     parts = [
         f":blue-badge[Engine: {engine_label(backend)}]",
         f":{_STATE_COLOURS.get(state, 'gray')}-badge[{state_label(state)}]",
     ]
-    if live and state == "connected":
+    if snapshot is not None and live and state == "connected":
         activity = snapshot.activity
         parts.append(f":{_ACTIVITY_COLOURS.get(activity, 'gray')}-badge[{activity_label(activity)}]")
     st.container(key="status").markdown(" ".join(parts))
 
 
-def render_error(snapshot: Any) -> None:
+def render_error(snapshot: BridgeSnapshot | None) -> None:
     """A bridge error (bad key, provider down, ...) as a clear message, never a traceback."""
-    error = getattr(snapshot, "error", None) if snapshot is not None else None
-    if error is None:
+    if snapshot is None or snapshot.error is None:
         return
-    st.error(error_text(error), icon=":material/error:")
+    st.error(error_text(snapshot.error), icon=":material/error:")
 
 
-_KIND_HINTS = {
+_KIND_HINTS: dict[ErrorKind, str] = {
     "auth": "Fix the key in `.streamlit/secrets.toml` or the environment, reload the page, and press Start again.",
     "model": "Choose another model in the sidebar, then Stop and Start the conversation.",
     "rate_limit": "Wait a little, then Stop and Start the conversation (or check the account's limits).",
@@ -55,8 +58,7 @@ _KIND_HINTS = {
 }
 
 
-def error_text(error: Any) -> str:
+def error_text(error: BridgeError) -> str:
     """The error's message and, for the kinds a user can fix, what to do about it."""
-    message = getattr(error, "message", None) or str(error)
-    hint = _KIND_HINTS.get(getattr(error, "kind", None) or "")
-    return f"{message}\n\n{hint}" if hint else message
+    hint = _KIND_HINTS.get(error.kind)
+    return f"{error.message}\n\n{hint}" if hint else error.message

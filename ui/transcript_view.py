@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import streamlit as st
 
@@ -26,6 +26,11 @@ from ui.format import (
     tool_call_text,
     tool_failed,
 )
+
+if TYPE_CHECKING:
+    from realtime.transcript import Role, TranscriptItem
+
+T = TypeVar("T")
 
 MAX_RECENT = 40
 FOLLOW_KEY = "transcript-follow"  # the wrapper whose scrolling parent follows the newest item
@@ -68,31 +73,31 @@ STYLE = (
 )
 
 
-def split_recent(items: Sequence[Any], recent: int | None) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+def split_recent(items: Sequence[T], recent: int | None) -> tuple[tuple[T, ...], tuple[T, ...]]:
     """(older, newest): the last `recent` items are drawn in full; None draws all."""
-    items = tuple(items)
-    if recent is None or len(items) <= recent:
-        return (), items
-    cut = len(items) - max(recent, 0)
-    return items[:cut], items[cut:]
+    every = tuple(items)
+    if recent is None or len(every) <= recent:
+        return (), every
+    cut = len(every) - max(recent, 0)
+    return every[:cut], every[cut:]
 
 
-def _role(item: Any) -> str:
+def _role(item: TranscriptItem) -> Role:
     return "tool" if item.kind == "tool_call" or item.role == "tool" else item.role
 
 
-def bubble_text(item: Any) -> str:
+def bubble_text(item: TranscriptItem) -> str:
     """The text of a user/assistant bubble, as markdown: escaped model text, a trailing "…" while it
     streams in, "(interrupted)" when the reply was cut off."""
-    text = _escape(item.text or "")
-    if not item.final and not getattr(item, "truncated", False):
+    text = escape_markdown(item.text or "")
+    if not item.final and not item.truncated:
         return (text + STREAMING_MARK) if text else STREAMING_MARK.strip()
-    if getattr(item, "truncated", False):
+    if item.truncated:
         return f"{text} :gray[*{INTERRUPTED_MARK}*]" if text else f":gray[*{INTERRUPTED_MARK}*]"
     return text or ":gray[*(no words)*]"
 
 
-def item_line(item: Any) -> str:
+def item_line(item: TranscriptItem) -> str:
     """One item as one plain line (the "earlier" list and exports): ``You: …``, ``Assistant: …``."""
     role = _role(item)
     if role == "tool":
@@ -105,19 +110,24 @@ def item_line(item: Any) -> str:
     if item.kind == "image":
         return f"{who}: [{one_line(item.text) or 'camera frame'}]"
     text = one_line(item.text, 160) or "…"
-    if getattr(item, "truncated", False):
+    if item.truncated:
         text += f" {INTERRUPTED_MARK}"
     return f"{who}: {text}"
 
 
 def render_transcript(
-    items: Iterable[Any], *, live: bool, failed: bool = False, follow: bool = True, recent: int | None = MAX_RECENT
+    items: Iterable[TranscriptItem],
+    *,
+    live: bool,
+    failed: bool = False,
+    follow: bool = True,
+    recent: int | None = MAX_RECENT,
 ) -> None:
     """Draw the transcript inside the caller's (scrolling) container. `follow` keeps the newest item
     in view (the conversation page); History passes follow=False, recent=None to show everything."""
-    items = tuple(items)
+    every = tuple(items)
     with st.container(key=FOLLOW_KEY if follow else LOG_KEY):
-        if not items:
+        if not every:
             if failed:
                 st.caption(
                     "The call could not continue. Press **Stop (hang up)**, fix the problem above, then Start again."
@@ -127,29 +137,29 @@ def render_transcript(
             else:
                 st.info(EMPTY_HINT, icon=":material/forum:")
             return
-        older, newest = split_recent(items, recent)
+        older, newest = split_recent(every, recent)
         if older:
             with st.expander(
                 f"{len(older)} earlier message{'s' if len(older) != 1 else ''}", icon=":material/history:"
             ):
-                st.markdown("\n".join(f"- {_escape(item_line(item))}" for item in older))
+                st.markdown("\n".join(f"- {escape_markdown(item_line(item))}" for item in older))
         for item in newest:
             with st.container(key=f"item-{_role(item)}-{_SAFE.sub('_', item.id)}"):
                 _render_item(item)
 
 
-def _render_item(item: Any) -> None:
+def _render_item(item: TranscriptItem) -> None:
     role, kind = _role(item), item.kind
     if role == "tool":
         # The icon font ships with Streamlit (an emoji may be missing from the system's fonts).
-        crumb = ":material/build: " + _escape(tool_call_text(item.tool_name, item.tool_args, item.tool_result))
+        crumb = ":material/build: " + escape_markdown(tool_call_text(item.tool_name, item.tool_args, item.tool_result))
         st.caption(f":red[{crumb}]" if tool_failed(item.tool_result) else crumb)
         return
     if role == "error":
         st.error(one_line(item.text or "The provider reported an error."), icon=":material/error:")
         return
     if role == "system":
-        st.caption(_escape(one_line(item.text, 300)))
+        st.caption(escape_markdown(one_line(item.text, 300)))
         return
     avatar = ":material/person:" if role == "user" else ":material/smart_toy:"
     with st.chat_message("user" if role == "user" else "assistant", avatar=avatar):
@@ -163,8 +173,3 @@ def _render_item(item: Any) -> None:
             st.caption("(hearing you…)")
             return
         st.markdown(bubble_text(item))
-
-
-def _escape(text: str) -> str:
-    # Model text is shown as text, not as markup that could render headings or links oddly.
-    return escape_markdown(text)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from realtime.eventlog import EventLog
+from typing import Any
+
+from realtime.eventlog import Direction, EventLog, LoggedEvent
 from ui.events_view import event_label, event_summary, filter_events, is_delta
 
 
-def _log(*events: tuple[str, dict]) -> tuple:
+def _log(*events: tuple[Direction, dict[str, Any]]) -> tuple[LoggedEvent, ...]:
     log = EventLog()
     for direction, event in events:
         log.record(direction, event)
     return log.snapshot()
 
 
-def _one(direction: str, event: dict):
+def _one(direction: Direction, event: dict[str, Any]) -> LoggedEvent:
     (logged,) = _log((direction, event))
     return logged
 

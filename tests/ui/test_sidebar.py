@@ -65,23 +65,10 @@ def test_loading_a_preset_keeps_padding_and_max_images(history_dir):
     assert later.turn_detection.prefix_padding_ms == 120 and later.camera.max_images == 7
 
 
-def test_push_to_talk_says_whether_it_can_work(history_dir):
-    from realtime.bridge import Bridge
-    from ui.sidebar import push_to_talk_supported
-
+def test_push_to_talk_says_how_to_end_a_turn(history_dir):
     at = _run(AppTest.from_function(sidebar_script))
     at.radio(key="sb.turn_mode").set_value("none")
     _run(at)
     assert at.session_state[CONV_KEY].settings.turn_detection.mode == "none"
-    if hasattr(Bridge, "commit_and_respond"):
-        assert push_to_talk_supported()
-        assert any("Send what I said" in c.value for c in at.sidebar.caption)
-        assert not any("Push to talk is not available" in w.value for w in at.sidebar.warning)
-    else:
-        assert not push_to_talk_supported()
-        assert any("Push to talk is not available" in w.value for w in at.sidebar.warning)
-
-    class WithCommit:
-        def commit_and_respond(self) -> None: ...
-
-    assert push_to_talk_supported(WithCommit()) and not push_to_talk_supported(object())
+    assert any("Send what I said" in c.value for c in at.sidebar.caption)
+    assert not any("Push to talk" in w.value for w in at.sidebar.warning)
