@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test engine bench chromium clean
+.PHONY: run test check engine bench chromium clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,7 +26,13 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
-test: $(VENV)/.dev chromium
+# Lint, format and type checks (config in pyproject.toml): part of `make test`, so of CI.
+check: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: check chromium
 	scripts/loopback-only $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev

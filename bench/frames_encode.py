@@ -45,7 +45,10 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"budget {DEFAULT_BUDGET_BYTES} bytes per message; {args.repeats} runs each")
-    header = f"{'frame':>10} {'content':>8} {'input':>8} {'max_side':>8} {'median ms':>9} {'max ms':>7} {'encodes':>7} {'out':>9} {'q':>3} {'msg bytes':>9}"
+    header = (
+        f"{'frame':>10} {'content':>8} {'input':>8} {'max_side':>8} {'median ms':>9} {'max ms':>7} "
+        f"{'encodes':>7} {'out':>9} {'q':>3} {'msg bytes':>9}"
+    )
     print(header)
     print("-" * len(header))
     for w, h in ((640, 480), (1920, 1080)):

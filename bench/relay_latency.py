@@ -52,12 +52,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from openai import AsyncOpenAI
+from openai.types.realtime import RealtimeSessionCreateRequestParam
 
 from realtime.settings import CameraSettings, Settings
 from tests.fakebrowser import SILENCE_RMS, BridgedCall, FakeBrowser, rms, wait_until
@@ -311,8 +313,10 @@ async def direct_session(base_url: str, speech, turn_numbers, idle_s: float, out
     client = AsyncOpenAI(base_url=base_url, api_key=KEY, max_retries=0)
     events = EventTimes()
     call_id = None
+    channel = browser.channel
+    assert channel is not None  # data_channel=True
 
-    @browser.channel.on("message")
+    @channel.on("message")
     def _on_message(message) -> None:
         try:
             event = json.loads(message)
@@ -323,14 +327,16 @@ async def direct_session(base_url: str, speech, turn_numbers, idle_s: float, out
 
     async def answer(offer: str) -> str:
         nonlocal call_id
-        session = Settings(camera=CameraSettings(enabled=False)).session_payload()
+        session = cast(
+            RealtimeSessionCreateRequestParam, Settings(camera=CameraSettings(enabled=False)).session_payload()
+        )
         raw = await client.realtime.calls.with_raw_response.create(sdp=offer, session=session)
         call_id = (raw.headers.get("location") or "").rstrip("/").rsplit("/", 1)[-1]
         return raw.http_response.text
 
     try:
         await browser.connect(answer)
-        await wait_until(lambda: browser.channel.readyState == "open", 20, "direct data channel")
+        await wait_until(lambda: channel.readyState == "open", 20, "direct data channel")
         cpu0, t0 = process_cpu_s(), time.monotonic()
         for n in turn_numbers:
             out.turns.append(await one_turn(browser, speech[n % len(speech)], events, {}, "direct"))
@@ -489,10 +495,12 @@ async def main(rounds: int, per_round: int, idle_s: float) -> None:
     print("per-hop medians (ms), bridged:")
     print("\n".join(_hop_table(bridged.turns)))
     print(
-        f"CPU s/min, whole process, direct (fake browser only):              {per_min(direct.cpu_s, direct.wall_s):6.2f}"
+        "CPU s/min, whole process, direct (fake browser only):              "
+        f"{per_min(direct.cpu_s, direct.wall_s):6.2f}"
     )
     print(
-        f"CPU s/min, whole process, bridged (browser + leg + bridge, camera): {per_min(bridged.cpu_s, bridged.wall_s):6.2f}"
+        "CPU s/min, whole process, bridged (browser + leg + bridge, camera): "
+        f"{per_min(bridged.cpu_s, bridged.wall_s):6.2f}"
     )
     print(
         f"CPU s/min, bridged - direct (leg + bridge + camera video):          {share:6.2f}"
@@ -503,7 +511,8 @@ async def main(rounds: int, per_round: int, idle_s: float) -> None:
         f"  = {bridge_pm / 60 * 100:.1f}% of one core (target <= 10%)"
     )
     print(
-        f"camera frames sent: {bridged.images} in {bridged.wall_s:.0f}s; voice dropped {bridged.voice_dropped_ms:.0f} ms; "
+        f"camera frames sent: {bridged.images} in {bridged.wall_s:.0f}s; "
+        f"voice dropped {bridged.voice_dropped_ms:.0f} ms; "
         f"mic dropped {bridged.mic_dropped_ms:.0f} ms (of which standing backlog trimmed: "
         f"{bridged.mic_trimmed_ms:.0f} ms; the rest is queue overflow)"
     )

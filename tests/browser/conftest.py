@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def app(request, tmp_path_factory) -> StreamlitApp:
+def app(request, tmp_path_factory) -> Iterator[StreamlitApp]:
     # History goes to a throwaway database, never the checkout's data/ folder.
     db = tmp_path_factory.mktemp("history") / "realtime-studio.db"
     # One log per test module (artifacts/logs/streamlit-local-<module>.log), kept for post-mortems.

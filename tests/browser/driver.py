@@ -143,4 +143,6 @@ def event_count(page: Page) -> int:
     """The Events page's "N events in this conversation"."""
     caption = page.get_by_text(re.compile(r"[\d,]+ events in this conversation")).first
     expect(caption).to_be_visible(timeout=LONG)
-    return int(re.match(r"([\d,]+)", caption.inner_text()).group(1).replace(",", ""))
+    count = re.match(r"([\d,]+)", caption.inner_text())
+    assert count is not None, "the caption starts with the event count"
+    return int(count.group(1).replace(",", ""))

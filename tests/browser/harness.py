@@ -67,29 +67,29 @@ def start_streamlit(name: str, env: Mapping[str, str], timeout: float = 60.0) ->
     LOGS.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = LOGS / f"streamlit-{name}.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--logger.level",
-            "info",
-        ],
-        cwd=ROOT,
-        env=dict(env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
+    # The child keeps its own copy of the log's descriptor; ours is closed once it started.
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--logger.level",
+                "info",
+            ],
+            cwd=ROOT,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -121,14 +121,15 @@ class Engine:
 def start_engine_process(env: Mapping[str, str], timeout: float = 60.0) -> Engine:
     """`python -m localengine --port 0`; its first stdout line names the base URL."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "localengine", "--host", "127.0.0.1", "--port", "0"],
-        cwd=ROOT,
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=open(LOGS / "engine.log", "wb"),
-        text=True,
-    )
+    with open(LOGS / "engine.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "localengine", "--host", "127.0.0.1", "--port", "0"],
+            cwd=ROOT,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
     line = proc.stdout.readline() if proc.stdout else ""
     match = re.search(r"(http://\S+/v1)", line)
     if not match:
