@@ -19,6 +19,8 @@ Rules (documented here because the page and the history depend on them):
   their text/transcript is done or their response is done, tool calls until their result is known.
 * ``ItemDeleted`` removes the item, except images: the app deletes old images to
   bound cost, but the user still sees what they sent, so image items stay visible.
+* When the output audio buffer is cleared (WebRTC: Interrupt, barge-in), that response's reply and
+  every later audio reply not yet played to the end are marked ``truncated``.
 * ``ItemTruncated`` (barge-in) marks the item ``truncated`` and final; the text
   shown so far is kept.
 * Events come typed from ``realtime.events``; ``Unreadable`` ones, and those that name an item
@@ -147,6 +149,7 @@ class Transcript:
         self._alias: dict[str, str] = {}  # function_call_output item id -> call entry id
         self._calls: dict[str, str] = {}  # call_id -> entry id
         self._pending: list[str] = []  # client items sent without an id, waiting for the server's id
+        self._played: set[str] = set()  # responses whose audio played to the end (WebRTC)
         self._local_seq = 0
         self._snapshot: tuple[TranscriptItem, ...] = ()
         self._dirty = False
@@ -283,8 +286,21 @@ class Transcript:
         return self._delete(ev.item_id)
 
     def _on_audio_buffer(self, ev: AudioBuffer) -> bool:
-        # WebRTC: the voice was cut off (Interrupt, barge-in)
-        return ev.phase == "cleared" and self._interrupted(ev.response_id)
+        if ev.phase == "stopped" and ev.response_id is not None:
+            self._played.add(ev.response_id)
+            return True
+        if ev.phase != "cleared" or ev.response_id is None:
+            return False
+        # WebRTC: the voice was cut off (Interrupt, barge-in). The buffer held that response's audio
+        # and the audio of every later reply not yet played: none of them was heard to the end.
+        cut = [ev.response_id]
+        seen = False
+        for key in self._order:
+            e = self._entries[key]
+            seen = seen or e.response_id == ev.response_id
+            if seen and e.role == "assistant" and e.kind == "audio" and e.response_id not in self._played:
+                cut.append(e.response_id or ev.response_id)
+        return any([self._interrupted(rid) for rid in dict.fromkeys(cut)])
 
     def _on_truncated(self, ev: ItemTruncated) -> bool:
         key = self._resolve(ev.item_id)

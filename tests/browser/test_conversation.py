@@ -190,6 +190,7 @@ def test_typed_camera_instructions_interrupt_and_stop(app, silent_browser):
     quiet = played_level(meter)
     assert quiet["peak"] < 0.01, f"the assistant kept talking after Interrupt: {quiet}"
     expect(status(page)).not_to_contain_text("Assistant speaking", timeout=10_000)
+    expect(items(page, "assistant").last).to_contain_text("(interrupted)", timeout=10_000)  # the reply says it was cut
     screenshot(page, "08-conversation-interrupted")
 
     # Stop hangs up: the call ends and typing is off.

@@ -166,3 +166,6 @@ async def test_interrupt_stops_the_assistants_voice_at_the_browser(engine):
         # the long reply stops reaching the browser well before it would have ended
         await call.browser.speaker.wait_quiet(0.5, timeout=3)
         assert call.bridge.snapshot().activity == "listening"
+        # and the page says the reply was cut off
+        replies = [i for i in call.bridge.snapshot().transcript if i.role == "assistant"]
+        assert replies and replies[-1].truncated and replies[-1].final

@@ -582,14 +582,42 @@ def test_truncated_item_marked_and_keeps_heard_text():
 
 def test_cleared_output_audio_marks_that_responses_reply_interrupted():
     t = Transcript()
-    t.apply(added(assistant("a1")))
-    t.apply(delta("audio", "a1", "One, two, three, four", response_id="resp_9"))
     t.apply(added(assistant("a0")))
     t.apply(delta("audio", "a0", "An earlier reply", response_id="resp_8"))
+    t.apply(added(assistant("a1")))
+    t.apply(delta("audio", "a1", "One, two, three, four", response_id="resp_9"))
     newly = t.apply(S("output_audio_buffer.cleared", response_id="resp_9"))
     assert [(i.id, i.truncated, i.final) for i in newly] == [("a1", True, True)]
     assert not by_id(t)["a0"].truncated  # another response's reply is left alone
     assert t.apply(S("output_audio_buffer.cleared", response_id="resp_unknown")) == ()
+
+
+def test_cleared_output_audio_also_cuts_the_replies_queued_behind_it():
+    """A reply generated while an earlier one still plays waits in the same buffer: clearing it
+    means neither is heard to the end (measured: "count to 60" typed during the previous reply)."""
+    t = Transcript()
+    for item_id, rid, text in (("a0", "r0", "Played whole."), ("a1", "r1", "Still playing"), ("a2", "r2", "Queued")):
+        t.apply(added(assistant(item_id)))
+        t.apply(delta("audio", item_id, text, response_id=rid))
+        t.apply(
+            S(
+                "response.output_audio_transcript.done",
+                item_id=item_id,
+                response_id=rid,
+                output_index=0,
+                content_index=0,
+                transcript=text,
+            )
+        )
+    t.apply(S("output_audio_buffer.started", response_id="r0"))
+    t.apply(S("output_audio_buffer.stopped", response_id="r0"))
+    t.apply(S("output_audio_buffer.started", response_id="r1"))
+    t.apply(S("output_audio_buffer.cleared", response_id="r1"))
+    assert [(i.id, i.truncated, i.final) for i in t.snapshot()] == [
+        ("a0", False, True),
+        ("a1", True, True),
+        ("a2", True, True),
+    ]
 
 
 def test_cancelled_response_marks_its_reply_interrupted_and_a_completed_one_does_not():
