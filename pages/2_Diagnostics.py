@@ -18,9 +18,9 @@ st.title("Diagnostics")
 
 conv, bridge = latest_call_or_stop(
     "No conversation in this tab yet. Once you press **Start conversation**, this page shows "
-    "the connection state, WebRTC statistics (round-trip time, jitter, packets lost, audio levels), "
-    "the latency of each turn (end of your speech or message to the assistant's first audio and text), "
-    "and the tokens used with an estimated cost.",
+    "the connection state, WebRTC statistics (round-trip time, jitter, packets lost, audio levels, the "
+    "negotiated audio codec), the latency of each turn (end of your speech or message to the assistant's "
+    "first audio and text), and the tokens used with an estimated cost and the date of the prices.",
     icon=":material/monitoring:",
 )
 

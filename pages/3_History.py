@@ -18,6 +18,7 @@ from realtime.history import (
     format_duration,
     process_store,
 )
+from realtime.pricing import price_for
 from realtime.transcript import TranscriptItem
 from ui.format import cost_label, count, engine_label, escape_markdown, ms
 from ui.transcript_view import render_transcript
@@ -44,7 +45,7 @@ def _facts(summary: ConversationSummary, live: frozenset[str]) -> str:
     engine = "" if summary.backend == "local" else f" · {engine_label(summary.backend)}"  # "free (local engine)"
     return (
         f"{_when(summary.started_at)} · {format_duration(summary.duration_s)}{unfinished} · {turns} · "
-        f"{cost_label(summary.cost_usd, summary.backend)}{engine}"
+        f"{cost_label(summary.cost_usd, summary.backend, priced=price_for(summary.model) is not None)}{engine}"
     )
 
 
@@ -168,7 +169,10 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
     if summary.backend == "local":
         cost.metric("Estimated cost", "Free", help="Free (local engine): the offline engine costs nothing.")
     else:
-        cost.metric("Estimated cost", cost_label(summary.cost_usd, summary.backend))
+        cost.metric(
+            "Estimated cost",
+            cost_label(summary.cost_usd, summary.backend, priced=price_for(summary.model) is not None),
+        )
 
     stamp = dt.datetime.fromtimestamp(summary.started_at).strftime("%Y%m%d-%H%M%S")
     md_col, json_col, delete_col, _ = st.columns([1, 1, 1, 2])
@@ -224,7 +228,9 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
                     "First audio or text": ms(t.latency_ms),
                     "Input tokens": count(t.input_tokens),
                     "Output tokens": count(t.output_tokens),
-                    "Estimated cost": cost_label(t.cost_usd, summary.backend),
+                    "Estimated cost": cost_label(
+                        t.cost_usd, summary.backend, priced=price_for(summary.model) is not None
+                    ),
                 }
                 for n, t in enumerate(record.turns, 1)
             ],

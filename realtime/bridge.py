@@ -52,6 +52,7 @@ from realtime.call_state import (
     TellEnded,
     transition,
 )
+from realtime.codecs import negotiated_codec, offer_only
 from realtime.errors import BridgeError, classify
 from realtime.eventlog import EventLog
 from realtime.events import ItemCreate, ServerEvent, Unreadable, decode_message, read_client_event, read_server_event
@@ -144,6 +145,7 @@ class Bridge:
         self._close_future: concurrent.futures.Future[None] | None = None
         self._api_key: str | None = None
         self._base_url: str | None = None
+        self._codec: str | None = None  # what the answer settled on (realtime.codecs)
 
     # ------------------------------------------------------------------ public API (any thread)
 
@@ -297,7 +299,7 @@ class Bridge:
         self._client = AsyncOpenAI(base_url=conn.base_url, api_key=conn.api_key, max_retries=0, timeout=15.0)
         pc = RTCPeerConnection()
         self._pc = pc
-        pc.addTransceiver(self.mic, direction="sendrecv")
+        offer_only(pc.addTransceiver(self.mic, direction="sendrecv"), self._applied.audio_codec)
         tune_peer_connection(pc)  # the voice is handed on as it arrives (aiortc would hold it 80 ms)
         dc = pc.createDataChannel("oai-events")
         self._dc = dc
@@ -316,7 +318,9 @@ class Bridge:
         answer = raw.http_response.text
         if self._call.closing:
             return
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=normalize_answer(offer, answer), type="answer"))
+        answer = normalize_answer(offer, answer)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        self._codec = negotiated_codec(answer)
         self._spawn(self._stats_loop())
         self._spawn(self._connect_watchdog())
         self._camera_wake = asyncio.Event()
@@ -493,7 +497,7 @@ class Bridge:
                 report = await pc.getStats()
             except Exception:  # stats are best effort
                 continue
-            self._rtc = read_rtc_stats(report, self.voice.stats(), self.mic.stats())
+            self._rtc = read_rtc_stats(report, self.voice.stats(), self.mic.stats(), self._codec)
             self._completed(self._clock.tick(time.monotonic()))  # spoken turns whose audio never started
 
     # ------------------------------------------------------------------ errors

@@ -1,8 +1,12 @@
 """Prices of the realtime models, in one place, and the cost of a usage total.
 
-USD per 1 million tokens, as listed on https://openai.com/api/pricing/ (checked 2025-10-06).
+USD per 1 million tokens, one row per realtime model the app offers (``realtime.settings.MODELS``,
+a test keeps them in step). The gpt-realtime-2 / 2.1 / 2.1-mini / 1.5 rows are the figures researched
+for issue 9 as of ``PRICES_AS_OF`` (gpt-realtime-2's audio rates match OpenAI's release note for it);
+the gpt-realtime and gpt-realtime-mini rows are OpenAI's pricing page as checked on 2025-10-06.
 Prices change: update ``PRICES_AS_OF`` with the table. Dated snapshots of a model
-(``gpt-realtime-2025-08-28``) are priced as their family. The local engine is free.
+(``gpt-realtime-2025-08-28``) are priced as their family. The local engine is free. A model not in
+the table has no price (``None``): the page says "price unknown", never $0.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PRICES", "PRICES_AS_OF", "ModelPrice", "estimate_cost", "price_for"]
 
-PRICES_AS_OF = "2025-10-06"
+PRICES_AS_OF = "2026-11-30"
 
 
 @dataclass(frozen=True)
@@ -34,10 +38,13 @@ class ModelPrice:
 
 
 PRICES: dict[str, ModelPrice] = {
+    #                       text: in, cached, out; audio: in, cached, out; image: in, cached
+    "gpt-realtime-2.1": ModelPrice(4.00, 0.40, 24.00, 32.00, 0.40, 64.00, 5.00, 0.50),
+    "gpt-realtime-2.1-mini": ModelPrice(0.60, 0.06, 2.40, 10.00, 0.30, 20.00, 0.80, 0.08),
+    "gpt-realtime-2": ModelPrice(4.00, 0.40, 24.00, 32.00, 0.40, 64.00, 5.00, 0.50),
+    "gpt-realtime-1.5": ModelPrice(4.00, 0.40, 16.00, 32.00, 0.40, 64.00, 5.00, 0.50),
     "gpt-realtime": ModelPrice(4.00, 0.40, 16.00, 32.00, 0.40, 64.00, 5.00, 0.50),
     "gpt-realtime-mini": ModelPrice(0.60, 0.06, 2.40, 10.00, 0.30, 20.00, 0.80, 0.08),
-    "gpt-4o-realtime-preview": ModelPrice(5.00, 2.50, 20.00, 40.00, 2.50, 80.00),
-    "gpt-4o-mini-realtime-preview": ModelPrice(0.60, 0.30, 2.40, 10.00, 0.30, 20.00),
 }
 
 _DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")

@@ -23,9 +23,10 @@ class RtcStats:
     voice_level: float = 0.0  # rms of the assistant's voice received, 0..1
     voice_buffer_ms: float = 0.0
     voice_dropped_ms: float = 0.0
+    codec: str | None = None  # the audio codec the call negotiated: "opus", "PCMU", "PCMA"
 
 
-def read_rtc_stats(report: Mapping[str, Any], voice: VoiceStats, mic: MicStats) -> RtcStats:
+def read_rtc_stats(report: Mapping[str, Any], voice: VoiceStats, mic: MicStats, codec: str | None = None) -> RtcStats:
     """``report``: ``RTCPeerConnection.getStats()``; aiortc's stats objects are untyped dataclasses."""
     rtt = jitter = None
     sent = received = lost = 0
@@ -50,4 +51,5 @@ def read_rtc_stats(report: Mapping[str, Any], voice: VoiceStats, mic: MicStats) 
         voice_level=voice.level,
         voice_buffer_ms=voice.current_buffer_ms,
         voice_dropped_ms=voice.dropped_ms,
+        codec=codec,
     )

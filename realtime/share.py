@@ -28,10 +28,29 @@ Parameters (``v=1``):
 | ``camera_detail`` | camera.detail | ``auto``, ``low``, ``high`` |
 | ``max_images`` | camera.max_images | count |
 | ``tools`` | tools | comma list of tool names, or ``none`` |
+| ``reasoning`` | reasoning_effort | one of ``REASONING_EFFORTS``, or ``default`` |
+| ``speed`` | voice_speed | 0.25..1.5 |
+| ``noise`` | noise_reduction | ``off``, ``near_field``, ``far_field`` |
+| ``idle_ms`` | turn_detection.idle_timeout_ms | whole ms, or ``off`` |
+| ``transcription_language`` | transcription_language | ISO-639-1 code, or empty |
+| ``transcription_prompt`` | transcription_prompt | text, or empty |
+| ``max_tokens`` | max_output_tokens | 1..4096 or ``inf`` |
+| ``tool_choice`` | tool_choice | ``auto``, ``none``, ``required`` |
+| ``parallel_tools`` | parallel_tool_calls | ``on``/``off`` |
+| ``truncation`` | truncation | ``auto``, ``disabled``, ``retention_ratio`` |
+| ``retention_ratio`` | truncation_retention_ratio | 0..1 |
+| ``prompt_id`` | prompt_id | a reusable prompt id, or empty |
+| ``prompt_version`` | prompt_version | its version, or empty |
+| ``prompt_variables`` | prompt_variables | JSON object of strings, or empty |
+| ``codec`` | audio_codec | ``opus``, ``pcmu``, ``pcma`` |
+
+Parameters added after the first release are optional: an older link without them keeps the
+receiver's values for those settings.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -39,7 +58,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, parse_prompt_variables
 from .tools import DEFAULT_TOOL_NAMES
 
 __all__ = ["PARAM_NAMES", "SHARE_VERSION", "settings_from_query", "settings_to_query", "share_url"]
@@ -47,6 +66,7 @@ __all__ = ["PARAM_NAMES", "SHARE_VERSION", "settings_from_query", "settings_to_q
 SHARE_VERSION = "1"
 _MAX_TEXT = 20_000
 _MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,99}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{0,200}$")
 _SECRET_PARAMS = frozenset({"api_key", "apikey", "key", "openai_api_key", "token", "secret", "password"})
 _ENDPOINT_PARAMS = frozenset({"base_url", "openai_base_url", "endpoint", "url"})
 _TRUE = ("on", "true", "1", "yes")
@@ -123,6 +143,53 @@ def _dec_transcription(raw: str) -> str:
     return _parse_model(low)
 
 
+def _parse_optional_text(raw: str) -> str:
+    if len(raw) > _MAX_TEXT:
+        raise _Junk(f"at most {_MAX_TEXT} characters")
+    return raw
+
+
+def _parse_id(raw: str) -> str:
+    if not _ID_RE.match(raw.strip()):
+        raise _Junk("an id (letters, digits, '.', '-', '_' or ':')")
+    return raw.strip()
+
+
+def _off(encode: Callable[[Any], str]) -> Callable[[Any], str]:
+    return lambda v: "off" if v is None else encode(v)
+
+
+def _dec_off(decode: Callable[[str], Any]) -> Callable[[str], Any]:
+    def dec(raw: str) -> Any:
+        return None if _word(raw) in ("off", "none", "") else decode(raw)
+
+    return dec
+
+
+def _dec_idle(raw: str) -> int | None:
+    return _dec_off(_parse_int)(raw) or None  # 0 is off too
+
+
+def _dec_reasoning(raw: str) -> str | None:
+    return None if _word(raw) in ("default", "") else _word(raw)
+
+
+def _dec_max_tokens(raw: str) -> int | str:
+    return "inf" if _word(raw) == "inf" else _parse_int(raw)
+
+
+def _enc_variables(pairs: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":")) if pairs else ""
+
+
+def _dec_variables(raw: str) -> tuple[tuple[str, str], ...]:
+    problems: list[str] = []
+    pairs = parse_prompt_variables(_parse_optional_text(raw), problems, "prompt_variables")
+    if problems:
+        raise _Junk("a JSON object whose values are strings")
+    return pairs
+
+
 @dataclass(frozen=True)
 class _Param:
     name: str
@@ -148,6 +215,23 @@ _PARAMS: tuple[_Param, ...] = (
     _Param("camera_detail", ("camera", "detail"), str, _word),
     _Param("max_images", ("camera", "max_images"), _fmt_number, _parse_int),
     _Param("tools", ("tools",), lambda v: ",".join(v) if v else "none", lambda r: r),  # see _tools
+    _Param("reasoning", ("reasoning_effort",), lambda v: v or "default", _dec_reasoning),
+    _Param("speed", ("voice_speed",), _fmt_number, _parse_float),
+    _Param("noise", ("noise_reduction",), _off(str), _dec_off(_word)),
+    _Param("idle_ms", ("turn_detection", "idle_timeout_ms"), _off(_fmt_number), _dec_idle),
+    _Param("transcription_language", ("transcription_language",), str, lambda r: r.strip()),
+    _Param("transcription_prompt", ("transcription_prompt",), str, _parse_optional_text),
+    _Param("max_tokens", ("max_output_tokens",), str, _dec_max_tokens),
+    _Param("tool_choice", ("tool_choice",), str, _word),
+    _Param(
+        "parallel_tools", ("parallel_tool_calls",), lambda v: "on" if v else "off", lambda r: _parse_bool(r.strip())
+    ),
+    _Param("truncation", ("truncation",), str, _word),
+    _Param("retention_ratio", ("truncation_retention_ratio",), _fmt_number, _parse_float),
+    _Param("prompt_id", ("prompt_id",), str, _parse_id),
+    _Param("prompt_version", ("prompt_version",), str, _parse_id),
+    _Param("prompt_variables", ("prompt_variables",), _enc_variables, _dec_variables),
+    _Param("codec", ("audio_codec",), str, _word),
 )
 PARAM_NAMES: tuple[str, ...] = ("v", *(p.name for p in _PARAMS))
 _BY_NAME = {p.name: p for p in _PARAMS}

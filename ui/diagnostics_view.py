@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from realtime.pricing import estimate_cost, price_for
+from realtime.pricing import PRICES_AS_OF, estimate_cost, price_for
 from ui.format import (
     FREE_LOCAL,
+    PRICE_UNKNOWN,
     activity_label,
+    codec_label,
     cost_label,
     count,
     dbfs,
@@ -92,17 +94,35 @@ def usage_rows(usage: UsageTotals) -> list[dict[str, str]]:
 
 def cost_metric(cost: float | None, *, backend: str, model: str) -> tuple[str, str, str]:
     """(label, value, note) for the cost metric: the local engine is free (the note says so and what
-    OpenAI would have charged); an unpriced model says so."""
+    OpenAI would have charged); an unpriced model says "price unknown", never $0. The note names the
+    date of the price table."""
     if backend == "local":
         at_openai = (
-            f" At OpenAI's prices for {model} these tokens would cost about {usd(cost)}."
+            f" At OpenAI's prices for {model} (as of {PRICES_AS_OF}) these tokens would cost about {usd(cost)}."
             if price_for(model) is not None and cost
             else ""
         )
         return "Estimated cost", "Free", f"{FREE_LOCAL.capitalize()}: the offline engine costs nothing.{at_openai}"
     if price_for(model) is None:
-        return "Estimated cost", "Unknown", f"No price is known for the model {model!r} (see realtime/pricing.py)."
-    return "Estimated cost", usd(cost), f"Estimated from OpenAI's published prices for {model} (realtime/pricing.py)."
+        return (
+            "Estimated cost",
+            PRICE_UNKNOWN.capitalize(),
+            f"No price is known for the model {model!r} in the price table of {PRICES_AS_OF} (realtime/pricing.py).",
+        )
+    return (
+        "Estimated cost",
+        usd(cost),
+        f"Estimated from OpenAI's prices for {model} as of {PRICES_AS_OF} (realtime/pricing.py).",
+    )
+
+
+def price_date_line(backend: str, model: str) -> str:
+    """The caption beside the cost: which price table the figure comes from."""
+    if backend == "local":
+        return f"Prices as of {PRICES_AS_OF}; the local engine itself is free."
+    if price_for(model) is None:
+        return f"Price unknown for {model} (price table as of {PRICES_AS_OF})."
+    return f"Prices as of {PRICES_AS_OF} (OpenAI's published rates per 1M tokens)."
 
 
 def loss_text(lost: int, received: int) -> str:
@@ -147,6 +167,10 @@ def render_rtc(snap: BridgeSnapshot) -> None:
         ms(rtc.voice_dropped_ms),
         help="Audio dropped to keep the voice from lagging behind (the buffer cap).",
     )
+    st.caption(
+        f"Audio codec to the model: **{codec_label(rtc.codec)}** (negotiated in the call's SDP; "
+        "the phone line setting chooses it for the next call)."
+    )
 
 
 def render_turns(snap: BridgeSnapshot, *, model: str, backend: str) -> None:
@@ -172,6 +196,7 @@ def render_usage(snap: BridgeSnapshot, *, backend: str, model: str) -> None:
     cols[3].metric("Responses", count(usage.responses))
     if backend == "local":
         st.caption(note)
+    st.caption(price_date_line(backend, model))
     if usage.total_tokens:
         import pandas as pd
 

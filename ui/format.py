@@ -35,6 +35,8 @@ OUTCOME_LABELS = {
 STREAMING_MARK = " …"
 INTERRUPTED_MARK = "(interrupted)"
 FREE_LOCAL = "free (local engine)"
+PRICE_UNKNOWN = "price unknown"
+_CODEC_LABELS = {"opus": "Opus", "pcmu": "G.711 μ-law (PCMU)", "pcma": "G.711 A-law (PCMA)"}
 TOOL_ICON = "🔧"
 
 
@@ -164,8 +166,15 @@ def cost_label(value: float | None, backend: str | None, *, priced: bool = True)
     if backend == "local":
         return FREE_LOCAL
     if not priced:
-        return "unknown (no price for this model)"
+        return PRICE_UNKNOWN
     return usd(value)
+
+
+def codec_label(codec: str | None) -> str:
+    """``opus`` -> ``Opus``, ``PCMU`` -> ``G.711 μ-law (PCMU)``; not negotiated yet -> ``—``."""
+    if not codec:
+        return "—"
+    return _CODEC_LABELS.get(codec.strip().lower(), codec)
 
 
 def count(value: int | float | None) -> str:

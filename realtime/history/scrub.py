@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -29,8 +30,9 @@ REDACTED = "[redacted]"
 
 
 def _is_secret_name(name: str) -> bool:
-    low = name.lower()
-    return any(word in low for word in _SECRET_WORDS)
+    """``api_key``, ``client_secret``, ``auth_token``, ``apikey``...; not ``max_output_tokens``."""
+    parts = re.split(r"[^a-z]+", name.lower())
+    return any(part.endswith(_SECRET_WORDS) for part in parts)
 
 
 def _fields(value: DataclassInstance) -> JsonObject:

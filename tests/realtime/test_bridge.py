@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from openai.types.realtime import RealtimeClientEvent
 from pydantic import TypeAdapter
 
@@ -169,3 +170,36 @@ async def test_interrupt_stops_the_assistants_voice_at_the_browser(engine):
         # and the page says the reply was cut off
         replies = [i for i in call.bridge.snapshot().transcript if i.role == "assistant"]
         assert replies and replies[-1].truncated and replies[-1].final
+
+
+@pytest.mark.parametrize(("codec", "name"), [("pcmu", "PCMU"), ("pcma", "PCMA")])
+async def test_a_phone_line_codec_carries_speech_both_ways(engine, tmp_path, codec, name):
+    """G.711 upstream: the engine hears the user over 8 kHz and answers in a voice the browser hears."""
+    wav = speech_wav(tmp_path / f"{codec}.wav", "hello there how are you", tail_silence_ms=0)
+    settings = settings_for(engine, camera=CameraSettings(enabled=False), audio_codec=codec)
+    async with BridgedCall(settings, rgb=None) as call:
+        call.browser.speaker.mark()
+        call.browser.play_wav(wav)
+        await call.browser.mic.wait_spoken()
+        await wait_until(lambda: [i for i in call.bridge.snapshot().transcript if i.role == "user"], 20, "user turn")
+        await call.browser.speaker.wait_for_audio(timeout=30)
+        await asyncio.sleep(1.0)
+        assert call.browser.received_rms() > SILENCE_RMS
+        snap = await wait_until(lambda: call.bridge.snapshot().rtc.codec and call.bridge.snapshot(), 5, "stats")
+        assert snap.rtc.codec == name
+
+
+async def test_speed_and_noise_reduction_apply_mid_call_as_one_session_update(engine):
+    settings = settings_for(engine, camera=CameraSettings(enabled=False))
+    async with BridgedCall(settings, rgb=None) as call:
+        change = call.bridge.update_settings(settings.replace(voice_speed=1.25, noise_reduction="far_field"))
+        assert set(change.applied) == {"voice_speed", "noise_reduction"} and change.needs_restart == ()
+        updated = await wait_until(
+            lambda: [e for e in call.bridge.events.snapshot() if e.type == "session.updated"][1:], 5, "session.updated"
+        )  # the first session.updated answers calls.create's session
+        (sent,) = client_events(call, "session.update")
+        assert sent.payload["session"]["audio"]["output"]["speed"] == 1.25
+        assert sent.payload["session"]["audio"]["input"]["noise_reduction"] == {"type": "far_field"}
+        session = updated[-1].payload["session"]
+        assert session["audio"]["output"]["speed"] == 1.25
+        assert session["audio"]["input"]["noise_reduction"] == {"type": "far_field"}

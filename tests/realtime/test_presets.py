@@ -6,9 +6,12 @@ import json
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 
 from realtime.presets import BUILTIN_PRESETS, PresetError, PresetStore, presets_path
 from realtime.settings import Settings
+from tests.realtime.settings_strategy import settings_strategy
 
 KEY = "sk-test-PRESETS-MUST-NOT-KEEP-THIS-0123456789"
 
@@ -279,3 +282,15 @@ def test_panel_saving_without_a_name_says_so(panel):
     panel.sidebar.button[-1].click().run()
     assert any("Give the preset a name" in e.value for e in panel.sidebar.error)
     assert not panel.exception
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(settings_strategy)
+def test_every_setting_round_trips_through_a_saved_preset(tmp_path, s):
+    store = PresetStore(tmp_path / "every-field.json")
+    store.save("Every field", s)
+    raw = (tmp_path / "every-field.json").read_text(encoding="utf-8")
+    assert s.api_key not in raw
+    loaded, warnings = PresetStore(tmp_path / "every-field.json").load("Every field", Settings())
+    assert warnings == ()
+    assert comparable(loaded) == comparable(s)

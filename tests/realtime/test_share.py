@@ -6,47 +6,17 @@ from urllib.parse import parse_qs, urlsplit
 
 from hypothesis import given
 from hypothesis import settings as hsettings
-from hypothesis import strategies as st
 
-from realtime.settings import MODELS, TRANSCRIPTION_MODELS, VOICES, CameraSettings, Settings, TurnDetection
+from realtime.settings import Settings
 from realtime.share import PARAM_NAMES, settings_from_query, settings_to_query, share_url
-from realtime.tools import DEFAULT_TOOL_NAMES
+from tests.realtime.settings_strategy import KEY, settings_strategy
 
-KEY = "sk-test-NEVER-IN-A-LINK-abcdef0123456789"
 BASE = Settings()
 
 
 def shareable(s: Settings) -> Settings:
     """Everything a link carries (key, endpoint and ICE servers are the server's own)."""
     return s.replace(api_key="", base_url=None, ice_servers=())
-
-
-settings_strategy = st.builds(
-    Settings,
-    api_key=st.just(KEY),
-    model=st.sampled_from(MODELS),
-    voice=st.sampled_from(VOICES),
-    instructions=st.text(min_size=1, max_size=300).filter(lambda t: t.strip() != ""),
-    turn_detection=st.builds(
-        TurnDetection,
-        mode=st.sampled_from(["server_vad", "semantic_vad", "none"]),
-        threshold=st.floats(0, 1, allow_nan=False),
-        silence_ms=st.integers(0, 10_000),
-        prefix_padding_ms=st.integers(0, 10_000),
-        eagerness=st.sampled_from(["low", "medium", "high", "auto"]),
-    ),
-    transcription_model=st.sampled_from(("", *TRANSCRIPTION_MODELS)),
-    output_modalities=st.sampled_from(["audio", "text"]),
-    camera=st.builds(
-        CameraSettings,
-        enabled=st.booleans(),
-        interval_s=st.floats(0.2, 3600, allow_nan=False),
-        max_side=st.integers(64, 4096),
-        detail=st.sampled_from(["auto", "low", "high"]),
-        max_images=st.integers(1, 50),
-    ),
-    tools=st.lists(st.sampled_from(DEFAULT_TOOL_NAMES), unique=True).map(tuple),
-)
 
 
 @hsettings(max_examples=150, deadline=None)
@@ -84,7 +54,7 @@ def test_the_encoding_is_readable_and_stable():
     )
     assert settings_to_query(s) == {
         "v": "1",
-        "model": "gpt-realtime",
+        "model": "gpt-realtime-2.1",
         "voice": "cedar",
         "instructions": "Be brief.",
         "turn": "push_to_talk",
@@ -100,8 +70,56 @@ def test_the_encoding_is_readable_and_stable():
         "camera_detail": "auto",
         "max_images": "3",
         "tools": "get_datetime,echo_upper",
+        "reasoning": "default",
+        "speed": "1",
+        "noise": "off",
+        "idle_ms": "off",
+        "transcription_language": "",
+        "transcription_prompt": "",
+        "max_tokens": "inf",
+        "tool_choice": "auto",
+        "parallel_tools": "on",
+        "truncation": "auto",
+        "retention_ratio": "0.8",
+        "prompt_id": "",
+        "prompt_version": "",
+        "prompt_variables": "",
+        "codec": "opus",
     }
     assert tuple(settings_to_query(s)) == PARAM_NAMES
+    rich = s.replace(
+        reasoning_effort="high",
+        voice_speed=1.25,
+        noise_reduction="far_field",
+        turn_detection={"mode": "server_vad", "idle_timeout_ms": 6000},
+        transcription_model="gpt-realtime-whisper",
+        transcription_language="fr",
+        transcription_prompt="Paris metro stations",
+        max_output_tokens=512,
+        tool_choice="required",
+        parallel_tool_calls=False,
+        truncation="retention_ratio",
+        truncation_retention_ratio=0.5,
+        prompt_id="pmpt_123",
+        prompt_version="4",
+        prompt_variables={"city": "Paris"},
+        audio_codec="pcmu",
+    )
+    q = settings_to_query(rich)
+    assert (q["reasoning"], q["speed"], q["noise"], q["idle_ms"], q["max_tokens"]) == (
+        "high",
+        "1.25",
+        "far_field",
+        "6000",
+        "512",
+    )
+    assert (q["truncation"], q["retention_ratio"], q["prompt_variables"], q["codec"]) == (
+        "retention_ratio",
+        "0.5",
+        '{"city":"Paris"}',
+        "pcmu",
+    )
+    assert settings_from_query(q, BASE) == (rich.replace(api_key=""), ())
     assert "model" not in settings_to_query(s, include_model=False)
     url = share_url("http://localhost:8501/", s)
     assert "tools=get_datetime,echo_upper" in url and "instructions=Be+brief." in url
@@ -151,6 +169,19 @@ def test_junk_values_are_ignored_one_by_one_and_the_rest_applies():
         "wat": "1",
         "camera_detail": "high",
         "max_images": "7",
+        "reasoning": "extreme",
+        "speed": "3",
+        "noise": "loud",
+        "idle_ms": "-5",
+        "transcription_language": "French!",
+        "max_tokens": "9999",
+        "tool_choice": "always",
+        "parallel_tools": "maybe",
+        "truncation": "sometimes",
+        "retention_ratio": "1.5",
+        "prompt_id": "has space",
+        "prompt_variables": "[1, 2]",
+        "codec": "mp3",
     }
     restored, warnings = settings_from_query(params, BASE)
     # the valid ones were applied
@@ -177,9 +208,22 @@ def test_junk_values_are_ignored_one_by_one_and_the_rest_applies():
         "transcription",
         "rm_rf",
         "wat",
+        "reasoning",
+        "speed",
+        "noise",
+        "idle_ms",
+        "transcription_language",
+        "max_tokens",
+        "tool_choice",
+        "parallel_tools",
+        "truncation",
+        "retention_ratio",
+        "prompt_id",
+        "prompt_variables",
+        "codec",
     ):
         assert name in text, name
-    assert len(warnings) == 15
+    assert len(warnings) == 28
     assert "Voice must be one of" in text  # the settings' own words say what is accepted
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from realtime.metrics import TurnMetrics, UsageTotals
-from realtime.pricing import estimate_cost
-from ui.diagnostics_view import cost_metric, latency_summary, loss_text, turns_rows, usage_rows
+from realtime.pricing import PRICES_AS_OF, estimate_cost
+from ui.diagnostics_view import cost_metric, latency_summary, loss_text, price_date_line, turns_rows, usage_rows
 
 USAGE = UsageTotals(input_text=100, input_audio=400, cached_text=20, output_text=50, output_audio=300, responses=1)
 
@@ -37,7 +37,7 @@ def test_turn_rows_on_the_local_engine_are_free():
     (row,) = turns_rows([_turn(300.0, 250.0)], model="gpt-realtime", backend="local")
     assert row["Cost"] == "free (local engine)"
     (row,) = turns_rows([_turn(300.0, 250.0)], model="my-own-model", backend="openai")
-    assert row["Cost"] == "unknown (no price for this model)"
+    assert row["Cost"] == "price unknown"
 
 
 def test_latency_summary():
@@ -65,7 +65,17 @@ def test_cost_metric_says_free_for_the_local_engine():
     assert note.startswith("Free (local engine)") and "$0.01" in note and "gpt-realtime" in note
     assert cost_metric(0.0, backend="local", model="x")[2] == "Free (local engine): the offline engine costs nothing."
     assert cost_metric(0.0123, backend="openai", model="gpt-realtime")[:2] == ("Estimated cost", "$0.01")
-    assert cost_metric(0.0, backend="openai", model="mystery")[1] == "Unknown"
+    label, value, note = cost_metric(0.0, backend="openai", model="mystery")
+    assert value == "Price unknown" and "$" not in value and PRICES_AS_OF in note
+    assert PRICES_AS_OF in cost_metric(0.0123, backend="openai", model="gpt-realtime-2.1")[2]
+
+
+def test_price_date_line():
+    assert price_date_line("openai", "gpt-realtime-2.1") == (
+        f"Prices as of {PRICES_AS_OF} (OpenAI's published rates per 1M tokens)."
+    )
+    assert price_date_line("openai", "mystery") == f"Price unknown for mystery (price table as of {PRICES_AS_OF})."
+    assert price_date_line("local", "gpt-realtime-2.1").startswith(f"Prices as of {PRICES_AS_OF}; the local engine")
 
 
 def test_loss_text():

@@ -104,7 +104,10 @@ def test_money():
     assert fmt.cost_label(0.0, "local") == "free (local engine)"
     assert fmt.cost_label(0.5, "local") == "free (local engine)"  # priced as if OpenAI: still free here
     assert fmt.cost_label(0.0123, "openai") == "$0.01"
-    assert fmt.cost_label(0.0, "openai", priced=False) == "unknown (no price for this model)"
+    assert fmt.cost_label(0.0, "openai", priced=False) == "price unknown"  # never $0.00
+    assert fmt.codec_label("opus") == "Opus" and fmt.codec_label("PCMU") == "G.711 μ-law (PCMU)"
+    assert fmt.codec_label("PCMA") == "G.711 A-law (PCMA)" and fmt.codec_label(None) == "—"
+    assert fmt.codec_label("G722") == "G722"
 
 
 def test_clock_time_has_milliseconds():

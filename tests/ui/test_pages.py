@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from realtime.bridge import Bridge
+from realtime.pricing import PRICES_AS_OF
 from realtime.settings import Settings
 from ui.conversation import Conversation
 
@@ -122,3 +123,37 @@ def test_diagnostics_tokens_and_cost_on_openai():
     assert metrics["Input tokens"] == "3,000" and metrics["Output tokens"] == "3,000" and metrics["Responses"] == "2"
     assert metrics["Estimated cost"] == f"${snap.cost_usd:.2f}" and snap.cost_usd > 0.1
     assert not any("local engine" in c.value for c in at.caption)
+    assert any(c.value == f"Prices as of {PRICES_AS_OF} (OpenAI's published rates per 1M tokens)." for c in at.caption)
+
+
+def test_diagnostics_says_price_unknown_for_an_unpriced_model_never_zero():
+    from realtime.bridge import BridgeSnapshot, RtcStats
+    from realtime.metrics import UsageTotals
+
+    usage = UsageTotals(input_text=1000, output_audio=3000, responses=1)
+    snap = BridgeSnapshot("closed", "idle", None, (), (), usage, 0.0, RtcStats(), "call_1")
+    at = AppTest.from_function(usage_script, kwargs={"snap": snap, "backend": "openai", "model": "my-own-model"})
+    at.run(timeout=30)
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Estimated cost"] == "Price unknown"
+    assert not any("$0" in str(m.value) for m in at.metric)
+    assert any(c.value == f"Price unknown for my-own-model (price table as of {PRICES_AS_OF})." for c in at.caption)
+
+
+def rtc_script(snap):
+    from ui.diagnostics_view import render_rtc
+
+    render_rtc(snap)
+
+
+@pytest.mark.parametrize("codec, shown", [("PCMU", "G.711 μ-law (PCMU)"), ("opus", "Opus"), (None, "—")])
+def test_diagnostics_shows_the_negotiated_codec(codec, shown):
+    from realtime.bridge import BridgeSnapshot, RtcStats
+    from realtime.metrics import UsageTotals
+
+    snap = BridgeSnapshot("connected", "idle", None, (), (), UsageTotals(), 0.0, RtcStats(codec=codec), "call_1")
+    at = AppTest.from_function(rtc_script, kwargs={"snap": snap})
+    at.run(timeout=30)
+    assert not at.exception
+    assert any(f"Audio codec to the model: **{shown}**" in c.value for c in at.caption)

@@ -72,3 +72,54 @@ def test_push_to_talk_says_how_to_end_a_turn(history_dir):
     assert at.session_state[CONV_KEY].settings.turn_detection.mode == "none"
     assert any("Send what I said" in c.value for c in at.sidebar.caption)
     assert not any("Push to talk" in w.value for w in at.sidebar.warning)
+
+
+def test_every_new_session_setting_has_a_widget(history_dir):
+    at = _run(AppTest.from_function(sidebar_script))
+    s = at.session_state[CONV_KEY].settings
+    assert s.model == "gpt-realtime-2.1"  # the newest flagship the SDK lists
+    model_options = at.selectbox(key="sb.model").options
+    assert "gpt-realtime-2.1-mini" in model_options and not [m for m in model_options if "preview" in m]
+
+    at.select_slider(key="sb.reasoning_effort").set_value("high")
+    at.radio(key="sb.audio_codec").set_value("pcmu")
+    at.slider(key="sb.voice_speed").set_value(1.25)
+    at.number_input(key="sb.vad_idle_ms").set_value(8000)
+    at.radio(key="sb.noise_reduction").set_value("near_field")
+    at.text_input(key="sb.transcription_language").input("fr")
+    at.text_input(key="sb.transcription_prompt").input("Metro stations")
+    at.radio(key="sb.tool_choice").set_value("required")
+    at.toggle(key="sb.parallel_tool_calls").set_value(False)
+    at.toggle(key="sb.max_tokens_limited").set_value(True)
+    _run(at)
+    at.number_input(key="sb.max_tokens").set_value(256)
+    at.radio(key="sb.truncation").set_value("retention_ratio")
+    _run(at)
+    at.slider(key="sb.truncation_ratio").set_value(0.5)
+    at.text_input(key="sb.prompt_id").input("pmpt_abc")
+    at.text_input(key="sb.prompt_version").input("2")
+    at.text_area(key="sb.prompt_variables").input('{"city": "Paris"}')
+    _run(at)
+
+    s = at.session_state[CONV_KEY].settings
+    assert (s.reasoning_effort, s.audio_codec, s.voice_speed) == ("high", "pcmu", 1.25)
+    assert s.turn_detection.idle_timeout_ms == 8000 and s.noise_reduction == "near_field"
+    assert (s.transcription_language, s.transcription_prompt) == ("fr", "Metro stations")
+    assert (s.tool_choice, s.parallel_tool_calls, s.max_output_tokens) == ("required", False, 256)
+    assert (s.truncation, s.truncation_retention_ratio) == ("retention_ratio", 0.5)
+    assert (s.prompt_id, s.prompt_version, s.prompt_variables) == ("pmpt_abc", "2", (("city", "Paris"),))
+
+    # a model that does not reason hides the effort (and keeps it out of the session)
+    at.selectbox(key="sb.model").select("gpt-realtime-mini")
+    _run(at)
+    s = at.session_state[CONV_KEY].settings
+    assert s.model == "gpt-realtime-mini" and "reasoning" not in s.session_payload()
+    assert not [w for w in at.select_slider if w.key == "sb.reasoning_effort"]
+
+
+def test_bad_prompt_variables_are_named_and_not_applied(history_dir):
+    at = _run(AppTest.from_function(sidebar_script))
+    at.text_area(key="sb.prompt_variables").input("[1, 2]")
+    _run(at)
+    assert at.session_state[CONV_KEY].settings.prompt_variables == ()
+    assert any("Prompt variables must be a JSON object" in e.value for e in at.sidebar.error)

@@ -31,6 +31,7 @@ def test_settings_record_drops_secret_fields_and_names_the_backend():
     record = settings_record(s)
     assert record["backend"] == "openai" and record["model"] == s.model
     assert "api_key" not in record and KEY not in str(record)
+    assert record["max_output_tokens"] == s.max_output_tokens  # a token count, not a secret token
     assert record["ice_servers"] == [{"urls": ["turn:example.org"], "username": "me"}]
     assert turn_password not in str(record)
     assert record["turn_detection"] == {
@@ -39,4 +40,5 @@ def test_settings_record_drops_secret_fields_and_names_the_backend():
         "silence_ms": 500,
         "prefix_padding_ms": 300,
         "eagerness": "auto",
+        "idle_timeout_ms": None,
     }

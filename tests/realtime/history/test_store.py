@@ -39,9 +39,8 @@ def test_a_conversation_reads_back_in_order_with_images_tools_and_turns(store):
     assert record.settings["instructions"] == "Be brief."
     summary = record.summary
     assert summary.turns == 2
-    expected = estimate_cost(UsageTotals(**USAGE_1), "gpt-realtime") + estimate_cost(
-        UsageTotals(**USAGE_2), "gpt-realtime"
-    )
+    model = settings().model
+    expected = estimate_cost(UsageTotals(**USAGE_1), model) + estimate_cost(UsageTotals(**USAGE_2), model)
     assert expected > 0 and summary.cost_usd == pytest.approx(expected)
     assert record.turns[0].turn_id == "turn-1" and record.turns[1].input_tokens == 900
     assert summary.first_user_line == "What time is it in Paris?"
