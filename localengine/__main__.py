@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -19,8 +20,10 @@ from .runner import start_engine
 
 def _stop_at_eof(stop: threading.Event) -> None:
     """Block on stdin until EOF: the parent holding the pipe's other end has closed it or died."""
+    # os.read on the descriptor, not sys.stdin.buffer: a daemon thread blocked inside the buffered
+    # reader holds its lock, and interpreter shutdown (after SIGTERM) then aborts with a fatal error.
     try:
-        while sys.stdin.buffer.read(4096):
+        while os.read(sys.stdin.fileno(), 4096):
             pass
     except (OSError, ValueError):
         pass

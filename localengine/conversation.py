@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from .items import Item, ItemStatus, Part, build_item
 from .pcm import BYTES_PER_MS, SAMPLE_RATE, decode_audio, whole_samples, wire_format
 from .responder import Reply, ReplyContext, plan_reply, tool_spec_from_schema
-from .schema import ClientEventError, normalise_session, parse_client_event
+from .schema import ClientEventError, parse_client_event, validate_session
 from .session_config import (
     ResponseOptions,
     SessionSettings,
@@ -74,6 +74,9 @@ __all__ = [
 
 AUDIO_DELTA_MS = 100
 MIN_COMMIT_MS = 100
+SPOKEN_CHARS_PER_SECOND = 14.5
+"""About how fast the offline voice speaks at speed 1.0 (espeak, 175 words a minute): to fit a
+spoken reply into its output-token cap before it is synthesized."""
 
 
 # ----------------------------------------------------------------------------------- effects
@@ -97,6 +100,7 @@ class Synthesize:
     job_id: str
     text: str
     voice: str
+    speed: float = 1.0  # audio.output.speed
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,8 @@ class _Response:
     audio_ms: int = 0
     usage_in: InputUsage = field(default_factory=InputUsage)
     status: Literal["in_progress"] | Finish = "in_progress"
-    incomplete: bool = False
+    incomplete: bool = False  # cut by max_output_tokens, or its output audio was cleared
+    unplayed: bool = False  # output_audio_buffer.clear came before the audio: do not play it
 
     @property
     def audio(self) -> bool:
@@ -235,6 +240,8 @@ class Session:
         self._buffer_start = 0  # timeline position (bytes) of _buffer[0]
         self._speech_item: str | None = None
         self._stored_audio_bytes = 0  # audio kept inside items
+        self._now = now
+        self._idle_since: float | None = None  # when the assistant last finished speaking (idle timeout)
 
     # -- ids -------------------------------------------------------------------------------
 
@@ -258,7 +265,7 @@ class Session:
         error: ClientEventError | None = None
         if self._initial:
             try:
-                self.settings = self._apply_session(normalise_session(dict(self._initial)))
+                self.settings = self._apply_session(validate_session(dict(self._initial)))
             except ClientEventError as exc:
                 error = exc
         out.append(self._send({"type": "session.created", "session": self.settings.to_wire()}))
@@ -272,6 +279,7 @@ class Session:
     def receive(self, raw: str | bytes, now: float) -> list[Effect]:
         if self._closed:
             return []
+        self._now = now
         try:
             event = parse_client_event(raw, max_bytes=self.config.max_event_bytes)
         except ClientEventError as exc:
@@ -287,6 +295,7 @@ class Session:
     def audio_in(self, pcm24k: bytes, now: float) -> list[Effect]:
         if self._closed or not pcm24k:
             return []
+        self._now = now
         try:
             return self._append_audio(whole_samples(bytes(pcm24k)))
         except Exception as exc:
@@ -301,6 +310,7 @@ class Session:
         job = self._jobs.pop(job_id, None)
         if job is None or self._closed:
             return []
+        self._now = now
         if job.kind == "transcribe":
             return self._transcribed(job.target, job_id, result)
         return self._synthesized(job.target, job_id, result)
@@ -322,6 +332,9 @@ class Session:
         pb = self._playback.pop(item_id, None)
         if pb is None or self._closed:
             return []
+        self._now = now
+        if not self._playback and self._response is None:
+            self._idle_since = now
         out: list[Effect] = []
         if not pb.started:
             out.append(self._send({"type": "output_audio_buffer.started", "response_id": pb.response_id}))
@@ -345,7 +358,43 @@ class Session:
                 ),
                 Close("session_expired"),
             ]
-        return []
+        self._now = now
+        return self._idle_check(now)
+
+    def _idle_check(self, now: float) -> list[Effect]:
+        """``turn_detection.idle_timeout_ms`` (server VAD): the user stayed silent after the assistant spoke."""
+        td = self.settings.turn_detection
+        if (
+            td is None
+            or td.type != "server_vad"
+            or td.idle_timeout_ms is None
+            or self._idle_since is None
+            or self._response is not None
+            or self._playback
+            or self._speech_item is not None
+            or now - self._idle_since < td.idle_timeout_ms / 1000
+        ):
+            return []
+        self._idle_since = None
+        item_id = self._new_id("item")
+        end_ms = self._timeline_bytes // BYTES_PER_MS
+        start_ms = max(self._buffer_start // BYTES_PER_MS, end_ms - td.idle_timeout_ms)
+        out: list[Effect] = [
+            self._send(
+                {
+                    "type": "input_audio_buffer.timeout_triggered",
+                    "audio_start_ms": start_ms,
+                    "audio_end_ms": end_ms,
+                    "item_id": item_id,
+                }
+            )
+        ]
+        pcm = bytes(self._buffer)
+        self._buffer_start += len(self._buffer)
+        self._buffer.clear()
+        out += self._commit(pcm, item_id)
+        out += self._create_response({}, None)
+        return out
 
     # -- small helpers ---------------------------------------------------------------------
 
@@ -535,6 +584,7 @@ class Session:
 
     def _speech_started(self, audio_ms: int) -> list[Effect]:
         td = self.settings.turn_detection
+        self._idle_since = None
         self._speech_item = self._new_id("item")
         # Keep prefix_padding_ms of audio before the speech; older buffered audio is not the turn.
         keep_from = max(0, (audio_ms - (td.prefix_padding_ms if td else 0))) * BYTES_PER_MS
@@ -645,7 +695,7 @@ class Session:
             )
         r = self._response
         if r is not None and r.audio:
-            r.incomplete = True  # audio still being made will not be played
+            r.incomplete = r.unplayed = True  # audio still being made will not be played
         return self._clear_playback(truncate=False)
 
     def _transcribed(self, item_id: str, job_id: str, result: Any) -> list[Effect]:
@@ -779,8 +829,8 @@ class Session:
         if r.reply.is_function_call:
             return self._produce_call(r, r.reply)
         text = r.reply.text
-        limit = opts.max_output_tokens
-        if isinstance(limit, int) and text_tokens(text) > limit:
+        limit = self._text_token_budget(opts)
+        if text_tokens(text) > limit:
             text = text[: limit * 4]
             r.incomplete = True
         r.spoken = text
@@ -800,10 +850,18 @@ class Session:
             r.synth_job = self._new_id("job")
             self._jobs[r.synth_job] = _Job("synthesize", r.id)
             self._audio_produced = True
-            out.append(Synthesize(r.synth_job, text, opts.voice))
+            out.append(Synthesize(r.synth_job, text, opts.voice, opts.speed))
             return out
         out += self._finish(r, "incomplete" if r.incomplete else "completed")
         return out
+
+    @staticmethod
+    def _text_token_budget(opts: ResponseOptions) -> int:
+        """Text tokens a reply may have so that text plus (estimated) audio tokens fit ``opts.token_cap``."""
+        if not opts.audio:
+            return opts.token_cap
+        audio_per_text_token = audio_tokens(round(4 / (SPOKEN_CHARS_PER_SECOND * opts.speed) * 1000))
+        return max(1, opts.token_cap // (1 + audio_per_text_token))
 
     def _part_event(self, r: _Response, item: Item, type_: str, **fields: Any) -> Send:
         """An event about content part 0 of response ``r``'s output item."""
@@ -863,6 +921,10 @@ class Session:
         if isinstance(result, BaseException) or not isinstance(result, (bytes, bytearray)):
             return self._finish(r, "failed", error=f"Speech synthesis failed: {result}")
         pcm = whole_samples(bytes(result))
+        budget_ms = max(0, r.options.token_cap - text_tokens(r.spoken)) * 100  # audio: 10 tokens a second
+        if len(pcm) > budget_ms * BYTES_PER_MS:
+            pcm = pcm[: budget_ms * BYTES_PER_MS]
+            r.incomplete = True
         r.audio_ms = len(pcm) // BYTES_PER_MS
         assert r.item is not None
         out: list[Effect] = []
@@ -871,7 +933,7 @@ class Session:
             for start in range(0, len(pcm), step):
                 delta = base64.b64encode(pcm[start : start + step]).decode("ascii")
                 out.append(self._part_event(r, r.item, "response.output_audio.delta", delta=delta))
-        elif not r.incomplete and pcm:
+        elif not r.unplayed and pcm:
             self._playback[r.item.id] = _Playback(response_id=r.id, total_ms=r.audio_ms)
             out.append(Play(r.item.id, r.id, pcm))
         out += self._finish(r, "incomplete" if r.incomplete else "completed")
@@ -896,6 +958,9 @@ class Session:
         elif status == "failed":
             details = {"type": "failed", "error": {"type": "server_error", "code": "speech_failed", "message": error}}
         usage = self._usage(r)
+        if not (r.audio and self.transport == "webrtc" and r.item is not None and r.item.id in self._playback):
+            # WebSocket: the client plays the audio it was sent; WebRTC: playback_finished arms it.
+            self._idle_since = self._now + (r.audio_ms / 1000 if r.audio and self.transport == "websocket" else 0)
         out.append(self._send({"type": "response.done", "response": self._response_wire(r, details, usage)}))
         out.append(self._send({"type": "rate_limits.updated", "rate_limits": rate_limits_wire(usage["total_tokens"])}))
         return out
@@ -987,13 +1052,19 @@ _HANDLERS: dict[str, _Handler] = {
 
 
 def _chunks(text: str, size: int = 0) -> list[str]:
-    """Split into streaming deltas: words (with their trailing space), or fixed ``size`` pieces."""
+    """Split into streaming deltas: words (with their trailing space), or fixed ``size`` pieces.
+
+    A word delta holds at least a token's worth of text (four characters): never more deltas than
+    output tokens, as with the real service."""
     if not text:
         return []
     if size:
         return [text[i : i + size] for i in range(0, len(text), size)]
     pieces: list[str] = []
     for word in text.split(" "):
-        pieces.append(word + " ")
+        if pieces and len(pieces[-1]) < 4:
+            pieces[-1] += word + " "
+        else:
+            pieces.append(word + " ")
     pieces[-1] = pieces[-1][:-1]
     return [p for p in pieces if p]

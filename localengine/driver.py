@@ -177,7 +177,7 @@ class SessionDriver:
             elif isinstance(effect, Transcribe):
                 self._submit(effect.job_id, speech.transcribe, effect.pcm24k)
             elif isinstance(effect, Synthesize):
-                self._submit(effect.job_id, speech.synthesize, effect.text, effect.voice)
+                self._submit(effect.job_id, speech.synthesize, effect.text, effect.voice, effect.speed)
             elif isinstance(effect, Play):
                 if self._player is not None:
                     self._player.play(effect.item_id, effect.response_id, effect.pcm24k)

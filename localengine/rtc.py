@@ -222,6 +222,13 @@ def check_offer(sdp: str) -> None:
         raise OfferError(f"The SDP offer could not be parsed: {detail}.") from None
     if not any(m.kind == "audio" for m in parsed.media):
         raise OfferError("The SDP offer has no audio media section (m=audio); the call needs one.")
+    for media in parsed.media:
+        # aiortc accepts an offer without a fingerprint and then fails inside its DTLS transport.
+        if media.dtls is None or not media.dtls.fingerprints:
+            raise OfferError(
+                f"The SDP offer was rejected: its m={media.kind} section has no DTLS fingerprint "
+                "(a=fingerprint); ICE and DTLS parameters are required."
+            )
 
 
 class CallPeer:

@@ -30,7 +30,9 @@ START_TIMEOUT = 15.0
 
 
 class _DenialLogFilter(logging.Filter):
-    """uvicorn's websockets-sansio protocol logs a false error after a handshake denial.
+    """uvicorn's websockets-sansio protocol logs a false error after a handshake denial, and a
+    traceback for a client's text frame that is not UTF-8 (client input must not put a traceback
+    in the log: that one becomes a one-line WARNING).
 
     The engine refuses bad WebSocket keys with an HTTP 401 through the ASGI denial-response
     extension; uvicorn 0.54 writes that response correctly and then, because it does not mark the
@@ -38,7 +40,15 @@ class _DenialLogFilter(logging.Filter):
     nothing more). Only that one message is dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != "ASGI callable returned without completing handshake."
+        message = record.getMessage()
+        if message == "ASGI callable returned without completing handshake.":
+            return False
+        if message == "Invalid UTF-8 sequence received from client.":
+            # A client's bad text frame (uvicorn answers it with close 1007): one line, no traceback.
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 _denial_filter = _DenialLogFilter()

@@ -7,15 +7,22 @@ turns into an ``error`` server event of type ``invalid_request_error``.
 - Each event is validated with the pydantic model of its ``type`` from
   ``openai.types.realtime`` (the members of ``RealtimeClientEvent``), so messages name the
   offending field the way the real service does ("Invalid type for 'item_id': ...").
-- Older beta shapes are mapped to GA before validation: a ``session`` without ``type``,
-  top-level ``modalities`` / ``voice`` / ``turn_detection`` / ``input_audio_transcription`` /
-  ``input_audio_format`` / ``output_audio_format`` / ``input_audio_noise_reduction`` /
-  ``max_response_output_tokens`` / ``speed``; ``temperature`` is dropped; assistant content
-  ``text`` / ``audio`` becomes ``output_text`` / ``output_audio``; ``response.create`` with
-  ``modalities`` / ``voice`` / ``output_audio_format``.
+- The ``session`` of ``session.update`` and the ``response`` of ``response.create`` are checked as
+  strictly as the GA service checks them (``validate_session`` / ``validate_response``; the HTTP
+  routes use ``validate_session`` and ``validate_client_secret_request`` too): the SDK's request
+  ``TypedDict``s (``RealtimeSessionCreateRequestParam``, ``RealtimeResponseCreateParamsWithReferencesParam``,
+  ``ClientSecretCreateParams``) are validated by pydantic with ``extra="forbid"`` and strict types at
+  every depth, so an unknown field anywhere is ``unknown_parameter``, a wrong type ``invalid_type``,
+  with ``param`` naming the field (``session.audio.output.voise``). An SDK upgrade brings its new
+  fields along; nothing here lists fields by hand.
+- The beta session shapes (top-level ``voice``, ``modalities``, ``turn_detection``,
+  ``input_audio_format``, ...; ``response.create`` with ``modalities`` / ``voice``) are refused with
+  ``beta_api_shape_disabled``, as the GA service has done since 2026-05-12. The older beta *names*
+  stay accepted: assistant content ``text`` / ``audio`` becomes ``output_text`` / ``output_audio``.
 - ``response.create`` may carry ``{"type": "item_reference", "id": ...}`` inside
   ``response.input`` (as the SDK's ``ResponseCreateEventWithReferencesParam`` allows).
-- Unknown extra fields are tolerated (the SDK models allow extras); wrong types are not.
+- Hostile input never escapes as an exception: values nested deeper than ``MAX_DEPTH`` are refused
+  before any validation, and anything unforeseen becomes a ``ClientEventError`` too.
 
 ``validate_server_event(event)`` checks an outgoing event against ``RealtimeServerEvent`` and
 raises :class:`ServerEventError` when it does not validate.
@@ -23,23 +30,32 @@ raises :class:`ServerEventError` when it does not validate.
 
 from __future__ import annotations
 
-import copy
 import json
+import logging
 import re
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 from pydantic_core import ErrorDetails
 
 __all__ = [
     "CLIENT_EVENT_TYPES",
+    "MAX_DEPTH",
     "ClientEventError",
     "ServerEventError",
-    "normalise_session",
     "parse_client_event",
+    "validate_client_secret_request",
+    "validate_response",
     "validate_server_event",
+    "validate_session",
 ]
+
+log = logging.getLogger("localengine.schema")
+
+MAX_DEPTH = 64
+"""Deepest nesting of objects/arrays a client event may have (a JSON schema of a tool needs far less)."""
 
 _EVENT_ID_RE = re.compile(rb'"event_id"\s*:\s*"([^"\\]{1,200})"')
 
@@ -94,8 +110,23 @@ def sniff_event_id(raw: str | bytes) -> str | None:
 
 
 def parse_client_event(raw: str | bytes, *, max_bytes: int | None = None) -> dict[str, Any]:
-    """Parse and validate one client event; return it as a normalised GA dict."""
-    size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
+    """Parse and validate one client event; return it as a normalised GA dict.
+
+    Raises only ``ClientEventError``, whatever the input.
+    """
+    try:
+        return _parse_client_event(raw, max_bytes)
+    except ClientEventError:
+        raise
+    except Exception as exc:  # a gap in the checks must still be an error event, never a crash
+        log.warning("client event refused by an unforeseen failure: %r", exc)
+        raise ClientEventError(
+            "invalid_request", f"The event could not be processed: {type(exc).__name__}.", sniff_event_id(raw)
+        ) from None
+
+
+def _parse_client_event(raw: str | bytes, max_bytes: int | None) -> dict[str, Any]:
+    size = len(raw.encode("utf-8", "replace")) if isinstance(raw, str) else len(raw)
     if max_bytes is not None and size > max_bytes:
         raise ClientEventError(
             "event_too_large",
@@ -104,6 +135,10 @@ def parse_client_event(raw: str | bytes, *, max_bytes: int | None = None) -> dic
         )
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise ClientEventError(
+            "invalid_json", f"The event is nested more than {MAX_DEPTH} levels deep.", sniff_event_id(raw)
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ClientEventError("invalid_json", f"The event is not valid JSON: {exc}.", sniff_event_id(raw)) from None
     if not isinstance(data, dict):
@@ -119,6 +154,14 @@ def parse_client_event(raw: str | bytes, *, max_bytes: int | None = None) -> dic
             None,
             "event_id",
         )
+    deep = too_deep(data)
+    if deep is not None:
+        raise ClientEventError(
+            "invalid_value",
+            f"Invalid value for '{deep}': nested more than {MAX_DEPTH} levels deep.",
+            event_id,
+            deep,
+        )
     kind = data.get("type")
     if not isinstance(kind, str):
         if kind is None:
@@ -131,6 +174,14 @@ def parse_client_event(raw: str | bytes, *, max_bytes: int | None = None) -> dic
             event_id,
             "type",
         )
+    try:
+        if kind == "session.update" and "session" in data:
+            validate_session(data["session"])
+        elif kind == "response.create" and data.get("response") is not None:
+            validate_response(data["response"])
+    except ClientEventError as exc:
+        exc.event_id = event_id
+        raise
     data = _beta_to_ga(data)
     models = _client_models()
     model = models.get(data["type"])
@@ -148,7 +199,7 @@ def parse_client_event(raw: str | bytes, *, max_bytes: int | None = None) -> dic
     try:
         validated = model.model_validate(data)
     except ValidationError as exc:
-        code, message, param = _describe(exc)
+        code, message, param = _describe(exc.errors(include_url=False))
         raise ClientEventError(code, message, event_id, param) from None
     event = validated.model_dump(mode="json", exclude_unset=True, by_alias=True)
     if references:
@@ -157,6 +208,161 @@ def parse_client_event(raw: str | bytes, *, max_bytes: int | None = None) -> dic
             items.insert(index, references[index])
         event["response"]["input"] = items
     return event
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """The top-level field holding a value nested deeper than ``limit`` levels, or None (iterative)."""
+    stack: list[tuple[Any, int, str]] = [(value, 0, "")]
+    while stack:
+        node, depth, top = stack.pop()
+        if depth > limit:
+            return top or "event"
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1, top or str(k)) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1, top) for v in node)
+    return None
+
+
+# --------------------------------------------------------------------------- strict request checks
+
+_StrictKind = Literal["session", "response", "client_secret"]
+
+# The beta shapes of a session (and of response.create): the GA service refuses them since 2026-05-12.
+_BETA_SESSION_KEYS = (
+    "modalities",
+    "voice",
+    "turn_detection",
+    "input_audio_transcription",
+    "input_audio_format",
+    "output_audio_format",
+    "input_audio_noise_reduction",
+    "max_response_output_tokens",
+    "temperature",
+    "speed",
+)
+_BETA_RESPONSE_KEYS = ("modalities", "voice", "output_audio_format", "max_response_output_tokens", "temperature")
+
+
+@lru_cache(maxsize=4)
+def _strict_model(kind: _StrictKind) -> type[BaseModel]:
+    """A pydantic model whose one field ``value`` is the SDK request type, with extras forbidden
+    and strict types at every depth (the config reaches every nested ``TypedDict``)."""
+    from openai.types.realtime import (
+        RealtimeResponseCreateParamsWithReferencesParam,
+        client_secret_create_params,
+        session_update_event_param,
+    )
+
+    types: dict[str, Any] = {
+        "session": session_update_event_param.Session,
+        "response": RealtimeResponseCreateParamsWithReferencesParam,
+        "client_secret": client_secret_create_params.ClientSecretCreateParams,
+    }
+    model: type[BaseModel] = create_model(
+        f"Strict_{kind}", __config__=ConfigDict(extra="forbid", strict=True), value=(types[kind], ...)
+    )
+    return model
+
+
+def _strict_check(kind: _StrictKind, value: Any, root: str) -> None:
+    try:
+        validated = _strict_model(kind).model_validate({"value": _without_nulls(value)})
+        _materialise(getattr(validated, "value", None), ())  # Iterable[...] fields validate lazily
+    except ValidationError as exc:
+        errors = [{**e, "loc": e["loc"][1:]} for e in exc.errors(include_url=False)]
+        _raise_described(errors, root)
+    except _LazyErrors as lazy:
+        _raise_described(lazy.errors, root)
+
+
+def _without_nulls(value: Any) -> Any:
+    """``null`` for an optional field means "off" / "default" to the GA service (``transcription: null``
+    turns transcription off), though the SDK's request types do not all say ``Optional``: drop them."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+class _LazyErrors(Exception):
+    def __init__(self, errors: list[ErrorDetails]) -> None:
+        super().__init__("invalid")
+        self.errors = errors
+
+
+def _materialise(value: Any, loc: tuple[int | str, ...]) -> None:
+    if isinstance(value, Iterator):  # pydantic validates Iterable[...] lazily
+        try:
+            items = list(value)
+        except ValidationError as exc:
+            raise _LazyErrors([{**e, "loc": loc + tuple(e["loc"])} for e in exc.errors(include_url=False)]) from None
+        for i, item in enumerate(items):
+            _materialise(item, (*loc, i))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _materialise(item, (*loc, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _materialise(item, (*loc, i))
+
+
+def _raise_described(errors: list[Any], root: str) -> None:
+    code, message, param = _describe(errors)
+    if root:
+        full = root if param in (None, "event") else f"{root}.{param}"
+        if param not in (None, "event"):
+            message = message.replace(f"'{param}'", f"'{full}'", 1)
+        else:
+            message = message.replace("'event'", f"'{root}'", 1)
+        param = full
+    raise ClientEventError(code, message, None, param)
+
+
+def validate_session(session: Any, param: str = "session") -> dict[str, Any]:
+    """Check a GA session object as the GA service does; return it, or raise ``ClientEventError``."""
+    if isinstance(session, dict):
+        beta = next((k for k in _BETA_SESSION_KEYS if k in session), None)
+        if beta is not None:
+            raise ClientEventError(
+                "beta_api_shape_disabled",
+                f"The beta session shape is no longer supported: '{param}.{beta}' is not a GA session field. "
+                "Send a GA session (type 'realtime'; audio settings under 'audio.input' / 'audio.output').",
+                param=f"{param}.{beta}",
+            )
+    _strict_check("session", session, param)
+    assert isinstance(session, dict)
+    return session
+
+
+def validate_response(response: Any, param: str = "response") -> dict[str, Any]:
+    """Check the ``response`` of ``response.create`` as the GA service does; raise ``ClientEventError``."""
+    if isinstance(response, dict):
+        beta = next((k for k in _BETA_RESPONSE_KEYS if k in response), None)
+        if beta is not None:
+            raise ClientEventError(
+                "beta_api_shape_disabled",
+                f"The beta response shape is no longer supported: '{param}.{beta}' is not a GA response field.",
+                param=f"{param}.{beta}",
+            )
+    _strict_check("response", response, param)
+    assert isinstance(response, dict)
+    return response
+
+
+def validate_client_secret_request(body: Any) -> dict[str, Any]:
+    """Check a ``POST /realtime/client_secrets`` body (``ClientSecretCreateParams``); raise ``ClientEventError``."""
+    deep = too_deep(body)
+    if deep is not None:
+        raise ClientEventError(
+            "invalid_value", f"Invalid value for '{deep}': nested more than {MAX_DEPTH} levels deep.", param=deep
+        )
+    if isinstance(body, dict) and body.get("session") is not None:
+        validate_session(body["session"])
+    _strict_check("client_secret", body, "")
+    assert isinstance(body, dict)
+    return body
 
 
 def _pop_item_references(data: dict[str, Any], event_id: str | None) -> dict[int, dict[str, Any]]:
@@ -223,9 +429,8 @@ def _is_tag(part: object) -> bool:
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "is-instance"})
 
 
-def _describe(exc: ValidationError) -> tuple[str, str, str | None]:
+def _describe(errors: list[ErrorDetails]) -> tuple[str, str, str | None]:
     """One clear message for the most relevant pydantic error (picking the right union member)."""
-    errors = exc.errors(include_url=False)
 
     def path(err: ErrorDetails) -> str:
         out = ""
@@ -251,7 +456,16 @@ def _describe(exc: ValidationError) -> tuple[str, str, str | None]:
         last = err["loc"][-1] if err["loc"] else None
         return err["type"] == "literal_error" and last in ("type", "role")
 
-    pool = [e for e in errors if not wrong_shape(e)] or errors
+    # An object-shaped member of a union at a field refusing a scalar matters only when no other member
+    # of that same union speaks for the field.
+    def outvoted(e: ErrorDetails) -> bool:
+        loc = e["loc"]
+        if not (wrong_shape(e) and loc and _is_tag(loc[-1])):
+            return False
+        at = loc[:-1]
+        return any(o is not e and o["loc"][: len(at)] == at and not wrong_shape(o) for o in errors)
+
+    pool = [e for e in errors if not outvoted(e)] or errors
     groups: dict[tuple[int | str, ...], list[ErrorDetails]] = {}
     for e in pool:
         groups.setdefault(branch(e), []).append(e)
@@ -272,6 +486,8 @@ def _describe(exc: ValidationError) -> tuple[str, str, str | None]:
     kind = err["type"]
     if kind == "missing":
         return "missing_required_parameter", f"Missing required parameter: '{where}'.", where
+    if kind == "extra_forbidden":
+        return "unknown_parameter", f"Unknown parameter: '{where}'.", where
     if kind in ("literal_error", "enum", "union_tag_invalid", "union_tag_not_found"):
         ctx = err.get("ctx", {})
         expected = ctx.get("expected") or ctx.get("expected_tags", "")
@@ -300,69 +516,6 @@ def _describe(exc: ValidationError) -> tuple[str, str, str | None]:
 
 # --------------------------------------------------------------------------- beta -> GA
 
-_FORMATS = {
-    "pcm16": {"type": "audio/pcm", "rate": 24000},
-    "g711_ulaw": {"type": "audio/pcmu"},
-    "g711_alaw": {"type": "audio/pcma"},
-}
-
-
-def _format(value: Any) -> Any:
-    return copy.deepcopy(_FORMATS.get(value, value)) if isinstance(value, str) else value
-
-
-def _modalities(value: Any) -> Any:
-    # Beta allowed ["text", "audio"] (audio plus transcript); GA says ["audio"] for that.
-    if isinstance(value, list) and "audio" in value:
-        return ["audio"]
-    return value
-
-
-def normalise_session(session: Any) -> Any:
-    """Map a beta-shaped session object to GA (no validation)."""
-    if not isinstance(session, dict):
-        return session
-    s = dict(session)
-    for key in ("id", "object", "expires_at", "client_secret"):
-        s.pop(key, None)
-    s.pop("temperature", None)
-    s.setdefault("type", "realtime")
-    if "modalities" in s:
-        s.setdefault("output_modalities", _modalities(s.pop("modalities")))
-    if "max_response_output_tokens" in s:
-        s.setdefault("max_output_tokens", s.pop("max_response_output_tokens"))
-    audio = s.get("audio")
-    audio = dict(audio) if isinstance(audio, dict) else ({} if audio is None else audio)
-    if isinstance(audio, dict):
-        ain = dict(audio.get("input") or {})
-        aout = dict(audio.get("output") or {})
-        moves_in = {
-            "turn_detection": "turn_detection",
-            "input_audio_transcription": "transcription",
-            "input_audio_noise_reduction": "noise_reduction",
-        }
-        for beta, ga in moves_in.items():
-            if beta in s:
-                ain.setdefault(ga, s.pop(beta))
-        if "input_audio_format" in s:
-            ain.setdefault("format", _format(s.pop("input_audio_format")))
-        if "output_audio_format" in s:
-            aout.setdefault("format", _format(s.pop("output_audio_format")))
-        for key in ("voice", "speed"):
-            if key in s:
-                aout.setdefault(key, s.pop(key))
-        if isinstance(ain.get("format"), str):
-            ain["format"] = _format(ain["format"])
-        if isinstance(aout.get("format"), str):
-            aout["format"] = _format(aout["format"])
-        if ain:
-            audio["input"] = ain
-        if aout:
-            audio["output"] = aout
-        if audio:
-            s["audio"] = audio
-    return s
-
 
 def _item_to_ga(item: Any) -> Any:
     if not isinstance(item, dict):
@@ -386,27 +539,12 @@ def _item_to_ga(item: Any) -> Any:
 
 
 def _beta_to_ga(data: dict[str, Any]) -> dict[str, Any]:
+    """The older beta names that GA still maps: assistant content ``text`` / ``audio``."""
     kind = data["type"]
-    if kind == "session.update" and isinstance(data.get("session"), dict):
-        return {**data, "session": normalise_session(data["session"])}
     if kind == "conversation.item.create" and isinstance(data.get("item"), dict):
         return {**data, "item": _item_to_ga(data["item"])}
     if kind == "response.create" and isinstance(data.get("response"), dict):
         r = dict(data["response"])
-        r.pop("temperature", None)
-        if "modalities" in r:
-            r.setdefault("output_modalities", _modalities(r.pop("modalities")))
-        if "max_response_output_tokens" in r:
-            r.setdefault("max_output_tokens", r.pop("max_response_output_tokens"))
-        audio = dict(r.get("audio") or {})
-        out = dict(audio.get("output") or {})
-        if "voice" in r:
-            out.setdefault("voice", r.pop("voice"))
-        if "output_audio_format" in r:
-            out.setdefault("format", _format(r.pop("output_audio_format")))
-        if out:
-            audio["output"] = out
-            r["audio"] = audio
         if isinstance(r.get("input"), list):
             r["input"] = [_item_to_ga(i) for i in r["input"]]
         return {**data, "response": r}

@@ -38,6 +38,7 @@ from .config import EngineConfig
 from .conversation import Send, Session
 from .driver import Player, SessionDriver
 from .rtc import CallPeer, OfferError
+from .schema import ClientEventError, validate_client_secret_request, validate_session
 
 __all__ = ["EngineState", "EngineStats", "build_app", "error_body"]
 
@@ -46,6 +47,9 @@ log = logging.getLogger("localengine.server")
 DEFAULT_MODEL = "gpt-realtime"
 SPEECH_WORKERS = 2
 MAX_OFFER_BYTES = 256 * 1024
+MAX_PENDING_SEND_BYTES = 32 * 1024 * 1024
+"""Server events queued for one WebSocket that its client has not read yet; above it the socket is
+closed (1008) rather than letting a client that does not read grow the engine's memory."""
 
 
 def error_body(
@@ -281,6 +285,10 @@ async def create_call(request: Request) -> Response:
     except ValueError as exc:
         return _error(400, str(exc), code="invalid_offer", param="sdp")
     initial = _merge_session(state.secret_session(key), session)
+    if session is not None:
+        refused = _session_refusal(state.config, initial)
+        if refused is not None:
+            return refused
 
     call_id = "rtc_" + secrets.token_hex(12)
     peer = CallPeer(call_id, on_ended=lambda reason: state.end_call(call_id, reason))
@@ -338,10 +346,21 @@ async def create_client_secret(request: Request) -> Response:
     raw = await request.body()
     try:
         body = json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError as exc:
+    except RecursionError:
+        return _error(400, "The request body is nested too deeply.", code="invalid_json")
+    except (ValueError, UnicodeDecodeError) as exc:
         return _error(400, f"The request body is not valid JSON: {exc}.", code="invalid_json")
     if not isinstance(body, dict):
         return _error(400, "The request body must be a JSON object.", code="invalid_type")
+    requested = body.get("session")
+    if isinstance(requested, dict) and requested.get("type") == "transcription":
+        return _error(
+            400, "Only realtime sessions are supported by the local engine.", code="invalid_value", param="session.type"
+        )
+    try:
+        validate_client_secret_request(body)
+    except ClientEventError as exc:
+        return _error(400, exc.message, code=exc.code, param=exc.param)
     ttl = state.config.client_secret_ttl_seconds
     expires_after = body.get("expires_after")
     if expires_after is not None:
@@ -362,8 +381,8 @@ async def create_client_secret(request: Request) -> Response:
             400, "Only realtime sessions are supported by the local engine.", code="invalid_value", param="session.type"
         )
     rendered = _render_session(state.config, session)
-    if isinstance(rendered, str):
-        return _error(400, rendered, code="invalid_value", param="session")
+    if isinstance(rendered, ClientEventError):
+        return _error(400, rendered.message, code=rendered.code, param=rendered.param)
     secret = state.mint_secret(ttl, session)
     return JSONResponse(
         {
@@ -379,8 +398,20 @@ async def create_client_secret(request: Request) -> Response:
     )
 
 
-def _render_session(config: EngineConfig, session: dict[str, Any] | None) -> dict[str, Any] | str:
-    """The session object a Session would announce for this config, or an error message."""
+def _session_refusal(config: EngineConfig, session: dict[str, Any] | None) -> Response | None:
+    """A 400 naming the parameter when ``session`` is not one the GA service (or this engine) takes."""
+    try:
+        validate_session(session)
+    except ClientEventError as exc:
+        return _error(400, exc.message, code=exc.code, param=exc.param)
+    rendered = _render_session(config, session)
+    if isinstance(rendered, ClientEventError):
+        return _error(400, rendered.message, code=rendered.code, param=rendered.param)
+    return None
+
+
+def _render_session(config: EngineConfig, session: dict[str, Any] | None) -> dict[str, Any] | ClientEventError:
+    """The session object a Session would announce for this config, or why it refuses it."""
     probe = Session(transport="webrtc", config=config, initial_session=session, now=time.monotonic())
     rendered: dict[str, Any] | None = None
     for effect in probe.start():
@@ -388,7 +419,9 @@ def _render_session(config: EngineConfig, session: dict[str, Any] | None) -> dic
             continue
         event = effect.event
         if event.get("type") == "error":
-            return str(event.get("error", {}).get("message", "invalid session"))
+            error = event.get("error", {})
+            message = str(error.get("message", "invalid session")).removeprefix("Invalid initial session: ")
+            return ClientEventError(str(error.get("code") or "invalid_value"), message, None, error.get("param"))
         if event.get("type") in ("session.created", "session.updated"):
             rendered = event.get("session")
     return dict(rendered or {"type": "realtime"})
@@ -402,19 +435,51 @@ _CLOSE = object()
 class WebSocketSink:
     """Server events onto one WebSocket; a writer task drains the queue so ``send`` never blocks."""
 
-    def __init__(self, ws: WebSocket) -> None:
+    def __init__(self, ws: WebSocket, max_pending_bytes: int = MAX_PENDING_SEND_BYTES) -> None:
         self._ws = ws
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._reason: str | None = None
+        self._code = 1000
+        self._pending = 0  # bytes queued, not yet written
+        self._max_pending = max_pending_bytes
+        self.peak_pending = 0
         self.task = asyncio.get_running_loop().create_task(self._pump(), name="ws-writer")
 
     def send(self, event: dict[str, Any]) -> None:
-        if self._reason is None:
-            self._queue.put_nowait(json.dumps(event, separators=(",", ":")))
+        if self._reason is not None:
+            return
+        text = json.dumps(event, separators=(",", ":"))
+        self._pending += len(text)
+        self.peak_pending = max(self.peak_pending, self._pending)
+        if self._pending > self._max_pending:
+            self._overflow()
+            return
+        self._queue.put_nowait(text)
 
-    def close(self, reason: str) -> None:
+    def _overflow(self) -> None:
+        """The client left too much unread: drop what is queued and close now (not behind the queue)."""
+        log.info("websocket closed: the client left %d bytes of events unread", self._pending)
+        self._reason, self._code = "client is not reading its events", 1008
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._pending = 0
+        self.task.cancel()  # it may be stuck in a write the client never reads
+        self.task = asyncio.get_running_loop().create_task(self._close_now(), name="ws-overflow-close")
+
+    async def _close_now(self) -> None:
+        try:
+            await asyncio.wait_for(self._ws.close(code=self._code, reason=self._reason or ""), 5)
+        except Exception as exc:
+            log.debug("websocket close after overflow failed: %r", exc)
+
+    @property
+    def closing(self) -> bool:
+        return self._reason is not None
+
+    def close(self, reason: str, code: int = 1000) -> None:
         if self._reason is None:
             self._reason = reason
+            self._code = code
             self._queue.put_nowait(_CLOSE)
 
     async def _pump(self) -> None:
@@ -423,8 +488,9 @@ class WebSocketSink:
                 item = await self._queue.get()
                 if item is _CLOSE:
                     reason = (self._reason or "")[:120].encode("utf-8")[:120].decode("utf-8", "ignore")
-                    await self._ws.close(code=1000, reason=reason)
+                    await self._ws.close(code=self._code, reason=reason)
                     return
+                self._pending -= len(item)
                 await self._ws.send_text(item)
         except Exception as exc:  # the client went away; the reader side notices too
             log.debug("websocket writer stopped: %s", exc)
@@ -459,6 +525,7 @@ async def realtime_ws(ws: WebSocket) -> None:
     driver.attach(sink)
     if owned:
         driver.start()
+    end_reason, end_code = "client disconnected", 1000
     try:
         while True:
             message = await ws.receive()
@@ -468,16 +535,17 @@ async def realtime_ws(ws: WebSocket) -> None:
             if raw is None:
                 raw = message.get("bytes") or b""
             driver.receive(raw)
-            if driver.closed:
+            if driver.closed or sink.closing:
                 break
-    except Exception as exc:  # a broken socket ends this connection only
-        log.info("websocket ended: %s", exc)
+    except Exception as exc:  # a broken socket ends this connection only; no traceback for client input
+        log.info("websocket ended: %r", exc)
+        end_reason, end_code = "internal error", 1011
     finally:
         state.sockets.discard(ws)
         driver.detach(sink)
         if owned:
-            driver.close("client disconnected")
-        sink.close("closing")
+            driver.close(end_reason)
+        sink.close(end_reason, code=end_code)
         await sink.task
 
 

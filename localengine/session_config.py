@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_INSTRUCTIONS",
     "DEFAULT_MODEL",
     "DEFAULT_VOICE",
+    "MAX_OUTPUT_TOKENS",
     "FunctionTool",
     "ResponseOptions",
     "SessionSettings",
@@ -32,6 +33,9 @@ __all__ = [
 DEFAULT_MODEL = "gpt-realtime"
 DEFAULT_VOICE = "alloy"
 DEFAULT_INSTRUCTIONS = "You are the Realtime Studio offline local engine. Answer briefly and in a friendly voice."
+MAX_OUTPUT_TOKENS = 4096
+"""The cap of one response's output tokens (text plus audio); ``max_output_tokens: "inf"`` means this."""
+SPEED_RANGE = (0.25, 1.5)
 _SEMANTIC_SILENCE_MS = {"low": 1500, "medium": 800, "auto": 800, "high": 400}
 
 ToolChoice = str | dict[str, Any]
@@ -94,10 +98,22 @@ class TurnDetectionConfig:
                 changes[key] = wire[key]
         td = replace(base, **changes)
         if not 0.0 <= td.threshold <= 1.0:
-            raise ValueError("threshold must be between 0.0 and 1.0")
-        if td.silence_duration_ms <= 0 or td.prefix_padding_ms < 0:
-            raise ValueError("silence_duration_ms must be positive and prefix_padding_ms not negative")
+            raise _FieldError("threshold", f"{td.threshold!r}: must be between 0.0 and 1.0")
+        if td.silence_duration_ms < 0:
+            raise _FieldError("silence_duration_ms", f"{td.silence_duration_ms!r}: must not be negative")
+        if td.prefix_padding_ms < 0:
+            raise _FieldError("prefix_padding_ms", f"{td.prefix_padding_ms!r}: must not be negative")
+        if td.idle_timeout_ms is not None and td.idle_timeout_ms <= 0:
+            raise _FieldError("idle_timeout_ms", f"{td.idle_timeout_ms!r}: must be positive")
         return td
+
+
+class _FieldError(ValueError):
+    """A turn_detection value out of range: ``field`` names it inside the turn_detection object."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -139,6 +155,9 @@ class SessionSettings:
     tracing: Any = None  # wire: "auto", a tracing config object or null; echoed only
     truncation: Any = "auto"  # wire: "auto", "disabled" or a truncation object; echoed only
     include: tuple[str, ...] | None = None
+    reasoning: dict[str, Any] | None = None  # wire RealtimeReasoning; echoed only
+    prompt: dict[str, Any] | None = None  # wire ResponsePrompt; echoed only
+    parallel_tool_calls: bool | None = None  # echoed only (one call per response here)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -153,8 +172,10 @@ class SessionSettings:
             "max_output_tokens": self.max_output_tokens,
             "tracing": self.tracing,
             "truncation": self.truncation,
-            "prompt": None,
+            "prompt": dict(self.prompt) if self.prompt is not None else None,
             "include": list(self.include) if self.include is not None else None,
+            **({"reasoning": dict(self.reasoning)} if self.reasoning is not None else {}),
+            **({"parallel_tool_calls": self.parallel_tool_calls} if self.parallel_tool_calls is not None else {}),
             "audio": {
                 "input": {
                     "format": wire_format(),
@@ -179,10 +200,16 @@ class ResponseOptions:
     tool_choice: ToolChoice
     metadata: dict[str, Any] | None
     max_output_tokens: int | str
+    speed: float = 1.0
 
     @property
     def audio(self) -> bool:
         return "audio" in self.modalities
+
+    @property
+    def token_cap(self) -> int:
+        """The output tokens this response may use: ``max_output_tokens``, ``"inf"`` being the engine's cap."""
+        return self.max_output_tokens if isinstance(self.max_output_tokens, int) else MAX_OUTPUT_TOKENS
 
 
 def apply_session(
@@ -213,15 +240,14 @@ def apply_session(
     if "voice" in aout and aout["voice"] is not None:
         changes["voice"] = _check_voice(aout["voice"], current.voice, audio_produced, "session.audio.output.voice")
     if aout.get("speed") is not None:
-        changes["speed"] = float(aout["speed"])
+        changes["speed"] = _check_speed(aout["speed"], "session.audio.output.speed")
     if "turn_detection" in ain:
         td = ain["turn_detection"]
         try:
             changes["turn_detection"] = None if td is None else TurnDetectionConfig.from_wire(td, default_silence_ms)
-        except ValueError as exc:
-            raise ClientEventError(
-                "invalid_value", f"Invalid turn_detection: {exc}.", param="session.audio.input.turn_detection"
-            ) from None
+        except _FieldError as exc:
+            where = f"session.audio.input.turn_detection.{exc.field}"
+            raise ClientEventError("invalid_value", f"Invalid value for '{where}': {exc}.", param=where) from None
     if "transcription" in ain:
         tr = ain["transcription"]
         changes["transcription"] = None if tr is None else {"model": "whisper-1", **tr}
@@ -234,8 +260,14 @@ def apply_session(
     tools = changes.get("tools", current.tools)
     _check_tool_choice(changes.get("tool_choice", current.tool_choice), tools, "session.tool_choice")
     if "max_output_tokens" in s and s["max_output_tokens"] is not None:
-        changes["max_output_tokens"] = s["max_output_tokens"]
-    for key in ("tracing", "truncation"):
+        changes["max_output_tokens"] = _check_max_tokens(s["max_output_tokens"], "session.max_output_tokens")
+    truncation = s.get("truncation")
+    if isinstance(truncation, dict) and not 0.0 <= float(truncation.get("retention_ratio", 0.0)) <= 1.0:
+        where = "session.truncation.retention_ratio"
+        raise ClientEventError(
+            "invalid_value", f"Invalid value for '{where}': must be between 0.0 and 1.0.", param=where
+        )
+    for key in ("tracing", "truncation", "reasoning", "prompt", "parallel_tool_calls"):
         if key in s:
             changes[key] = s[key]
     if "include" in s:
@@ -265,6 +297,9 @@ def response_options(settings: SessionSettings, params: dict[str, Any], *, audio
     tools = settings.tools if params.get("tools") is None else _check_tools(params["tools"], "response.tools")
     tool_choice = settings.tool_choice if params.get("tool_choice") is None else params["tool_choice"]
     _check_tool_choice(tool_choice, tools, "response.tool_choice")
+    max_tokens = settings.max_output_tokens
+    if params.get("max_output_tokens") is not None:
+        max_tokens = _check_max_tokens(params["max_output_tokens"], "response.max_output_tokens")
     return ResponseOptions(
         conversation=conversation,
         modalities=modalities,
@@ -273,13 +308,35 @@ def response_options(settings: SessionSettings, params: dict[str, Any], *, audio
         tools=tools,
         tool_choice=tool_choice,
         metadata=params.get("metadata"),
-        max_output_tokens=params.get("max_output_tokens") or settings.max_output_tokens,
+        max_output_tokens=max_tokens,
+        speed=settings.speed,
     )
 
 
 def forced_tool_name(choice: ToolChoice) -> str:
     """The responder's view of a tool choice: the mode, or the name of the forced function."""
     return str(choice["name"]) if isinstance(choice, dict) else choice
+
+
+def _check_speed(value: float, param: str) -> float:
+    low, high = SPEED_RANGE
+    if not low <= float(value) <= high:
+        raise ClientEventError(
+            "invalid_value",
+            f"Invalid value for '{param}': {value!r}. It must be between {low} and {high}.",
+            param=param,
+        )
+    return float(value)
+
+
+def _check_max_tokens(value: int | str, param: str) -> int | str:
+    if value == "inf" or (isinstance(value, int) and 1 <= value <= MAX_OUTPUT_TOKENS):
+        return value
+    raise ClientEventError(
+        "invalid_value",
+        f"Invalid value for '{param}': {value!r}. Provide an integer between 1 and {MAX_OUTPUT_TOKENS}, or 'inf'.",
+        param=param,
+    )
 
 
 def _check_modalities(value: list[str], param: str) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -94,6 +94,7 @@ _EE_OK = 0
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 _MAX_TEXT_CHARS = 20_000
+_MIN_RATE, _MAX_RATE = 80, 450  # espeakRATE limits, words per minute
 
 
 class _Espeak:
@@ -180,17 +181,20 @@ def _clean_text(text: str) -> str:
     return cleaned[:_MAX_TEXT_CHARS].strip()
 
 
-def synthesize(text: str, voice: str) -> bytes:
+def synthesize(text: str, voice: str, speed: float = 1.0) -> bytes:
     """Speak ``text`` in the provider voice ``voice``: pcm16 LE mono 24 kHz.
 
     Unknown voice names use ``DEFAULT_VOICE``. Empty (or whitespace-only) text gives ``b""``.
-    Text beyond 20,000 characters is not spoken.
+    Text beyond 20,000 characters is not spoken. ``speed`` (``audio.output.speed``, 0.25..1.5)
+    scales the voice's espeak rate (words a minute; espeak keeps it within 80..450).
     """
     global _espeak
     cleaned = _clean_text(text)
     if not cleaned:
         return b""
     spec = _VOICE_MAP.get(voice.lower() if isinstance(voice, str) else "", _VOICE_MAP[DEFAULT_VOICE])
+    if speed != 1.0:
+        spec = replace(spec, rate=min(_MAX_RATE, max(_MIN_RATE, round(spec.rate * speed))))
     with _ESPEAK_LOCK:
         if _espeak is None:
             _espeak = _Espeak()
@@ -219,9 +223,20 @@ def _resample_array(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.nda
         if width > 1:
             x = np.convolve(x, np.full(width, 1.0 / width, dtype=np.float32), mode="same")
     n_out = int(samples.size * dst_rate // src_rate)
-    positions = np.arange(n_out, dtype=np.float64) * (src_rate / dst_rate)
-    y = np.interp(positions, np.arange(samples.size, dtype=np.float64), x)
-    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+    out = np.empty(n_out, dtype=np.int16)
+    step = src_rate / dst_rate
+    # In blocks, so a long reply needs a few MB of temporaries, not hundreds.
+    for start in range(0, n_out, _RESAMPLE_BLOCK):
+        stop = min(n_out, start + _RESAMPLE_BLOCK)
+        positions = np.arange(start, stop, dtype=np.float64) * step
+        lo = int(positions[0])
+        hi = min(samples.size, int(positions[-1]) + 2)
+        y = np.interp(positions, np.arange(lo, hi, dtype=np.float64), x[lo:hi])
+        out[start:stop] = np.clip(np.rint(y), -32768, 32767)
+    return out
+
+
+_RESAMPLE_BLOCK = 1 << 18  # output samples per block (about 11 s at 24 kHz)
 
 
 # --------------------------------------------------------------------------------------------

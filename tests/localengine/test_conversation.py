@@ -249,7 +249,7 @@ def test_start_announces_full_default_session():
     assert s["tools"] == [] and s["tool_choice"] == "auto"
 
 
-def test_initial_session_is_applied_ga_and_beta_shapes():
+def test_initial_session_is_applied_ga_and_beta_refused():
     ga = Harness(
         initial={
             "type": "realtime",
@@ -267,6 +267,7 @@ def test_initial_session_is_applied_ga_and_beta_shapes():
         "cedar",
         ["text"],
     )
+    # The beta shape is refused (as by the GA service since 2026-05-12); the defaults stay.
     beta = Harness(
         initial={
             "modalities": ["text"],
@@ -275,10 +276,10 @@ def test_initial_session_is_applied_ga_and_beta_shapes():
             "input_audio_transcription": {"model": "whisper-1"},
         }
     )
-    s = beta.events[-1]["session"]
-    assert s["output_modalities"] == ["text"] and s["audio"]["output"]["voice"] == "ash"
-    assert s["audio"]["input"]["turn_detection"] is None
-    assert s["audio"]["input"]["transcription"]["model"] == "whisper-1"
+    assert beta.types() == ["session.created", "error"]
+    assert (beta.error()["code"], beta.error()["param"]) == ("beta_api_shape_disabled", "session.modalities")
+    s = beta.events[0]["session"]
+    assert s["output_modalities"] == ["audio"] and s["audio"]["output"]["voice"] == "alloy"
 
 
 def test_invalid_initial_session_reports_error_and_keeps_defaults():
@@ -333,11 +334,13 @@ def test_session_update_applies_every_supported_field():
     assert s["tools"] == []
 
 
-def test_session_update_beta_shape_is_mapped_to_ga():
+def test_session_update_beta_shape_is_refused_and_changes_nothing():
     h = Harness()
+    before = h.session.settings
     h.send(
         {
             "type": "session.update",
+            "event_id": "e_beta",
             "session": {
                 "modalities": ["text", "audio"],
                 "voice": "sage",
@@ -351,11 +354,9 @@ def test_session_update_beta_shape_is_mapped_to_ga():
             },
         }
     )
-    s = h.one("session.updated")["session"]
-    assert s["output_modalities"] == ["audio"] and s["audio"]["output"]["voice"] == "sage"
-    assert s["audio"]["input"]["turn_detection"]["silence_duration_ms"] == 900
-    assert s["audio"]["input"]["transcription"]["model"] == "whisper-1"
-    assert s["max_output_tokens"] == 50
+    err = h.error()
+    assert (err["code"], err["param"], err["event_id"]) == ("beta_api_shape_disabled", "session.modalities", "e_beta")
+    assert h.session.settings == before
 
 
 @pytest.mark.parametrize(
@@ -1095,9 +1096,19 @@ def test_beta_names_on_input():
     )
     assert h.one("conversation.item.added")["item"]["content"][0] == {"type": "output_text", "text": "earlier answer"}
     h.say("hi")
+    # The beta response shape is refused (GA since 2026-05-12); its GA twin works.
     h.send({"type": "response.create", "response": {"modalities": ["text"], "temperature": 0.8}})
+    assert h.error()["code"] == "beta_api_shape_disabled"
+    h.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
     assert h.reply_text() == "You said: hi"
-    h.send({"type": "response.create", "response": {"modalities": ["text", "audio"], "voice": "ballad"}})
+    h.send({"type": "response.create", "response": {"voice": "ballad"}})
+    assert (h.error()["code"], h.error()["param"]) == ("beta_api_shape_disabled", "response.voice")
+    h.send(
+        {
+            "type": "response.create",
+            "response": {"output_modalities": ["audio"], "audio": {"output": {"voice": "ballad"}}},
+        }
+    )
     assert h.of(Synthesize)[0].voice == "ballad"
 
 

@@ -138,40 +138,38 @@ def test_event_id_is_found_even_in_broken_or_oversize_messages():
     assert parse_client_event(big, max_bytes=len(big))["event_id"] == "e_big"
 
 
-def test_beta_session_shape_maps_to_ga():
-    parsed = parse_client_event(
-        json.dumps(
-            {
-                "type": "session.update",
-                "session": {
-                    "modalities": ["text", "audio"],
-                    "voice": "ash",
-                    "speed": 1.1,
-                    "temperature": 0.6,
-                    "turn_detection": {"type": "server_vad", "threshold": 0.4},
-                    "input_audio_transcription": {"model": "whisper-1"},
-                    "input_audio_noise_reduction": {"type": "near_field"},
-                    "input_audio_format": "pcm16",
-                    "output_audio_format": "g711_ulaw",
-                    "max_response_output_tokens": "inf",
-                    "tools": [{"type": "function", "name": "f", "parameters": {}}],
-                    "tool_choice": "auto",
-                },
-            }
-        )
-    )
-    s = parsed["session"]
-    assert s["type"] == "realtime" and "temperature" not in s and "modalities" not in s
-    assert s["output_modalities"] == ["audio"] and s["max_output_tokens"] == "inf"
-    assert s["audio"]["output"] == {"voice": "ash", "speed": 1.1, "format": {"type": "audio/pcmu"}}
-    ain = s["audio"]["input"]
-    assert ain["turn_detection"] == {"type": "server_vad", "threshold": 0.4}
-    assert ain["transcription"] == {"model": "whisper-1"} and ain["noise_reduction"] == {"type": "near_field"}
-    assert ain["format"] == {"type": "audio/pcm", "rate": 24000}
-    assert s["tools"][0]["name"] == "f"
+BETA_SESSION = {
+    "modalities": ["text", "audio"],
+    "voice": "ash",
+    "speed": 1.1,
+    "temperature": 0.6,
+    "turn_detection": {"type": "server_vad", "threshold": 0.4},
+    "input_audio_transcription": {"model": "whisper-1"},
+    "input_audio_noise_reduction": {"type": "near_field"},
+    "input_audio_format": "pcm16",
+    "output_audio_format": "g711_ulaw",
+    "max_response_output_tokens": "inf",
+}
 
 
-def test_beta_items_and_response_create_map_to_ga():
+@pytest.mark.parametrize("key", sorted(BETA_SESSION))
+def test_beta_session_shapes_are_refused_like_the_ga_service(key):
+    """Since 2026-05-12 the GA service refuses the beta session shapes (was: mapped to GA)."""
+    for session in ({key: BETA_SESSION[key]}, {"type": "realtime", key: BETA_SESSION[key]}):
+        err = fail({"type": "session.update", "event_id": "e_beta", "session": session})
+        assert (err.code, err.param, err.event_id) == ("beta_api_shape_disabled", f"session.{key}", "e_beta")
+
+
+@pytest.mark.parametrize(
+    "response",
+    [{"modalities": ["text"]}, {"voice": "echo"}, {"output_audio_format": "pcm16"}, {"temperature": 1}],
+)
+def test_beta_response_shapes_are_refused(response):
+    err = fail({"type": "response.create", "response": response})
+    assert (err.code, err.param) == ("beta_api_shape_disabled", f"response.{next(iter(response))}")
+
+
+def test_beta_item_names_map_to_ga():
     item = parse_client_event(
         json.dumps(
             {
@@ -190,10 +188,8 @@ def test_beta_items_and_response_create_map_to_ga():
             {
                 "type": "response.create",
                 "response": {
-                    "modalities": ["text"],
-                    "voice": "echo",
-                    "output_audio_format": "pcm16",
-                    "temperature": 1,
+                    "output_modalities": ["text"],
+                    "audio": {"output": {"voice": "echo", "format": {"type": "audio/pcm", "rate": 24000}}},
                     "input": [
                         {"type": "item_reference", "id": "item_9"},
                         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "x"}]},
@@ -203,7 +199,7 @@ def test_beta_items_and_response_create_map_to_ga():
         )
     )
     r = resp["response"]
-    assert r["output_modalities"] == ["text"] and "temperature" not in r
+    assert r["output_modalities"] == ["text"]
     assert r["audio"]["output"] == {"voice": "echo", "format": {"type": "audio/pcm", "rate": 24000}}
     assert r["input"][0] == {"type": "item_reference", "id": "item_9"} and r["input"][1]["role"] == "user"
 

@@ -43,7 +43,7 @@ def test_a_new_turn_detection_gets_the_default_silence_and_semantic_vad_its_eage
     assert semantic.turn_detection is not None and semantic.turn_detection.silence_ms == 1500
     assert apply({"audio": {"input": {"turn_detection": None}}}).turn_detection is None
     err = refused(apply, {"audio": {"input": {"turn_detection": {"threshold": 2}}}})
-    assert (err.code, err.param) == ("invalid_value", "session.audio.input.turn_detection")
+    assert (err.code, err.param) == ("invalid_value", "session.audio.input.turn_detection.threshold")
 
 
 def test_tools_are_typed_and_echoed_as_sent():
