@@ -203,3 +203,32 @@ async def test_speed_and_noise_reduction_apply_mid_call_as_one_session_update(en
         session = updated[-1].payload["session"]
         assert session["audio"]["output"]["speed"] == 1.25
         assert session["audio"]["input"]["noise_reduction"] == {"type": "far_field"}
+
+
+async def test_max_output_tokens_cuts_the_reply_and_the_response_says_incomplete(engine):
+    settings = settings_for(engine, camera=CameraSettings(enabled=False), max_output_tokens=5)
+    async with BridgedCall(settings, rgb=None) as call:
+        call.bridge.send_text("count to 60")
+        reply = await call.reply_after(0)
+        assert "sixty" not in reply and len(reply.split()) <= 8  # five tokens' worth, not the whole count
+        done = await wait_until(
+            lambda: [e for e in call.bridge.events.snapshot() if e.type == "response.done"], 10, "response.done"
+        )
+        response = done[-1].payload["response"]
+        assert response["status"] == "incomplete"
+        assert response["status_details"]["reason"] == "max_output_tokens"
+
+
+async def test_idle_timeout_prompts_the_assistant_after_a_silent_pause(engine):
+    settings = settings_for(
+        engine, camera=CameraSettings(enabled=False), turn_detection=TurnDetection(idle_timeout_ms=1500)
+    )
+    async with BridgedCall(settings, rgb=None) as call:  # the fake browser's mic is silent
+        call.bridge.send_text("hello")
+        await call.reply_after(0)
+        await wait_until(
+            lambda: [e for e in call.bridge.events.snapshot() if e.type == "input_audio_buffer.timeout_triggered"],
+            15,
+            "timeout_triggered after the reply and 1.5 s of silence",
+        )
+        await call.reply_after(1, timeout=20)  # and the assistant speaks up
