@@ -2,19 +2,22 @@
 
 Prints ``localengine listening on http://HOST:PORT/v1`` as its first stdout line (flushed), then
 serves until SIGTERM or SIGINT, and shuts down cleanly (calls hung up, sockets closed).
-Accepted keys come from ``LOCALENGINE_API_KEYS`` (comma list; unset = any non-empty key).
+Accepted keys come from ``LOCALENGINE_API_KEYS`` (comma list; unset = any non-empty key). The
+maximum session duration comes from ``--max-session-s`` or else ``LOCALENGINE_MAX_SESSION_S``
+(seconds, default 3600).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
 import sys
 import threading
 
-from .config import EngineConfig
+from .config import MAX_SESSION_ENV, EngineConfig, parse_session_seconds
 from .runner import start_engine
 
 
@@ -30,6 +33,13 @@ def _stop_at_eof(stop: threading.Event) -> None:
     stop.set()
 
 
+def _session_seconds(raw: str) -> float:
+    try:
+        return parse_session_seconds(raw, "--max-session-s")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--max-session-s ")) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m localengine", description="Offline server that speaks the OpenAI Realtime protocol."
@@ -41,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="stop when standard input closes (a parent that dies, even by SIGKILL, ends us)",
     )
+    parser.add_argument(
+        "--max-session-s",
+        type=_session_seconds,
+        default=None,
+        metavar="SECONDS",
+        help=f"maximum session duration in seconds (default: ${MAX_SESSION_ENV}, else 3600)",
+    )
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -51,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        engine = start_engine(EngineConfig.from_env(), host=args.host, port=args.port)
+        env = dict(os.environ)
+        if args.max_session_s is not None:  # the flag wins over the environment (even a bad value there)
+            env.pop(MAX_SESSION_ENV, None)
+        config = EngineConfig.from_env(env)
+        if args.max_session_s is not None:
+            config = dataclasses.replace(config, max_session_seconds=args.max_session_s)
+        engine = start_engine(config, host=args.host, port=args.port)
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"localengine: cannot start: {exc}", file=sys.stderr, flush=True)
         return 1

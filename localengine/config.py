@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["EngineConfig"]
+__all__ = ["MAX_SESSION_ENV", "EngineConfig", "parse_session_seconds"]
+
+MAX_SESSION_ENV = "LOCALENGINE_MAX_SESSION_S"
+
+
+def parse_session_seconds(raw: str, source: str = MAX_SESSION_ENV) -> float:
+    """A maximum session duration in seconds from text (``"3600"``, ``"2.5"``); ``ValueError`` names ``source``."""
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{source} must be a positive number of seconds (e.g. 3600), got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -49,8 +63,13 @@ class EngineConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EngineConfig:
-        """Read ``LOCALENGINE_API_KEYS`` (comma-separated; unset or empty = any non-empty key)."""
+        """Read ``LOCALENGINE_API_KEYS`` (comma-separated; unset or empty = any non-empty key) and
+        ``LOCALENGINE_MAX_SESSION_S`` (seconds; unset or empty = 3600). A bad value raises ``ValueError``
+        naming the variable."""
         env = os.environ if env is None else env
         raw = env.get("LOCALENGINE_API_KEYS", "")
         keys = frozenset(part.strip() for part in raw.split(",") if part.strip())
+        seconds = env.get(MAX_SESSION_ENV, "")
+        if seconds.strip():
+            return cls(accepted_keys=keys or None, max_session_seconds=parse_session_seconds(seconds))
         return cls(accepted_keys=keys or None)

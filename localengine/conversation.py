@@ -69,6 +69,7 @@ __all__ = [
     "Synthesize",
     "Transcribe",
     "TurnDetectionConfig",
+    "session_limit_message",
     "speech_detector_factory",
 ]
 
@@ -123,6 +124,20 @@ class Close:
 
 
 Effect = Send | Transcribe | Synthesize | Play | ClearPlayback | Close
+
+
+def session_limit_message(limit_seconds: float) -> str:
+    """The real service's words when a session hits its maximum duration ("... of 60 minutes.").
+
+    Whole minutes are said in minutes; any other limit (under a minute, or not a whole number of
+    minutes) in seconds, in the same sentence.
+    """
+    if limit_seconds >= 60 and float(limit_seconds / 60).is_integer():
+        n, unit = limit_seconds / 60, "minute"
+    else:
+        n, unit = limit_seconds, "second"
+    amount = str(int(n)) if float(n).is_integer() else f"{n:g}"
+    return f"Your session hit the maximum duration of {amount} {unit}{'' if n == 1 else 's'}."
 
 
 # ------------------------------------------------------------------------------ turn detection
@@ -344,22 +359,19 @@ class Session:
     def tick(self, now: float) -> list[Effect]:
         if self._closed:
             return []
-        limit = self.config.max_session_seconds
-        if now - self._started_at >= limit:
+        if now >= self.expires_at:
             self._closed = True
-            minutes = limit / 60
-            span = f"{minutes:g} minutes" if limit >= 60 else f"{limit:g} seconds"
             return [
-                self._error(
-                    "session_expired",
-                    f"Your session hit the maximum duration of {span}.",
-                    None,
-                    None,
-                ),
+                self._error("session_expired", session_limit_message(self.config.max_session_seconds), None, None),
                 Close("session_expired"),
             ]
         self._now = now
         return self._idle_check(now)
+
+    @property
+    def expires_at(self) -> float:
+        """When (on the clock the times are passed in on) the session hits its maximum duration."""
+        return self._started_at + self.config.max_session_seconds
 
     def _idle_check(self, now: float) -> list[Effect]:
         """``turn_detection.idle_timeout_ms`` (server VAD): the user stayed silent after the assistant spoke."""

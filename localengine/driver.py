@@ -88,7 +88,7 @@ class SessionDriver:
         return self._closed.is_set()
 
     def start(self) -> None:
-        """Emit the session's opening events and start the once-a-second limit tick."""
+        """Emit the session's opening events and start the once-a-second tick (it also wakes at the limit)."""
         self._run(self.session.start())
         if not self.closed:
             self._tick_task = asyncio.get_running_loop().create_task(self._tick_loop(), name="session-tick")
@@ -210,5 +210,7 @@ class SessionDriver:
 
     async def _tick_loop(self) -> None:
         while not self.closed:
-            await asyncio.sleep(self._tick_interval)
+            # Wake at the session's limit itself, not up to a tick later, so it ends on time.
+            until_limit = self.session.expires_at - self._clock()
+            await asyncio.sleep(max(0.001, min(self._tick_interval, until_limit)))
             self._run(self.session.tick(self._clock()))

@@ -20,8 +20,12 @@ first match wins:
    (``see``, ``look``, ``image``, ``picture``, ``camera``, ``screen``), it describes the latest
    image: ``"I see a 640 by 480 image. It is mostly blue."``. When the conversation holds images
    but no words at all, the latest image is described the same way.
-5. **Echo.** Otherwise it quotes the latest user text or audio transcript: ``"You said: ..."``.
-6. **Nothing to answer:** ``"Hello! I am the offline local engine. Say or type something and I
+5. **Recall.** When the latest words ask ``"what did I say first"`` (case-insensitive, punctuation
+   ignored), it quotes the first user words of the conversation before that question (a user
+   message's text or a spoken turn's transcript, items restored with ``conversation.item.create``
+   included): ``"You first said: hello"``; ``"You have not said anything yet."`` when there are none.
+6. **Echo.** Otherwise it quotes the latest user text or audio transcript: ``"You said: ..."``.
+7. **Nothing to answer:** ``"Hello! I am the offline local engine. Say or type something and I
    will answer."``
 
 Whatever the rule, when the instructions begin with ``Say: <sentence>``, every text reply begins
@@ -37,6 +41,7 @@ from typing import Any, Literal
 
 __all__ = [
     "GREETING",
+    "NOTHING_SAID",
     "ImageInfo",
     "Reply",
     "ReplyContext",
@@ -49,6 +54,8 @@ __all__ = [
 ]
 
 GREETING = "Hello! I am the offline local engine. Say or type something and I will answer."
+NOTHING_SAID = "You have not said anything yet."
+RECALL_PHRASE = "what did i say first"
 IMAGE_WORDS = frozenset({"see", "look", "image", "picture", "camera", "screen"})
 MAX_COUNT = 100
 
@@ -278,11 +285,13 @@ def plan_reply(ctx: ReplyContext) -> Reply:
         return _with_prefix(ctx, f"{who} returned {latest.text}.", "tool_output")
 
     text = ""
-    for turn in reversed(ctx.turns):
+    text_at = len(ctx.turns)
+    for index in range(len(ctx.turns) - 1, -1, -1):
+        turn = ctx.turns[index]
         if turn.role == "function_call_output":
             break
         if turn.role == "user" and turn.text.strip():
-            text = turn.text.strip()
+            text, text_at = turn.text.strip(), index
             break
     image = next((t.image for t in reversed(ctx.turns) if t.role == "user" and t.image), None)
 
@@ -306,6 +315,9 @@ def plan_reply(ctx: ReplyContext) -> Reply:
         return _with_prefix(
             ctx, f"I see a {image.width} by {image.height} image. It is mostly {image.colour}.", "image"
         )
+    if text and f" {RECALL_PHRASE} " in " " + " ".join(_words(text)) + " ":
+        first = next((t.text.strip() for t in ctx.turns[:text_at] if t.role == "user" and t.text.strip()), "")
+        return _with_prefix(ctx, f"You first said: {first}" if first else NOTHING_SAID, "recall")
     if text:
         return _with_prefix(ctx, f"You said: {text}", "echo")
     return _with_prefix(ctx, GREETING, "greeting")

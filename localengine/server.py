@@ -430,6 +430,9 @@ def _render_session(config: EngineConfig, session: dict[str, Any] | None) -> dic
 # -- WebSocket ---------------------------------------------------------------------------------
 
 _CLOSE = object()
+CLOSE_CODES = {"session_expired": 1001, "engine stopping": 1001}
+"""WebSocket close codes by the reason a session closed (1000 otherwise): the real service closes a
+session that hit its maximum duration with 1001 (going away)."""
 
 
 class WebSocketSink:
@@ -476,10 +479,11 @@ class WebSocketSink:
     def closing(self) -> bool:
         return self._reason is not None
 
-    def close(self, reason: str, code: int = 1000) -> None:
+    def close(self, reason: str, code: int | None = None) -> None:
+        """Close after what is queued; the code is ``code`` or the one the real service uses for ``reason``."""
         if self._reason is None:
             self._reason = reason
-            self._code = code
+            self._code = code if code is not None else CLOSE_CODES.get(reason, 1000)
             self._queue.put_nowait(_CLOSE)
 
     async def _pump(self) -> None:

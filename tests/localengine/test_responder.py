@@ -143,3 +143,52 @@ def test_tool_spec_from_schema_handles_odd_schemas():
     )
     assert spec.params == (ToolParam("n", "number"), ToolParam("o", "other"), ToolParam("x", "other"))
     assert tool_spec_from_schema("t", None).params == ()
+
+
+# ---------------------------------------------------------------------------------- recall
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["What did I say first?", "what did i say first", "WHAT, did I say... first?!", "so what did I say first"],
+)
+def test_recall_quotes_the_first_user_words(question):
+    r = reply(
+        Turn("system", "be brief"),
+        user(image=ImageInfo(64, 48, "red")),  # an image with no words is not something said
+        user("  the first thing  "),
+        Turn("assistant", "You said: the first thing"),
+        user("the second thing"),
+        user(question),
+    )
+    assert r.text == "You first said: the first thing" and r.rule == "recall"
+
+
+def test_recall_reads_a_spoken_turns_transcript_and_skips_tool_items():
+    r = reply(
+        Turn("function_call", '{"a": 1}', name="delayed_add", call_id="c1"),
+        Turn("function_call_output", "1", call_id="c1"),
+        Turn("assistant", "delayed_add returned 1."),
+        user("hello from the microphone"),  # Item.turn() gives a spoken turn its transcript as text
+        user("What did I say first?"),
+    )
+    assert r.text == "You first said: hello from the microphone"
+
+
+def test_recall_with_nothing_said_before_the_question():
+    assert reply(user("What did I say first?")).text == "You have not said anything yet."
+    assert reply(Turn("assistant", "Hi"), user(""), user("what did I say first")).text == (
+        "You have not said anything yet."
+    )
+
+
+def test_recall_needs_the_whole_phrase_and_keeps_the_say_prefix():
+    assert reply(user("hi"), user("what did I say")).text == "You said: what did I say"
+    assert reply(user("hi"), user("what did I say firstly")).text == "You said: what did I say firstly"
+    r = reply(user("hi"), user("What did I say first?"), instructions="Say: Ahoy.")
+    assert r.text == "Ahoy. You first said: hi"
+
+
+def test_recall_gives_way_to_a_tool_named_in_the_words():
+    r = reply(user("hi"), user("what did I say first, echo upper it"), tools=TOOLS)
+    assert r.is_function_call and r.function_name == "echo_upper"

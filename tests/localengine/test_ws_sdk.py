@@ -49,6 +49,22 @@ async def test_text_turn(rt):
     assert done["usage"]["total_tokens"] > 0 and done["usage"]["output_tokens"] > 0
 
 
+async def test_restored_context_is_recalled(rt):
+    """Items created with conversation.item.create (as the app restores a conversation after a
+    reconnect) are the conversation: the recall rule quotes the first of them."""
+    conn, stream = rt
+    await _text_only(conn, stream)
+    for text in ("my name is Ada", "I like tea"):
+        await conn.conversation.item.create(item=user_text(text))
+        added = first(await stream.until("conversation.item.added"), "conversation.item.added")
+        assert added["item"]["content"][0]["text"] == text
+    await conn.conversation.item.create(item=user_text("What did I say first?"))
+    await conn.response.create()
+    events = await stream.until("response.done")
+    assert reply_text(events) == "You first said: my name is Ada"
+    assert first(events, "response.done")["response"]["status"] == "completed"
+
+
 async def test_instructions_change_is_visible(rt):
     conn, stream = rt
     await _text_only(conn, stream, instructions="Say: Ahoy there.")
