@@ -669,19 +669,30 @@ def _off_is_none(raw: str) -> str | None:
     return None if raw in ("", "off", "none") else raw
 
 
+_NOT_JSON = object()  # a JSON setting that did not parse (its problem is recorded)
+
+
+def _json_setting(raw: Any, problems: list[str], what: str) -> Any:
+    """A JSON-valued setting: None when empty, the decoded value (secrets hand over values already
+    decoded, e.g. a TOML table), or ``_NOT_JSON`` once ``what`` and the parse error are recorded."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        problems.append(f"{what}; it is not valid JSON ({exc}).")
+        return _NOT_JSON
+
+
 def parse_prompt_variables(
     raw: Any, problems: list[str], name: str = "REALTIME_PROMPT_VARIABLES"
 ) -> tuple[tuple[str, str], ...]:
     """A JSON object (or a TOML table from secrets) of string values, as sorted-by-insertion pairs."""
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
+    data = _json_setting(raw, problems, f"{name} must be a JSON object of strings")
+    if data is None or data is _NOT_JSON:
         return ()
-    data = raw
-    if isinstance(raw, str):
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            problems.append(f"{name} must be a JSON object of strings; it is not valid JSON ({exc}).")
-            return ()
     if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
         problems.append(f'{name} must be a JSON object whose values are strings, e.g. {{"city": "Paris"}}.')
         return ()
@@ -689,16 +700,10 @@ def parse_prompt_variables(
 
 
 def _parse_ice_servers(raw: Any, problems: list[str]) -> tuple[IceServer, ...]:
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return ()
     what = "REALTIME_ICE_SERVERS must be a JSON list of URLs or of {urls, username, credential} objects"
-    data = raw
-    if isinstance(raw, str):
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            problems.append(f"{what}; it is not valid JSON ({exc}).")
-            return ()
+    data = _json_setting(raw, problems, what)
+    if data is None or data is _NOT_JSON:
+        return ()
     if isinstance(data, Mapping):
         data = [data]
     if not isinstance(data, (list, tuple)):
