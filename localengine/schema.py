@@ -320,17 +320,22 @@ def _raise_described(errors: list[Any], root: str) -> None:
     raise ClientEventError(code, message, None, param)
 
 
-def validate_session(session: Any, param: str = "session") -> dict[str, Any]:
-    """Check a GA session object as the GA service does; return it, or raise ``ClientEventError``."""
-    if isinstance(session, dict):
-        beta = next((k for k in _BETA_SESSION_KEYS if k in session), None)
+def _refuse_beta(value: Any, keys: tuple[str, ...], what: str, param: str, hint: str = "") -> None:
+    """The GA service refuses the beta shapes since 2026-05-12: name the first beta key found."""
+    if isinstance(value, dict):
+        beta = next((k for k in keys if k in value), None)
         if beta is not None:
             raise ClientEventError(
                 "beta_api_shape_disabled",
-                f"The beta session shape is no longer supported: '{param}.{beta}' is not a GA session field. "
-                "Send a GA session (type 'realtime'; audio settings under 'audio.input' / 'audio.output').",
+                f"The beta {what} shape is no longer supported: '{param}.{beta}' is not a GA {what} field.{hint}",
                 param=f"{param}.{beta}",
             )
+
+
+def validate_session(session: Any, param: str = "session") -> dict[str, Any]:
+    """Check a GA session object as the GA service does; return it, or raise ``ClientEventError``."""
+    hint = " Send a GA session (type 'realtime'; audio settings under 'audio.input' / 'audio.output')."
+    _refuse_beta(session, _BETA_SESSION_KEYS, "session", param, hint)
     _strict_check("session", session, param)
     assert isinstance(session, dict)
     return session
@@ -338,14 +343,7 @@ def validate_session(session: Any, param: str = "session") -> dict[str, Any]:
 
 def validate_response(response: Any, param: str = "response") -> dict[str, Any]:
     """Check the ``response`` of ``response.create`` as the GA service does; raise ``ClientEventError``."""
-    if isinstance(response, dict):
-        beta = next((k for k in _BETA_RESPONSE_KEYS if k in response), None)
-        if beta is not None:
-            raise ClientEventError(
-                "beta_api_shape_disabled",
-                f"The beta response shape is no longer supported: '{param}.{beta}' is not a GA response field.",
-                param=f"{param}.{beta}",
-            )
+    _refuse_beta(response, _BETA_RESPONSE_KEYS, "response", param)
     _strict_check("response", response, param)
     assert isinstance(response, dict)
     return response
