@@ -1,20 +1,20 @@
-"""One conversation's upstream leg: an aiortc peer to the realtime provider.
+"""One conversation's upstream side: the calls to the realtime provider that carry it.
 
-The Bridge owns, per conversation, an `RTCPeerConnection` with one sendrecv audio
-transceiver (the browser's mic, through `MicTrack`) and the `oai-events` data
-channel. The SDP offer goes out through the official SDK
-(`AsyncOpenAI(...).realtime.calls.create`), the call id comes from the
-`Location` header, and the call is always hung up on close.
+The Bridge owns, per conversation, the browser mic (`MicTrack`), the voice to the browser
+(`VoiceOut`), the transcript, the turn clock and the current `UpstreamCall` (an aiortc peer with
+one sendrecv audio transceiver and the `oai-events` data channel). A call that ends without the
+user asking is replaced: the fold in `realtime.call_state` decides when (`Reconnect`), the new call
+gets the same settings and then the conversation so far (`realtime.restore`) before anything queued
+goes out. Calls are also replaced before the provider's session cap (a rollover: the next call is
+readied in the background and takes over at a turn boundary) and hung up when idle (a pause).
 
-It is the IO edge around three folds: provider events are read once by
-`realtime.events`, then fed to the call's state (`realtime.call_state`, whose
-effects the Bridge carries out), the `Transcript` and the `TurnClock`.
+It is the IO edge around three folds: provider events are read once by `realtime.events`, then fed
+to the call's state (whose effects the Bridge carries out), the `Transcript` and the `TurnClock`.
 
-Everything runs on the process's one background loop (`realtime.loop`). The
-public methods are called from Streamlit threads or the browser leg's media
-loop: they only hand work over (`call_soon` / `run_coro`) and never block,
-except `close()`, which waits at most `timeout` seconds. The page reads
-`snapshot()`, an immutable value built when it is read.
+Everything runs on the process's one background loop (`realtime.loop`). The public methods are
+called from Streamlit threads or the browser leg's media loop: they only hand work over
+(`call_soon` / `run_coro`) and never block, except `close()`, which waits at most `timeout`
+seconds. The page reads `snapshot()`, an immutable value built when it is read.
 """
 
 from __future__ import annotations
@@ -29,15 +29,14 @@ import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import av
-from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
-from openai import AsyncOpenAI
-from openai.types.realtime import RealtimeSessionCreateRequestParam
+from aiortc import MediaStreamTrack
 
 from realtime import loop as bg
 from realtime.call_state import (
+    DEFAULT_POLICY,
     Act,
     Activity,
     CallCreated,
@@ -46,27 +45,30 @@ from realtime.call_state import (
     Failure,
     ForgetImage,
     Lifecycle,
+    Note,
+    Reconnect,
+    ReconnectPolicy,
+    Restore,
     RunTool,
     Signal,
     State,
     TellEnded,
     transition,
 )
-from realtime.codecs import negotiated_codec, offer_only
 from realtime.errors import BridgeError, classify
 from realtime.eventlog import EventLog
 from realtime.events import ItemCreate, ServerEvent, Unreadable, decode_message, read_client_event, read_server_event
 from realtime.frames import FrameThrottle, ImageWindow, encode_frame
 from realtime.metrics import TurnClock, TurnMetrics
-from realtime.mic_track import MicTrack
+from realtime.mic_track import MicFeed, MicTrack
 from realtime.pricing import estimate_cost
+from realtime.restore import plan_restore
 from realtime.rtc_stats import RtcStats, read_rtc_stats
-from realtime.rtc_tuning import tune_peer_connection
-from realtime.sdp import normalize_answer
 from realtime.settings import Settings, live_changes, restart_required
 from realtime.tools import DEFAULT_TOOLS, ToolRegistry
 from realtime.transcript import Transcript, TranscriptItem
-from realtime.updates import BridgeUpdate, Listener
+from realtime.updates import BridgeUpdate, CallReplaced, Listener, ReplacedKind
+from realtime.upstream_call import HANGUP_TIMEOUT_S, UpstreamCall
 from realtime.usage import UsageTotals
 from realtime.voice_out import PcmSink, VoiceOut
 
@@ -77,8 +79,23 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 65_536  # aiortc's data-channel message cap
 STATS_INTERVAL_S = 1.0
 CAMERA_TICK_S = 0.25
-HANGUP_TIMEOUT_S = 1.5
-CONNECT_TIMEOUT_S = 20.0
+WATCH_TICK_S = 0.05  # how often the rollover and pause watch looks (cheap reads only)
+WAKE_LEVEL = 0.02  # mic RMS (of full scale) that counts as speech: wakes a paused call
+QUIET_LEVEL = 0.01  # below this the user is not speaking: a rollover may switch
+# Events queued for a call that was lost: these made sense only to that call (its buffers, its
+# response, its items' audio); the new call gets the conversation through the restore instead.
+_STALE_TYPES = frozenset(
+    {
+        "response.cancel",
+        "output_audio_buffer.clear",
+        "input_audio_buffer.clear",
+        "input_audio_buffer.commit",
+        "conversation.item.truncate",
+        "conversation.item.delete",
+    }
+)
+CUT_BY_RECONNECT = "(interrupted by a reconnect)"
+NOT_HEARD = "(not heard: the connection dropped)"
 
 
 @dataclass(frozen=True)
@@ -99,25 +116,39 @@ class BridgeSnapshot:
     rtc: RtcStats
     call_id: str | None
     images_in_context: int = 0
+    reconnectable: bool = False  # failed after the reconnect attempts ran out: Reconnect may be pressed
+    attempt: int = 0  # while reconnecting: this attempt, of max_attempts
+    max_attempts: int = 0
+    lost_reason: str = ""  # while reconnecting: why the last call ended
+    replaced: tuple[CallReplaced, ...] = ()  # every reconnect, resume and rollover, oldest first
 
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
 
-def _call_id_from_location(location: str | None) -> str | None:
-    if not location:
-        return None
-    tail = location.rstrip("/").rsplit("/", 1)[-1]
-    return tail or None
+@dataclass
+class _Pending:
+    """An event waiting for a call's data channel."""
+
+    message: str
+    type: str
+    item_id: str | None  # the item a conversation.item.create carries (the restore leaves it out)
 
 
 class Bridge:
-    """One conversation's upstream aiortc peer (see module docstring)."""
+    """One conversation's calls to the provider (see module docstring)."""
 
-    def __init__(self, settings: Settings, audio_out: PcmSink, tools: ToolRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        audio_out: PcmSink,
+        tools: ToolRegistry | None = None,
+        policy: ReconnectPolicy = DEFAULT_POLICY,
+    ) -> None:
         self.settings = settings  # what the caller last asked for; the loop applies it (`_applied`)
         self.tools = tools if tools is not None else DEFAULT_TOOLS
+        self.policy = policy
         self.events = EventLog()
         self.transcript = Transcript()
         self.mic = MicTrack()
@@ -125,36 +156,39 @@ class Bridge:
         camera = settings.camera
         self.throttle = FrameThrottle(interval_s=float(camera.interval_s))
         self.images = ImageWindow(max_images=int(camera.max_images))
-        self.hung_up = False
         self._clock = TurnClock()
         self._turns: tuple[TurnMetrics, ...] = ()
+        self._replaced: tuple[CallReplaced, ...] = ()
         self._listeners: list[Listener] = []
         self._rtc = RtcStats()
         self._call = CallState()
         self._call_lock = threading.Lock()  # `start()` steps the fold off the loop; the loop does the rest
+        self._started = False
 
         # loop-side objects (created/used only on the bridge loop)
         self._applied = settings
-        self._pc: RTCPeerConnection | None = None
-        self._dc: RTCDataChannel | None = None
-        self._client: AsyncOpenAI | None = None
-        self._pending: list[str] = []
+        self._upstream: UpstreamCall | None = None  # the call carrying the conversation now
+        self._next: UpstreamCall | None = None  # a call readied to take over (rollover)
+        self._calls_made = 0
+        self._opening: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._mic_lock: asyncio.Lock | None = None
+        self._pending: list[_Pending] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._tools_running = 0
         self._camera_wake: asyncio.Event | None = None
-        self._run_future: concurrent.futures.Future[None] | None = None
         self._close_future: concurrent.futures.Future[None] | None = None
-        self._api_key: str | None = None
-        self._base_url: str | None = None
-        self._codec: str | None = None  # what the answer settled on (realtime.codecs)
+        self._last_activity = time.monotonic()  # speech, typing, a response: what keeps a call from pausing
 
     # ------------------------------------------------------------------ public API (any thread)
 
     def start(self) -> None:
         """Connect in the background loop thread. Returns at once."""
-        if self._run_future is not None or self._close_future is not None:
+        if self._started or self._close_future is not None:
             return
-        self._step(Lifecycle("connect"))
-        self._run_future = bg.run_coro(self._run())
+        self._started = True
+        self._step(Lifecycle("connect", at=time.monotonic()))
+        bg.call_soon(self._begin)
 
     def on_mic_frame(self, frame: av.AudioFrame) -> None:
         self.mic.push(frame)
@@ -185,6 +219,10 @@ class Bridge:
     def commit_and_respond(self) -> None:
         """Push to talk, release: the user's turn is what the buffer holds; commit it and ask for a reply."""
         bg.call_soon(self._commit_and_respond)
+
+    def reconnect(self) -> None:
+        """Reconnect after the attempts ran out, or resume a paused call (the Reconnect/Resume button)."""
+        bg.call_soon(self._wake)
 
     def add_listener(self, fn: Listener) -> None:
         self._listeners.append(fn)
@@ -217,6 +255,11 @@ class Bridge:
             rtc=self._rtc,
             call_id=call.call_id,
             images_in_context=len(self.images),
+            reconnectable=call.reconnectable,
+            attempt=call.attempt,
+            max_attempts=self.policy.max_attempts,
+            lost_reason=call.lost_reason,
+            replaced=self._replaced,
         )
 
     @property
@@ -226,6 +269,12 @@ class Bridge:
     @property
     def state(self) -> State:
         return self._call.state
+
+    @property
+    def hung_up(self) -> bool:
+        """Whether the last call was hung up (every earlier one was, when it was replaced)."""
+        upstream = self._upstream
+        return upstream is not None and upstream.hung_up
 
     def close_soon(self) -> concurrent.futures.Future[None]:
         """Start closing (hang up, close the peer) without waiting. Idempotent."""
@@ -250,21 +299,26 @@ class Bridge:
     def _step(self, signal: Signal) -> None:
         with self._call_lock:
             old = self._call
-            self._call, effects = transition(old, signal, secrets=self._secrets())
+            self._call, effects = transition(old, signal, secrets=self._secrets(), policy=self.policy)
         new = self._call
         if new.error is not None and new.error is not old.error:
             log.warning("bridge error (%s): %s", new.error.kind, new.error.message)
         for effect in effects:
             self._run_effect(effect)
+        if new.over and not old.over:  # nothing carries the conversation now: let the calls go
+            self._retire(self._upstream)
+            self._retire(self._next)
+            self._next = None
 
     def _run_effect(self, effect: Effect) -> None:
         if isinstance(effect, Act):
             if effect.kind == "clear_voice":
                 self.voice.clear()
             elif effect.kind == "flush_pending":
-                pending, self._pending = self._pending, []
-                for message in pending:
-                    self._channel_send(message)
+                self._flush_pending()
+            elif effect.kind == "drop_call":
+                self._retire(self._upstream)
+                self._upstream = None
             else:
                 self.close_soon()
         elif isinstance(effect, RunTool):
@@ -273,6 +327,12 @@ class Bridge:
             self.images.removed(effect.item_id)
         elif isinstance(effect, TellEnded):
             self._notify(effect.ended)
+        elif isinstance(effect, Reconnect):
+            self._replace_call(effect)
+        elif isinstance(effect, Restore):
+            self._restore(effect)
+        elif isinstance(effect, Note):
+            self._notify(self.transcript.add_system_note(effect.text, role=effect.role))
 
     def _feed(self, event: ServerEvent | ItemCreate, now: float) -> None:
         """What was said and when: the transcript and the turn clock."""
@@ -280,73 +340,205 @@ class Bridge:
             self._notify(item)
         self._completed(self._clock.feed(event, now))
 
-    # ------------------------------------------------------------------ connection (loop)
+    # ------------------------------------------------------------------ calls (loop)
 
-    async def _run(self) -> None:
-        try:
-            await self._connect()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._step(Failure(classify(exc, secrets=self._secrets(), base_url=self._base_url), "setup"))
-            await self._teardown()
-
-    async def _connect(self) -> None:
-        loop = asyncio.get_running_loop()
-        # may start the local engine child process (blocking): keep it off the loop
-        conn = await loop.run_in_executor(None, self._applied.connection)
-        self._api_key, self._base_url = conn.api_key, conn.base_url
-        self._client = AsyncOpenAI(base_url=conn.base_url, api_key=conn.api_key, max_retries=0, timeout=15.0)
-        pc = RTCPeerConnection()
-        self._pc = pc
-        offer_only(pc.addTransceiver(self.mic, direction="sendrecv"), self._applied.audio_codec)
-        tune_peer_connection(pc)  # the voice is handed on as it arrives (aiortc would hold it 80 ms)
-        dc = pc.createDataChannel("oai-events")
-        self._dc = dc
-        dc.on("open", lambda: self._step(Lifecycle("channel_opened")))
-        dc.on("message", self._on_message)
-        dc.on("close", lambda: self._step(Lifecycle("channel_closed")))
-        pc.on("track", self._on_track)
-        pc.on("connectionstatechange", self._on_connection_state)
-
-        await pc.setLocalDescription(await pc.createOffer())
-        offer = pc.localDescription.sdp
-        # the one rendering of `session` (tests validate it against the SDK's models)
-        session = cast(RealtimeSessionCreateRequestParam, self._applied.session_payload(registry=self.tools))
-        raw = await self._client.realtime.calls.with_raw_response.create(sdp=offer, session=session)
-        self._step(CallCreated(_call_id_from_location(raw.headers.get("location"))))
-        answer = raw.http_response.text
-        if self._call.closing:
-            return
-        answer = normalize_answer(offer, answer)
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-        self._codec = negotiated_codec(answer)
+    def _begin(self) -> None:
+        self._mic_lock = asyncio.Lock()
+        self._opening = self._spawn(self._open_call(0.0))
         self._spawn(self._stats_loop())
-        self._spawn(self._connect_watchdog())
+        self._spawn(self._watch_loop())
         self._camera_wake = asyncio.Event()
         self._spawn(self._camera_loop())
 
-    async def _connect_watchdog(self) -> None:
-        await asyncio.sleep(CONNECT_TIMEOUT_S)
-        message = (
-            f"No media connection to the realtime server after {CONNECT_TIMEOUT_S:.0f} s. "
-            "Outbound UDP (port 3478 and high ports) must be allowed from this server."
+    def _new_call(self) -> UpstreamCall:
+        self._calls_made += 1
+        assert self._mic_lock is not None
+        holder: list[UpstreamCall] = []
+        feed = MicFeed(self.mic, lambda: bool(holder) and holder[0] is self._upstream, self._mic_lock)
+        upstream = UpstreamCall(
+            self._calls_made,
+            feed,
+            on_signal=self._on_call_signal,
+            on_message=self._on_message,
+            on_voice=self._relay_voice,
         )
-        self._step(Failure(BridgeError("connection", message), "deadline"))
+        holder.append(upstream)
+        return upstream
 
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio":
-            self._spawn(self.voice.run(track))
-
-    def _on_connection_state(self) -> None:
-        if self._pc is None:
+    async def _open_call(self, delay: float) -> None:
+        """Open a call for the conversation (the first one, or a replacement after ``delay`` s)."""
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._call.closing:
             return
-        state = self._pc.connectionState
-        if state == "failed":
-            error = BridgeError("connection", "The connection to the realtime server failed (ICE/DTLS).")
-            self._step(Failure(error, "peer"))
-        elif state == "closed":
-            self._step(Lifecycle("peer_closed"))
+        upstream = self._new_call()
+        self._upstream = upstream
+        try:
+            await upstream.open(self._applied, self.tools, stop_if=lambda: self._call.closing)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if upstream is self._upstream:
+                error = classify(exc, secrets=self._secrets(), base_url=self._base_url(upstream))
+                self._step(Failure(error, "setup", at=time.monotonic()))
+
+    def _replace_call(self, effect: Reconnect) -> None:
+        """The call was lost (or an attempt failed): let it go, open the next after the delay."""
+        lost, self._upstream = self._upstream, None
+        self._retire(lost)
+        if effect.attempt == 1:
+            self._cut_by_reconnect()
+        ready = self._next
+        if ready is not None and ready.channel_open and effect.delay_s == 0:
+            # a rollover had a call ready: it takes over at once (its channel is already open)
+            self._next, self._upstream = None, ready
+            self._step(CallCreated(ready.call_id))
+            self._step(Lifecycle("channel_opened", at=time.monotonic()))
+            return
+        self._retire(self._next)
+        self._next = None
+        opening = self._opening
+        if opening is not None and not opening.done() and opening is not asyncio.current_task():
+            opening.cancel()
+        self._opening = self._spawn(self._open_call(effect.delay_s))
+
+    def _cut_by_reconnect(self) -> None:
+        """What the lost call was in the middle of: replies cut, speech never transcribed, turns."""
+        for item in self.transcript.cut_short(CUT_BY_RECONNECT, NOT_HEARD):
+            self._notify(item)
+        self._completed(self._clock.cut())
+        self._pending = [p for p in self._pending if p.type not in _STALE_TYPES]
+
+    def _retire(self, upstream: UpstreamCall | None) -> None:
+        """Hang up a call that no longer carries the conversation, in the background."""
+        if upstream is None:
+            return
+        task = asyncio.ensure_future(upstream.close())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    def _restore(self, effect: Restore) -> None:
+        """The new call is up: the conversation so far goes in before anything queued."""
+        upstream = self._upstream
+        if upstream is None:
+            return
+        replaced = self._send_restore(upstream, effect.kind, effect.reason, effect.took_s, effect.attempts)
+        self._notify(self.transcript.add_system_note(replaced.note))
+
+    def _send_restore(
+        self, upstream: UpstreamCall, kind: ReplacedKind, reason: str, took_s: float, attempts: int
+    ) -> CallReplaced:
+        queued = {p.item_id for p in self._pending if p.item_id}
+        items = [item for item in self.transcript.snapshot() if item.id not in queued]
+        plan = plan_restore(items, images_in_window=self.images.ids)
+        for event in plan.events:
+            event = {**event, "event_id": _new_id("evt")}
+            self.events.record("client", event)  # the Events page shows what was replayed
+            upstream.send(json.dumps(event))
+        replaced = CallReplaced(
+            kind=kind,
+            reason=reason,
+            took_s=took_s,
+            attempts=attempts,
+            restored=plan.restored,
+            cut=plan.cut,
+            at=time.time(),
+            call_id=upstream.call_id,
+        )
+        self._replaced = (*self._replaced, replaced)
+        self._notify(replaced)
+        return replaced
+
+    def _on_call_signal(self, upstream: UpstreamCall, signal: Signal) -> None:
+        if upstream is self._upstream:
+            self._step(signal)
+        elif upstream is self._next and (
+            isinstance(signal, Failure)
+            or (isinstance(signal, Lifecycle) and signal.kind in ("channel_closed", "peer_closed"))
+        ):
+            log.info("the call readied for a rollover was lost; the current one goes on")
+            self._next = None
+            self._retire(upstream)
+        # anything else is from a call already let go
+
+    async def _relay_voice(self, upstream: UpstreamCall, track: MediaStreamTrack) -> None:
+        await self.voice.run(track, active=lambda: upstream is self._upstream)
+
+    def _base_url(self, upstream: UpstreamCall | None) -> str | None:
+        conn = upstream.connection if upstream is not None else None
+        return conn.base_url if conn is not None else None
+
+    # ------------------------------------------------------------------ rollover and pause (loop)
+
+    async def _watch_loop(self) -> None:
+        """Roll over before the provider's session cap; pause when idle, wake on speech."""
+        while True:
+            await asyncio.sleep(WATCH_TICK_S)
+            now = time.monotonic()
+            state = self._call.state
+            if state == "paused":
+                if self.mic.stats().level >= WAKE_LEVEL:
+                    self._wake()
+                continue
+            if state != "connected" or self._call.closing:
+                continue
+            if self.mic.stats().level >= WAKE_LEVEL or self._call.activity != "listening":
+                self._last_activity = now
+            pause_s = float(self._applied.idle_pause_minutes) * 60.0
+            if pause_s > 0 and now - self._last_activity >= pause_s and self._at_turn_boundary():
+                self._step(Lifecycle("pause", at=now))
+                continue
+            self._roll_over_if_due(now)
+
+    def _at_turn_boundary(self) -> bool:
+        """Nobody speaking, no response in flight, no voice still playing, no tool running."""
+        call = self._call
+        return (
+            call.activity == "listening"
+            and not call.response_active
+            and self._tools_running == 0
+            and self.voice.buffer_ms() < 20
+            and self.mic.stats().level < QUIET_LEVEL
+        )
+
+    def _roll_over_if_due(self, now: float) -> None:
+        upstream = self._upstream
+        if upstream is None or upstream.opened_at is None:
+            return
+        if now - upstream.opened_at < float(self._applied.rollover_minutes) * 60.0:
+            return
+        nxt = self._next
+        if nxt is None:
+            self._next = self._new_call()
+            self._spawn(self._ready_next(self._next))
+        elif nxt.channel_open and self._at_turn_boundary():
+            self._switch_to(nxt, now)
+
+    async def _ready_next(self, upstream: UpstreamCall) -> None:
+        try:
+            await upstream.open(self._applied, self.tools, stop_if=lambda: self._call.closing)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("could not ready a call for the rollover: %s", type(exc).__name__)
+            if upstream is self._next:
+                self._next = None
+                self._retire(upstream)
+
+    def _switch_to(self, upstream: UpstreamCall, began: float) -> None:
+        """At a turn boundary: the readied call gets the conversation and the mic, the old one goes."""
+        old, self._next = self._upstream, None
+        minutes = float(self._applied.rollover_minutes)
+        reason = f"rollover at {minutes:g} min, before the provider's session cap"
+        self._upstream = upstream  # the mic feeds and the voice follow this
+        self._retire(old)
+        self._step(CallCreated(upstream.call_id))
+        self._step(Lifecycle("rolled_over", at=began))
+        self._send_restore(upstream, "rollover", reason, time.monotonic() - began, 1)
+
+    def _wake(self) -> None:
+        self._last_activity = time.monotonic()
+        self._step(Lifecycle("reconnect", at=self._last_activity))
 
     # ------------------------------------------------------------------ sending (loop)
 
@@ -368,19 +560,19 @@ class Bridge:
             self._feed(sent, time.monotonic())
         else:
             self._completed(self._clock.feed(sent, time.monotonic()))
-        if self._call.channel_open:
-            self._channel_send(message)
-        else:
-            self._pending.append(message)
+        upstream = self._upstream
+        if not (self._call.channel_open and upstream is not None and upstream.send(message)):
+            item_id = sent.item.id if isinstance(sent, ItemCreate) else None
+            self._pending.append(_Pending(message, str(event.get("type")), item_id))
         return True
 
-    def _channel_send(self, message: str) -> None:
-        if self._dc is not None and self._dc.readyState == "open":
-            self._dc.send(message)
-        else:
-            self._pending.append(message)
+    def _flush_pending(self) -> None:
+        upstream = self._upstream
+        while self._pending and upstream is not None and upstream.send(self._pending[0].message):
+            self._pending.pop(0)
 
     def _send_text(self, text: str) -> None:
+        self._last_activity = time.monotonic()
         item = {
             "id": _new_id("msg"),
             "type": "message",
@@ -389,6 +581,8 @@ class Bridge:
         }
         self._send({"type": "conversation.item.create", "item": item})
         self._send({"type": "response.create"})
+        if self._call.state in ("paused", "failed"):
+            self._wake()  # typing resumes a paused call, and retries one that could not reconnect
 
     def _interrupt(self) -> None:
         if self._call.response_active:
@@ -406,7 +600,8 @@ class Bridge:
         voice_fixed = "voice" in live_changes(old, new) and self._call.audio_started
         omit = ("model", "voice") if voice_fixed else ("model",)
         session = new.session_payload(omit=omit, registry=self.tools)
-        if session != old.session_payload(omit=omit, registry=self.tools):
+        if session != old.session_payload(omit=omit, registry=self.tools) and self._call.state == "connected":
+            # a call being opened gets the new settings in its own `session`
             self._send({"type": "session.update", "session": session})
 
     def _wake_camera(self) -> None:
@@ -415,11 +610,15 @@ class Bridge:
 
     # ------------------------------------------------------------------ receiving (loop)
 
-    def _on_message(self, message: str | bytes) -> None:
+    def _on_message(self, upstream: UpstreamCall, message: str | bytes) -> None:
         try:
             raw = decode_message(message)
         except ValueError as exc:
             self._local_error(f"Ignored a malformed server event ({len(message)} bytes): {exc}")
+            return
+        if upstream is not self._upstream:
+            if upstream is self._next:
+                self.events.record("server", raw)  # the readied call's session.created, for the log
             return
         self.events.record("server", raw)
         event = read_server_event(raw)
@@ -447,7 +646,11 @@ class Bridge:
     # ------------------------------------------------------------------ tools (loop)
 
     async def _run_tool(self, call: RunTool) -> None:
-        output = await self.tools.run(call.name, call.arguments)
+        self._tools_running += 1
+        try:
+            output = await self.tools.run(call.name, call.arguments)
+        finally:
+            self._tools_running -= 1
         item = {"type": "function_call_output", "call_id": call.call_id, "output": output}
         if self._send({"type": "conversation.item.create", "item": item}):
             # let the model answer with the result (after any response still running ends)
@@ -490,20 +693,21 @@ class Bridge:
     async def _stats_loop(self) -> None:
         while True:
             await asyncio.sleep(STATS_INTERVAL_S)
-            pc = self._pc
-            if pc is None:
-                return
+            upstream = self._upstream
+            if upstream is None or upstream.pc is None:
+                continue
             try:
-                report = await pc.getStats()
+                report = await upstream.pc.getStats()
             except Exception:  # stats are best effort
                 continue
-            self._rtc = read_rtc_stats(report, self.voice.stats(), self.mic.stats(), self._codec)
+            self._rtc = read_rtc_stats(report, self.voice.stats(), self.mic.stats(), upstream.codec)
             self._completed(self._clock.tick(time.monotonic()))  # spoken turns whose audio never started
 
     # ------------------------------------------------------------------ errors
 
     def _secrets(self) -> tuple[str, ...]:
-        return tuple(k for k in (self.settings.api_key, self._api_key) if k)
+        conn = self._upstream.connection if self._upstream is not None else None
+        return tuple(k for k in (self.settings.api_key, conn.api_key if conn else None) if k)
 
     def _local_error(self, message: str) -> None:
         """An error the page should show that did not come from the provider."""
@@ -519,43 +723,26 @@ class Bridge:
     # ------------------------------------------------------------------ close (loop)
 
     async def _close(self) -> None:
-        self._step(Lifecycle("close_requested"))
-        if self._run_future is not None and not self._run_future.done():
-            # the connect is still in flight: let calls.create finish (so we learn the
-            # call id and can hang up) but not longer than the hangup budget
-            wrapped = asyncio.wrap_future(self._run_future)
+        self._step(Lifecycle("close_requested", at=time.monotonic()))
+        opening = self._opening
+        if opening is not None and not opening.done():
+            # a call is being placed: let calls.create finish (so we learn the call id and can
+            # hang up) but not longer than the hangup budget
             try:
-                await asyncio.wait_for(asyncio.shield(wrapped), HANGUP_TIMEOUT_S)
+                await asyncio.wait_for(asyncio.shield(opening), HANGUP_TIMEOUT_S)
             except Exception:
-                self._run_future.cancel()
+                opening.cancel()
         await self._teardown()
-        self._step(Lifecycle("closed"))
+        self._step(Lifecycle("closed", at=time.monotonic()))
 
     async def _teardown(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._hangup()
+        for upstream in (self._next, self._upstream):
+            self._retire(upstream)
+        self._next = None
+        if self._retiring:
+            await asyncio.gather(*list(self._retiring), return_exceptions=True)
         self.mic.stop()
-        if self._pc is not None:
-            try:
-                await self._pc.close()
-            except Exception:
-                log.exception("closing the upstream peer failed")
-        if self._client is not None:
-            try:
-                await self._client.close()
-            except Exception:
-                log.debug("closing the SDK client failed", exc_info=True)
-            self._client = None
-
-    async def _hangup(self) -> None:
-        call_id, client = self._call.call_id, self._client
-        if call_id is None or client is None or self.hung_up:
-            return
-        try:
-            await client.realtime.calls.hangup(call_id, timeout=HANGUP_TIMEOUT_S)
-            self.hung_up = True
-        except Exception as exc:  # the call may already be gone
-            log.warning("hangup of %s failed: %s", call_id, type(exc).__name__)

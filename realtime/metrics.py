@@ -91,6 +91,25 @@ class TurnClock:
         late = [rid for rid, turn in self._held.items() if now - (turn.held_since or now) >= self._grace]
         return tuple(self._held.pop(rid).freeze() for rid in late)
 
+    def cut(self) -> tuple[TurnMetrics, ...]:
+        """The call was lost: turns waiting for a response or its audio end here (status ``reconnect``);
+        a turn whose response never came does not wait for the new call's."""
+        done: list[TurnMetrics] = []
+        turns = [*self._held.values(), *self._by_response.values()]
+        if self._open is not None and self._open.had_response:
+            turns.append(self._open)
+            self._open = None
+        seen: set[int] = set()
+        for turn in turns:
+            if id(turn) in seen:  # a turn with two responses in flight ends once
+                continue
+            seen.add(id(turn))
+            turn.status = "reconnect"
+            done.append(turn.freeze())
+        self._held.clear()
+        self._by_response.clear()
+        return tuple(done)
+
     def _release_all(self) -> tuple[TurnMetrics, ...]:
         done = tuple(turn.freeze() for turn in self._held.values())
         self._held.clear()

@@ -17,7 +17,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from realtime.mono import MonoS16
 
-__all__ = ["SAMPLES_PER_FRAME", "SAMPLE_RATE", "MicStats", "MicTrack"]
+__all__ = ["SAMPLES_PER_FRAME", "SAMPLE_RATE", "MicFeed", "MicStats", "MicTrack"]
 
 SAMPLE_RATE = 48000
 SAMPLES_PER_FRAME = 960  # 20 ms
@@ -280,3 +280,53 @@ class MicTrack(MediaStreamTrack):
         super().stop()
         with self._lock:
             self._wake_locked()
+
+
+class MicFeed(MediaStreamTrack):
+    """One upstream call's view of the conversation's ``MicTrack``.
+
+    The mic outlives its calls (a reconnect, a rollover): each call's sender reads a feed. While
+    ``live()`` is true the feed hands on the mic's frames; before that (a call readied in the
+    background to take over) it sends paced silence, so the new call hears nothing until it is
+    the current one. A shared lock lets only one feed read the mic at a time: at a switch the new
+    feed waits for the old one's read in flight (at most a frame) instead of splitting the audio.
+    The pts are the feed's own, continuous from 0 as its sender expects.
+    """
+
+    kind = "audio"
+
+    def __init__(self, mic: MicTrack, live: Callable[[], bool], lock: asyncio.Lock) -> None:
+        super().__init__()
+        self._mic = mic
+        self._live = live
+        self._reading = lock
+        self._pts = 0
+        self._silent_from: float | None = None  # the silence schedule's start (monotonic)
+        self._silent_sent = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._live():
+            async with self._reading:
+                frame = await self._mic.recv()
+            self._silent_from = None
+        else:
+            frame = await self._silence()
+        frame.pts = self._pts
+        frame.time_base = TIME_BASE
+        self._pts += SAMPLES_PER_FRAME
+        return frame
+
+    async def _silence(self) -> av.AudioFrame:
+        now = time.monotonic()
+        if self._silent_from is None or now - (self._silent_from + self._silent_sent * 0.02) > _MAX_LAG_S:
+            self._silent_from, self._silent_sent = now, 0
+        due = self._silent_from + self._silent_sent * 0.02
+        self._silent_sent += 1
+        if due > now:
+            await asyncio.sleep(due - now)
+        silence = np.zeros((1, SAMPLES_PER_FRAME), dtype=np.int16)
+        frame = av.AudioFrame.from_ndarray(silence, format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        return frame

@@ -358,6 +358,10 @@ class Settings:
     prompt_variables: tuple[tuple[str, str], ...] = ()
     audio_codec: AudioCodec = "opus"  # the upstream call's phone line (SDP), not part of ``session``
     ice_servers: tuple[IceServer, ...] = ()
+    # the app's own call handling, not part of ``session``: a fresh call before the provider's
+    # 60-minute cap, and hanging up after this long with no speech or typing (0: never)
+    rollover_minutes: float = 55.0
+    idle_pause_minutes: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_key", clean_key(self.api_key))
@@ -444,6 +448,18 @@ class Settings:
                 self.base_url.startswith(("http://", "https://")),
                 f"OPENAI_BASE_URL must start with http:// or https://, not {self.base_url!r}.",
             )
+        _check(
+            problems,
+            _is_number(self.rollover_minutes) and 0 < self.rollover_minutes <= 60,
+            f"Rollover (REALTIME_ROLLOVER_MINUTES) must be more than 0 and at most 60 minutes, "
+            f"not {self.rollover_minutes!r}.",
+        )
+        _check(
+            problems,
+            _is_number(self.idle_pause_minutes) and self.idle_pause_minutes >= 0,
+            f"Idle pause (REALTIME_IDLE_PAUSE_MINUTES) must be 0 (never) or more minutes, "
+            f"not {self.idle_pause_minutes!r}.",
+        )
         problems += self.turn_detection.problems() + self.camera.problems()
         if problems:
             raise SettingsError(problems)
@@ -554,6 +570,8 @@ class Settings:
             prompt_variables=parse_prompt_variables(m.get("REALTIME_PROMPT_VARIABLES"), problems),
             audio_codec=text("REALTIME_AUDIO_CODEC", d.audio_codec).lower() or d.audio_codec,
             ice_servers=ice,
+            rollover_minutes=number("REALTIME_ROLLOVER_MINUTES", d.rollover_minutes, float),
+            idle_pause_minutes=number("REALTIME_IDLE_PAUSE_MINUTES", d.idle_pause_minutes, float),
         )
         if not problems:
             return cls(**kwargs)

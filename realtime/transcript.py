@@ -186,6 +186,26 @@ class Transcript:
             self._dirty = True
             return entry.freeze()
 
+    def cut_short(self, reply_mark: str, unheard: str) -> tuple[TranscriptItem, ...]:
+        """The call carrying the conversation was lost: what was still in progress ends here. A reply
+        keeps what was produced and gets ``reply_mark``; the user's speech still waiting for its
+        transcript (which the lost call will never send) says ``unheard`` unless some text came.
+        Returns the items that became final."""
+        with self._lock:
+            changed: list[_Entry] = []
+            for key in self._order:
+                e = self._entries[key]
+                if e.final or e.role not in ("assistant", "user"):
+                    continue
+                if e.role == "assistant":
+                    e.text = f"{e.text.rstrip()} {reply_mark}".strip()
+                elif not e.text.strip():
+                    e.text = unheard
+                e.final = True
+                changed.append(e)
+            self._dirty = self._dirty or bool(changed)
+            return tuple(e.freeze() for e in changed)
+
     # --- internals ------------------------------------------------------------------------
 
     def _local_id(self, prefix: str) -> str:

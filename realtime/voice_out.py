@@ -279,14 +279,17 @@ class VoiceOut:
             self._since_voiced = self._hangover
             self._above_since = None
 
-    async def run(self, track: MediaStreamTrack) -> None:
-        """Relay ``track`` until it ends (MediaStreamError). Cancel the task to stop early."""
+    async def run(self, track: MediaStreamTrack, active: Callable[[], bool] | None = None) -> None:
+        """Relay ``track`` until it ends (MediaStreamError). Cancel the task to stop early.
+
+        With ``active``, frames arriving while it returns False are read and dropped: a call being
+        readied to take over (a rollover) is drained, so no backlog plays when it does."""
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            if not isinstance(frame, av.AudioFrame):
+            if not isinstance(frame, av.AudioFrame) or (active is not None and not active()):
                 continue
             try:
                 self.push_frame(frame)

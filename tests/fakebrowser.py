@@ -470,11 +470,13 @@ class BridgedCall:
         tools=None,
         tune_leg: bool = True,
         ear_tuned: bool = False,
+        policy=None,
     ) -> None:
         from realtime.bridge import Bridge
+        from realtime.call_state import DEFAULT_POLICY
 
         self.leg = ServerLeg(tune=tune_leg)
-        self.bridge = Bridge(settings, self.leg.voice, tools=tools)
+        self.bridge = Bridge(settings, self.leg.voice, tools=tools, policy=policy or DEFAULT_POLICY)
         self.leg.attach(self.bridge, on_ended=self.bridge.close_soon)
         self.browser = FakeBrowser(rgb, ear_tuned=ear_tuned)
 

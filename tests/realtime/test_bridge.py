@@ -117,8 +117,11 @@ async def test_mid_call_settings_update_changes_the_next_reply(engine):
 
 async def test_malformed_server_event_becomes_an_error_item_and_the_call_goes_on(engine):
     async with BridgedCall(settings_for(engine, camera=CameraSettings(enabled=False)), rgb=None) as call:
-        bg.call_soon(call.bridge._on_message, "{not json")  # as if the data channel delivered it
-        bg.call_soon(call.bridge._on_message, '{"type": "response.done", "response": 5}')
+        upstream = call.bridge._upstream
+        assert upstream is not None and upstream.dc is not None
+        channel = upstream.dc  # as if the data channel delivered them
+        bg.call_soon(channel.emit, "message", "{not json")
+        bg.call_soon(channel.emit, "message", '{"type": "response.done", "response": 5}')
         errors = await wait_until(
             lambda: [i for i in call.bridge.snapshot().transcript if i.role == "error"], 5, "an error item"
         )

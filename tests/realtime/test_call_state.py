@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from realtime.call_state import (
+    PAUSE_NOTE,
     Act,
     CallCreated,
     CallState,
@@ -13,6 +14,10 @@ from realtime.call_state import (
     Failure,
     ForgetImage,
     Lifecycle,
+    Note,
+    Reconnect,
+    ReconnectPolicy,
+    Restore,
     RunTool,
     Signal,
     TellEnded,
@@ -53,6 +58,12 @@ def run(*signals: Signal, state: CallState | None = None, secrets: tuple[str, ..
     return state, effects
 
 
+def delay_of(effects) -> float:
+    reconnect = effects[-1]
+    assert isinstance(reconnect, Reconnect)
+    return reconnect.delay_s
+
+
 def connected() -> CallState:
     state, _ = run(CONNECT, CallCreated("rtc_1"), OPENED)
     return state
@@ -86,17 +97,112 @@ def test_a_failed_connect_fails_the_call_and_a_later_close_keeps_the_reason():
     assert (state.state, state.error, effects) == ("failed", BAD_KEY, [])
 
 
-def test_the_peer_failing_mid_call_fails_it_but_not_during_our_own_close():
-    state, effects = run(Failure(ICE, "peer"), state=connected())
-    assert state.state == "failed" and effects == [TellEnded(CallEnded("failed", ICE.message))]
+def test_the_peer_failing_mid_call_reconnects_but_not_during_our_own_close():
+    state, effects = run(Failure(ICE, "peer", at=5.0), state=connected())
+    assert state.state == "reconnecting" and state.accepts_sends and not state.channel_open
+    assert effects == [Note(f"Connection lost \u2014 reconnecting\u2026 ({ICE.message})"), Reconnect(1, 0.0)]
     state, effects = run(CLOSE, Failure(ICE, "peer"), PEER_CLOSED, state=connected())
     assert (state.state, state.error, effects) == ("connected", None, [])
 
 
-def test_the_provider_closing_the_channel_or_peer_closes_the_call():
+def test_the_provider_ending_the_call_reconnects_and_restores_it():
     for signal in (CHANNEL_CLOSED, PEER_CLOSED):
-        state, effects = run(signal, state=connected())
-        assert state.state == "closed" and effects == [TellEnded(CallEnded("closed"))]
+        state, effects = run(Lifecycle(signal.kind, at=10.0), state=connected())
+        assert state.state == "reconnecting" and state.call_id is None and effects[-1] == Reconnect(1, 0.0)
+        assert not any(isinstance(e, TellEnded) for e in effects)  # History keeps one conversation
+        state, effects = run(CallCreated("rtc_2"), Lifecycle("channel_opened", at=11.5), state=state)
+        assert (state.state, state.call_id, state.reconnects, state.attempt) == ("connected", "rtc_2", 1, 0)
+        assert effects == [Restore("reconnect", "the realtime server ended the call", 1.5, 1), Act("flush_pending")]
+
+
+def test_the_session_cap_is_named_as_the_reason():
+    cap = ErrorInfo("invalid_request_error", "session_expired", "Your session hit the maximum duration of 60 minutes.")
+    state, _ = run(ProviderError(cap, "evt_1"), CHANNEL_CLOSED, state=connected())
+    assert state.state == "reconnecting" and "maximum duration of 60 minutes" in state.lost_reason
+    state, _ = run(OPENED, state=state)
+    assert state.error is None  # the page stops showing the cap as an error once the call is back
+
+
+def test_failed_attempts_back_off_then_give_up_and_wait_for_reconnect():
+    policy = ReconnectPolicy(max_attempts=4, base_delay_s=0.5, max_delay_s=1.0, per_minute=100)
+    down = BridgeError("connection", "The realtime provider did not answer in time.")
+    state, effects = transition(connected(), Lifecycle("channel_closed", at=0.0), policy=policy)
+    delays = [delay_of(effects)]
+    for at in (1.0, 2.0, 3.0):
+        state, effects = transition(state, Failure(down, "setup", at=at), policy=policy)
+        delays.append(delay_of(effects))
+    assert delays == [0.0, 0.5, 1.0, 1.0]
+    state, effects = transition(state, Failure(down, "setup", at=4.0), policy=policy)
+    assert state.state == "failed" and state.reconnectable and state.accepts_sends
+    assert state.error is not None and state.error.message == f"Could not reconnect: {down.message}"
+    assert list(effects) == [Note(state.error.message, "error")]  # no CallEnded: Reconnect may still be pressed
+    state, effects = transition(state, Lifecycle("reconnect", at=30.0), policy=policy)
+    assert (state.state, state.error, list(effects)) == ("reconnecting", None, [Reconnect(1, 0.0)])
+    state, effects = run(CLOSE, CLOSED, state=state)  # Stop while reconnecting ends the conversation
+    assert (state.state, effects) == ("closed", [TellEnded(CallEnded("closed"))])
+
+
+def test_a_wrong_key_on_reconnect_gives_up_at_once():
+    state, _ = run(CHANNEL_CLOSED, state=connected())
+    state, _ = run(Failure(BAD_KEY, "setup", at=1.0), state=state)
+    assert state.state == "failed" and state.error is not None and state.error.kind == "auth"
+    assert state.error.message == f"Could not reconnect: {BAD_KEY.message}" and state.reconnectable
+
+
+def test_attempts_are_bounded_per_minute_across_outages():
+    """A call that drops right after each reconnect does not hammer the provider."""
+    policy = ReconnectPolicy(per_minute=3)
+    state, at, delays = connected(), 0.0, []
+    for _ in range(5):
+        state, effects = transition(state, Lifecycle("channel_closed", at=at), policy=policy)
+        delay = delay_of(effects)
+        delays.append(delay)
+        at += delay + 0.1
+        state, _ = transition(state, Lifecycle("channel_opened", at=at), policy=policy)
+        at += 0.1
+    assert delays[:3] == [0.0, 0.0, 0.0] and delays[3] > 59.0  # the 4th waits for the minute to pass
+    times = sorted(state.attempt_times)
+    assert all(times[i + 3] - times[i] >= 60.0 for i in range(len(times) - 3))
+
+
+def test_an_attempt_that_fails_to_connect_in_time_tries_again():
+    state, _ = run(CHANNEL_CLOSED, state=connected())
+    state, effects = run(Failure(LATE, "deadline", at=20.0), state=state)
+    assert state.state == "reconnecting" and state.attempt == 2 and effects == [Reconnect(2, 0.5)]
+
+
+def test_a_first_connect_that_fails_still_fails_for_good():
+    state, effects = run(CONNECT, Failure(BAD_KEY, "setup"))
+    assert state.state == "failed" and not state.reconnectable and not state.accepts_sends
+    assert effects == [TellEnded(CallEnded("failed", BAD_KEY.message))]
+
+
+def test_an_idle_call_pauses_and_resumes_with_its_context():
+    state, effects = run(Lifecycle("pause", at=600.0), state=connected())
+    assert (state.state, state.call_id, state.accepts_sends) == ("paused", None, True)
+    assert effects == [Act("drop_call"), Note(PAUSE_NOTE)]
+    state, effects = run(PEER_CLOSED, CHANNEL_CLOSED, state=state)  # the hang-up of the paused call
+    assert state.state == "paused" and effects == []
+    state, effects = run(Lifecycle("reconnect", at=700.0), state=state)
+    assert state.state == "reconnecting" and effects == [Reconnect(1, 0.0)]
+    state, effects = run(CallCreated("rtc_2"), Lifecycle("channel_opened", at=700.75), state=state)
+    assert state.state == "connected" and effects[0] == Restore("resume", "resumed", 0.75, 1)
+    # a pause is only for a connected call
+    for other in (CallState(), run(CONNECT)[0]):
+        assert transition(other, Lifecycle("pause")) == (other, ())
+
+
+def test_a_rollover_keeps_the_call_connected_and_frees_the_voice():
+    state, _ = run(AudioBuffer("started", "r1"), state=connected())
+    assert state.audio_started
+    state, effects = run(CallCreated("rtc_2"), Lifecycle("rolled_over", at=3300.0), state=state)
+    assert (state.state, state.call_id, state.audio_started, state.reconnects, effects) == (
+        "connected",
+        "rtc_2",
+        False,
+        1,
+        [],
+    )
 
 
 def test_the_connect_deadline_only_fails_a_call_still_connecting():
@@ -174,6 +280,9 @@ _signals = st.sampled_from(
         Failure(ICE, "peer"),
         Failure(BAD_KEY, "setup"),
         Failure(LATE, "deadline"),
+        Lifecycle("reconnect"),
+        Lifecycle("pause"),
+        Lifecycle("rolled_over"),
         CLOSE,
         CLOSED,
         Speech("started"),
@@ -185,14 +294,15 @@ _signals = st.sampled_from(
 
 @given(st.lists(_signals, max_size=30))
 def test_any_sequence_ends_at_most_once_and_never_comes_back(signals):
+    """CallEnded is told at most once, and after it nothing is sent and no call is opened again."""
     state = CallState()
     told = 0
-    was_over = False
     for signal in signals:
         state, effects = transition(state, signal)
         told += sum(isinstance(e, TellEnded) for e in effects)
-        if was_over:
-            assert state.over and not state.accepts_sends
-        was_over = was_over or state.over
-        assert state.ended_told == was_over
-    assert told == (1 if was_over else 0)
+        if told:
+            assert state.over and not state.accepts_sends and state.ended_told
+            assert not any(isinstance(e, Reconnect | Restore) for e in effects)
+        if state.closing:
+            assert not any(isinstance(e, Reconnect) for e in effects)
+    assert told <= 1

@@ -1,0 +1,188 @@
+"""One call to the realtime provider: its aiortc peer, the ``oai-events`` data channel, the call id.
+
+A conversation (``realtime.bridge.Bridge``) outlives its calls: a drop, a pause or a rollover
+replaces the ``UpstreamCall`` while the browser leg, the transcript and the mic stay. This class
+is the IO of one call only: it sends the SDP offer through the official SDK
+(``AsyncOpenAI(...).realtime.calls.create``), learns the call id from the ``Location`` header,
+reports what happens to it as ``realtime.call_state`` signals (stamped with the monotonic time),
+hands the provider's messages and voice track to the bridge, and is always hung up on close.
+Everything runs on the bridge loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
+
+from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from openai import AsyncOpenAI
+from openai.types.realtime import RealtimeSessionCreateRequestParam
+
+from realtime.call_state import CallCreated, Failure, Lifecycle, Signal
+from realtime.codecs import negotiated_codec, offer_only
+from realtime.errors import BridgeError
+from realtime.rtc_tuning import tune_peer_connection
+from realtime.sdp import normalize_answer
+from realtime.settings import Connection, Settings
+from realtime.tools import ToolRegistry
+
+__all__ = ["CONNECT_TIMEOUT_S", "HANGUP_TIMEOUT_S", "UpstreamCall"]
+
+log = logging.getLogger(__name__)
+
+HANGUP_TIMEOUT_S = 1.5
+CONNECT_TIMEOUT_S = 20.0
+
+
+def _call_id_from_location(location: str | None) -> str | None:
+    if not location:
+        return None
+    tail = location.rstrip("/").rsplit("/", 1)[-1]
+    return tail or None
+
+
+class UpstreamCall:
+    """One provider call (see module docstring). ``number`` counts the conversation's calls from 1."""
+
+    def __init__(
+        self,
+        number: int,
+        mic: MediaStreamTrack,
+        *,
+        on_signal: Callable[[UpstreamCall, Signal], None],
+        on_message: Callable[[UpstreamCall, str | bytes], None],
+        on_voice: Callable[[UpstreamCall, MediaStreamTrack], Coroutine[Any, Any, None]],
+    ) -> None:
+        self.number = number
+        self.mic = mic
+        self._on_signal = on_signal
+        self._on_message = on_message
+        self._on_voice = on_voice
+        self.pc: RTCPeerConnection | None = None
+        self.dc: RTCDataChannel | None = None
+        self.client: AsyncOpenAI | None = None
+        self.connection: Connection | None = None
+        self.call_id: str | None = None
+        self.codec: str | None = None  # what the answer settled on (realtime.codecs)
+        self.opened_at: float | None = None  # monotonic time the data channel opened
+        self.hung_up = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def channel_open(self) -> bool:
+        return self.dc is not None and self.dc.readyState == "open"
+
+    def _signal(self, signal: Signal) -> None:
+        if not self._closed:
+            self._on_signal(self, signal)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def open(self, settings: Settings, tools: ToolRegistry, stop_if: Callable[[], bool]) -> None:
+        """Create the peer, place the call, apply the answer. Raises what the SDK or aiortc raise;
+        returns early (the call placed, its id known) when ``stop_if()`` says the conversation closes."""
+        loop = asyncio.get_running_loop()
+        # may start (or restart) the local engine child process, which blocks: keep it off the loop
+        conn = await loop.run_in_executor(None, settings.connection)
+        self.connection = conn
+        self.client = AsyncOpenAI(base_url=conn.base_url, api_key=conn.api_key, max_retries=0, timeout=15.0)
+        pc = RTCPeerConnection()
+        self.pc = pc
+        offer_only(pc.addTransceiver(self.mic, direction="sendrecv"), settings.audio_codec)
+        tune_peer_connection(pc)  # the voice is handed on as it arrives (aiortc would hold it 80 ms)
+        dc = pc.createDataChannel("oai-events")
+        self.dc = dc
+        dc.on("open", self._channel_opened)
+        dc.on("message", lambda message: self._closed or self._on_message(self, message))
+        dc.on("close", lambda: self._signal(Lifecycle("channel_closed", at=time.monotonic())))
+        pc.on("track", self._on_track)
+        pc.on("connectionstatechange", self._on_connection_state)
+
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = pc.localDescription.sdp
+        # the one rendering of `session` (tests validate it against the SDK's models)
+        session = cast(RealtimeSessionCreateRequestParam, settings.session_payload(registry=tools))
+        raw = await self.client.realtime.calls.with_raw_response.create(sdp=offer, session=session)
+        self.call_id = _call_id_from_location(raw.headers.get("location"))
+        self._signal(CallCreated(self.call_id))
+        answer = raw.http_response.text
+        if stop_if():
+            return
+        answer = normalize_answer(offer, answer)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        self.codec = negotiated_codec(answer)
+        self._spawn(self._connect_watchdog())
+
+    def _channel_opened(self) -> None:
+        self.opened_at = time.monotonic()
+        self._signal(Lifecycle("channel_opened", at=self.opened_at))
+
+    async def _connect_watchdog(self) -> None:
+        await asyncio.sleep(CONNECT_TIMEOUT_S)
+        if self.opened_at is not None:
+            return
+        message = (
+            f"No media connection to the realtime server after {CONNECT_TIMEOUT_S:.0f} s. "
+            "Outbound UDP (port 3478 and high ports) must be allowed from this server."
+        )
+        self._signal(Failure(BridgeError("connection", message), "deadline", at=time.monotonic()))
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            self._spawn(self._on_voice(self, track))
+
+    def _on_connection_state(self) -> None:
+        if self.pc is None:
+            return
+        state = self.pc.connectionState
+        if state == "failed":
+            error = BridgeError("connection", "The connection to the realtime server failed (ICE/DTLS).")
+            self._signal(Failure(error, "peer", at=time.monotonic()))
+        elif state == "closed":
+            self._signal(Lifecycle("peer_closed", at=time.monotonic()))
+
+    def send(self, message: str) -> bool:
+        """Send on the data channel now; False when it is not open."""
+        if self.dc is not None and self.dc.readyState == "open":
+            self.dc.send(message)
+            return True
+        return False
+
+    async def close(self) -> None:
+        """Hang up and close the peer and the SDK client. Idempotent; reports nothing more."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._hangup()
+        self.mic.stop()
+        if self.pc is not None:
+            try:
+                await self.pc.close()
+            except Exception:
+                log.exception("closing the upstream peer failed")
+        if self.client is not None:
+            try:
+                await self.client.close()
+            except Exception:
+                log.debug("closing the SDK client failed", exc_info=True)
+
+    async def _hangup(self) -> None:
+        call_id, client = self.call_id, self.client
+        if call_id is None or client is None or self.hung_up:
+            return
+        try:
+            await client.realtime.calls.hangup(call_id, timeout=HANGUP_TIMEOUT_S)
+            self.hung_up = True
+        except Exception as exc:  # the call may already be gone
+            log.warning("hangup of %s failed: %s", call_id, type(exc).__name__)
