@@ -137,7 +137,8 @@ def _status_line(conv: Conversation, setup: ProcessSetup) -> None:
             )
         if conv.start_error:
             st.error(f"The conversation could not start: {conv.start_error}", icon=":material/error:")
-        status.render_error(snap)
+        status.render_error(snap, live=conv.active)
+        controls.render_recovery(conv, snap)  # here, not with the other controls: this line polls
         if waiting_for_engine and engine is not None and engine.state != "starting" and not conv.active:
             st.rerun()  # once: the next full run draws this fragment without polling
 
@@ -168,13 +169,15 @@ def conversation_page() -> None:
         )
     bridge = conv.bridge
     if prompt and bridge is not None:
-        state = bridge.snapshot().state
-        if state in ("failed", "closed"):  # the box is drawn before the call can fail: say so, keep the text
+        delivery = controls.chat_delivery(bridge.snapshot())
+        if delivery == "refuse":  # the box is drawn before the call can fail: say so, keep the text
             st.warning(
                 f"Not sent, the call is not connected: \u201c{prompt}\u201d. Press Stop, then Start, and send it again."
             )
         else:
-            bridge.send_text(prompt)  # queued until the data channel opens while connecting
+            bridge.send_text(prompt)  # queued until the data channel of this call (or the next) opens
+            if delivery == "queue":
+                st.toast(controls.QUEUED_NOTE, icon=":material/schedule_send:")
 
 
 def _transcript_panel(conv: Conversation) -> None:
@@ -182,7 +185,8 @@ def _transcript_panel(conv: Conversation) -> None:
     def live(snap: BridgeSnapshot | None) -> None:
         with st.container(height=430, border=True, key="transcript"):
             items = snap.transcript if snap is not None else ()
-            failed = snap is not None and snap.state == "failed"
+            # the "could not continue, Stop and Start again" hint is wrong for a call waiting for Reconnect
+            failed = snap is not None and snap.state == "failed" and not status.can_reconnect(snap, live=conv.active)
             transcript_view.render_transcript(items, live=conv.active, failed=failed)
 
     live()

@@ -11,6 +11,7 @@ from realtime.eventlog import LoggedEvent
 from ui.events_view import filter_events, is_delta, render_event_list
 from ui.latest_call import latest_call_or_stop
 from ui.live import live_fragment
+from ui.status import ONGOING_STATES
 
 st.title("Events")
 
@@ -21,7 +22,7 @@ conv, bridge = latest_call_or_stop(
     icon=":material/list_alt:",
 )
 
-running = conv.active and bridge.snapshot().state in ("connecting", "connected")
+running = conv.active and bridge.snapshot().state in ONGOING_STATES
 if running:
     st.caption("The conversation is running: new events appear as they happen.")
 else:

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from ui.diagnostics_view import render_connection, render_rtc, render_turns, render_usage
+from ui.diagnostics_view import render_connection, render_reconnects, render_rtc, render_turns, render_usage
 from ui.latest_call import latest_call_or_stop
 from ui.live import live_snapshot
-from ui.status import render_error
+from ui.status import ONGOING_STATES, render_error
 
 if TYPE_CHECKING:
     from realtime.bridge import BridgeSnapshot
@@ -19,15 +19,15 @@ st.title("Diagnostics")
 conv, bridge = latest_call_or_stop(
     "No conversation in this tab yet. Once you press **Start conversation**, this page shows "
     "the connection state, WebRTC statistics (round-trip time, jitter, packets lost, audio levels, the "
-    "negotiated audio codec), the latency of each turn (end of your speech or message to the assistant's "
-    "first audio and text), and the tokens used with an estimated cost and the date of the prices.",
+    "negotiated audio codec), any reconnects, the latency of each turn (end of your speech or message to the "
+    "assistant's first audio and text), and the tokens used with an estimated cost and the date of the prices.",
     icon=":material/monitoring:",
 )
 
 
 @live_snapshot("diagnostics-live", run_every=1.0 if conv.active else None, read=bridge.snapshot)
 def diagnostics(snap: BridgeSnapshot) -> None:
-    live = conv.active and snap.state in ("connecting", "connected")
+    live = conv.active and snap.state in ONGOING_STATES
     settings = bridge.settings  # the settings of that call (the sidebar may have changed since)
     backend, model = settings.backend, settings.model
     if live:
@@ -35,9 +35,11 @@ def diagnostics(snap: BridgeSnapshot) -> None:
     else:
         st.caption("Figures from this tab's last conversation (it has ended).")
     render_connection(snap, backend=backend, model=model, live=live)
-    render_error(snap)
+    render_error(snap, live=conv.active)
     st.subheader("WebRTC to the model")
     render_rtc(snap)
+    st.subheader("Reconnects")
+    render_reconnects(snap)
     st.subheader("Latency per turn")
     render_turns(snap, model=model, backend=backend)
     st.subheader("Tokens and cost")

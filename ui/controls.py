@@ -1,10 +1,84 @@
-"""Call controls in the call bar: send a frame now, interrupt, mute, push to talk."""
+"""Call controls in the call bar: send a frame now, interrupt, mute, push to talk; Reconnect or Resume a
+call that is waiting for the user. What to offer is decided by pure functions of a snapshot."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import streamlit as st
 
 from ui.conversation import Conversation
+from ui.status import can_reconnect
+
+if TYPE_CHECKING:
+    from realtime.bridge import BridgeSnapshot
+
+QUEUED_NOTE = "Queued: it goes out once the call is back."
+Delivery = Literal["send", "queue", "refuse"]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """The button that brings a call back (both call `bridge.reconnect()`)."""
+
+    label: str
+    icon: str
+    key: str
+    help: str
+
+
+RECONNECT = Recovery(
+    "Reconnect",
+    ":material/sync:",
+    "reconnect",
+    "The connection could not be restored by itself: try again, keeping the conversation.",
+)
+RESUME = Recovery(
+    "Resume",
+    ":material/play_arrow:",
+    "resume",
+    "Open a new call and carry on the conversation (speaking or typing does too).",
+)
+
+
+def recovery(snapshot: BridgeSnapshot | None, *, live: bool) -> Recovery | None:
+    """Reconnect when the attempts ran out, Resume when the call was paused to save cost, else nothing."""
+    if can_reconnect(snapshot, live=live):
+        return RECONNECT
+    if live and snapshot is not None and snapshot.state == "paused":
+        return RESUME
+    return None
+
+
+def chat_delivery(snapshot: BridgeSnapshot, *, live: bool = True) -> Delivery:
+    """What becomes of a typed message: sent (or queued until the channel opens while connecting),
+    queued until the call is back (the bridge holds it, and a message wakes a paused call), or refused
+    when the call is over and nothing will send it."""
+    state = snapshot.state
+    if state in ("reconnecting", "paused") or can_reconnect(snapshot, live=live):
+        return "queue"
+    if state in ("closed", "failed"):
+        return "refuse"
+    return "send"
+
+
+def render_recovery(conv: Conversation, snapshot: BridgeSnapshot | None) -> None:
+    """The Reconnect or Resume button. Drawn by the call bar's polling status line, so it appears as
+    soon as the call needs it; `on_click` runs before the rerun draws anything."""
+    bridge = conv.bridge
+    action = recovery(snapshot, live=bridge is not None)
+    if action is None or bridge is None:
+        return
+    st.button(
+        action.label,
+        key=action.key,
+        icon=action.icon,
+        type="primary",
+        width="stretch",
+        help=action.help,
+        on_click=bridge.reconnect,
+    )
 
 
 def render_call_controls(conv: Conversation) -> None:

@@ -10,6 +10,8 @@ STATE_LABELS = {
     "idle": "Not connected",
     "connecting": "Connecting…",
     "connected": "Connected",
+    "reconnecting": "Reconnecting…",
+    "paused": "Paused",
     "closed": "Call ended",
     "failed": "Connection failed",
 }
@@ -30,7 +32,10 @@ OUTCOME_LABELS = {
     "failed": "failed",
     "incomplete": "cut short",
     "no_audio": "no audio",
+    "reconnect": "cut by a reconnect",
 }
+# Why a new upstream call took over the conversation (`CallReplaced.kind`), in the order they are summed up.
+REPLACED_LABELS = {"reconnect": "Reconnect", "resume": "Resume", "rollover": "Rollover"}
 
 STREAMING_MARK = " …"
 INTERRUPTED_MARK = "(interrupted)"
@@ -58,6 +63,10 @@ def trigger_label(trigger: str | None) -> str:
 
 def outcome_label(status: str | None) -> str:
     return OUTCOME_LABELS.get(status or "", (status or "—").replace("_", " "))
+
+
+def replaced_label(kind: str | None) -> str:
+    return REPLACED_LABELS.get(kind or "", (kind or "—").replace("_", " ").capitalize())
 
 
 def one_line(text: object, limit: int = 200) -> str:
@@ -148,6 +157,17 @@ def ms(value: float | None) -> str:
 
 def seconds_as_ms(value: float | None) -> str:
     return "—" if value is None else f"{value * 1000:,.0f} ms"
+
+
+def short_duration(seconds: float | None) -> str:
+    """How long something took: ``12 ms`` under a second, ``1.4 s`` under a minute, then `duration`."""
+    if seconds is None or seconds < 0:
+        return "—"
+    if round(seconds * 1000) < 1000:  # compared as shown: 0.9996 s is "1.0 s", not "1,000 ms"
+        return seconds_as_ms(seconds)
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f} s"
+    return duration(seconds)
 
 
 def usd(value: float | None) -> str:

@@ -1,20 +1,34 @@
-"""The one-line status: engine, connection state, who is speaking."""
+"""The one-line status: engine, connection state, who is speaking; and what the call bar says about a
+call that is reconnecting, paused or was just replaced.
+
+The decisions are pure functions of a snapshot (tested without Streamlit); the `render_*` functions draw them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import streamlit as st
 
-from ui.format import activity_label, engine_label, state_label
+from realtime.call_state import PAUSE_NOTE, RESUMED
+from ui.format import activity_label, engine_label, escape_markdown, state_label
 
 if TYPE_CHECKING:
     from realtime.bridge import BridgeSnapshot
+    from realtime.call_state import State
     from realtime.errors import BridgeError, ErrorKind
 
-_STATE_COLOURS = {
+# States in which the call is still going (or coming back by itself): pages keep polling, and a page
+# whose conversation has ended without the bridge saying so shows them as "Call ended".
+ONGOING_STATES: frozenset[State] = frozenset({"connecting", "connected", "reconnecting", "paused"})
+RECENT_REPLACE_S = 60.0  # how long the call bar keeps saying "Reconnected in …"
+
+_STATE_COLOURS: dict[State, str] = {
     "connected": "green",
     "connecting": "orange",
+    "reconnecting": "orange",
+    "paused": "gray",
     "failed": "red",
     "closed": "gray",
     "idle": "gray",
@@ -25,13 +39,62 @@ _ACTIVITY_COLOURS = {
     "assistant_speaking": "green",
     "idle": "gray",
 }
+NoticeKind = Literal["reconnecting", "paused", "replaced"]
+_NOTICE_ICONS: dict[NoticeKind, str] = {
+    "reconnecting": ":material/sync:",
+    "paused": ":material/pause_circle:",
+    "replaced": ":material/check_circle:",
+}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A line under the status badges: `text`, and `detail` (why) in small print."""
+
+    kind: NoticeKind
+    text: str
+    detail: str = ""
+
+
+def shown_state(snapshot: BridgeSnapshot | None, *, live: bool) -> State:
+    """The state to show: a call the page has ended (`live` False) is "closed" even when its bridge
+    never got as far as saying so."""
+    if snapshot is None:
+        return "idle"
+    if not live and snapshot.state in ONGOING_STATES:
+        return "closed"
+    return snapshot.state
+
+
+def can_reconnect(snapshot: BridgeSnapshot | None, *, live: bool) -> bool:
+    """Reconnect attempts ran out on a call that is still running: the user may press Reconnect."""
+    return live and snapshot is not None and snapshot.state == "failed" and snapshot.reconnectable
+
+
+def call_bar_notice(snapshot: BridgeSnapshot | None, now: float, *, live: bool = True) -> Notice | None:
+    """What the call bar says beside the badges: reconnecting (which attempt, and why), paused, or,
+    for a minute after it happened, how the latest reconnect, resume or rollover went."""
+    if snapshot is None or not live:
+        return None
+    state = snapshot.state
+    if state == "reconnecting":
+        of = f" of {snapshot.max_attempts}" if snapshot.max_attempts else ""
+        attempt = f" (attempt {snapshot.attempt}{of})" if snapshot.attempt else ""
+        if snapshot.lost_reason == RESUMED:
+            return Notice("reconnecting", f"Resuming the call…{attempt}")
+        return Notice("reconnecting", f"Connection lost — reconnecting…{attempt}", snapshot.lost_reason)
+    if state == "paused":
+        return Notice("paused", PAUSE_NOTE)
+    if state == "connected" and snapshot.replaced:
+        latest = snapshot.replaced[-1]
+        if now - latest.at < RECENT_REPLACE_S:
+            return Notice("replaced", latest.note)
+    return None
 
 
 def render_status(backend: str, snapshot: BridgeSnapshot | None, *, live: bool) -> None:
     """`snapshot` is None before the first call."""
-    state = snapshot.state if snapshot is not None else "idle"
-    if snapshot is not None and not live and state in ("connecting", "connected"):
-        state = "closed"
+    state = shown_state(snapshot, live=live)
     parts = [
         f":blue-badge[Engine: {engine_label(backend)}]",
         f":{_STATE_COLOURS.get(state, 'gray')}-badge[{state_label(state)}]",
@@ -39,14 +102,24 @@ def render_status(backend: str, snapshot: BridgeSnapshot | None, *, live: bool) 
     if snapshot is not None and live and state == "connected":
         activity = snapshot.activity
         parts.append(f":{_ACTIVITY_COLOURS.get(activity, 'gray')}-badge[{activity_label(activity)}]")
-    st.container(key="status").markdown(" ".join(parts))
+    with st.container(key="status"):
+        st.markdown(" ".join(parts))
+        notice = call_bar_notice(snapshot, time.time(), live=live)
+        if notice is not None:
+            line = f"{_NOTICE_ICONS[notice.kind]} {escape_markdown(notice.text)}"
+            if notice.kind == "replaced":  # good news, said quietly
+                st.caption(line)
+            else:
+                st.markdown(line)
+            if notice.detail:
+                st.caption(escape_markdown(notice.detail))
 
 
-def render_error(snapshot: BridgeSnapshot | None) -> None:
+def render_error(snapshot: BridgeSnapshot | None, *, live: bool) -> None:
     """A bridge error (bad key, provider down, ...) as a clear message, never a traceback."""
     if snapshot is None or snapshot.error is None:
         return
-    st.error(error_text(snapshot.error), icon=":material/error:")
+    st.error(error_text(snapshot.error, reconnectable=can_reconnect(snapshot, live=live)), icon=":material/error:")
 
 
 _KIND_HINTS: dict[ErrorKind, str] = {
@@ -56,9 +129,19 @@ _KIND_HINTS: dict[ErrorKind, str] = {
     "connection": "Check the network (outbound UDP to the provider must be allowed), then Stop and Start again.",
     "config": "Fix the setting named above in the sidebar, `.streamlit/secrets.toml` or the environment.",
 }
+RECONNECT_HINT = "Press Reconnect to try again, or Stop."
+# After the reconnect attempts ran out the call waits for the user: for the kinds that pass by
+# themselves, pressing Reconnect is the way on (a bad key, model or setting keeps its hint: fix it first).
+_RECONNECT_HINTS: dict[ErrorKind, str] = {
+    "connection": RECONNECT_HINT,
+    "provider": RECONNECT_HINT,
+    "media": RECONNECT_HINT,
+    "rate_limit": "Wait a little, then press Reconnect to try again, or Stop.",
+}
 
 
-def error_text(error: BridgeError) -> str:
-    """The error's message and, for the kinds a user can fix, what to do about it."""
-    hint = _KIND_HINTS.get(error.kind)
+def error_text(error: BridgeError, *, reconnectable: bool = False) -> str:
+    """The error's message and, for the kinds a user can fix, what to do about it; `reconnectable`:
+    the call waits for Reconnect or Stop."""
+    hint = (_RECONNECT_HINTS.get(error.kind) if reconnectable else None) or _KIND_HINTS.get(error.kind)
     return f"{error.message}\n\n{hint}" if hint else error.message

@@ -97,3 +97,62 @@ def test_connection_line():
     assert connection_line(snap, backend="openai", model="m", live=False) == (
         "**Engine** OpenAI · **Connection** Call ended · **Model** `m` · **Call** `rtc_1`"
     )
+
+
+def test_connection_line_while_reconnecting_and_after_the_page_ended_it():
+    from tests.ui.snapshots import reconnecting
+    from ui.diagnostics_view import connection_line
+
+    line = connection_line(reconnecting(), backend="openai", model="m", live=True)
+    assert line.startswith("**Engine** OpenAI · **Connection** Reconnecting… · **Model**")
+    assert "**Connection** Call ended" in connection_line(reconnecting(), backend="openai", model="m", live=False)
+
+
+def test_replaced_rows_read_like_a_log():
+    import datetime as dt
+
+    from tests.ui.snapshots import replaced
+    from ui.diagnostics_view import replaced_rows
+
+    at = dt.datetime(2025, 3, 4, 10, 20, 30, 456_000).timestamp()
+    rows = replaced_rows(
+        [
+            replaced(at=at, took_s=3.21, attempts=3, restored=12, cut=0),
+            replaced("rollover", at=at + 60, took_s=0.012, reason="rollover at 55 min", restored=40, cut=4),
+            replaced("resume", at=at + 120, took_s=0.8, reason="resumed", restored=3),
+        ]
+    )
+    assert rows[0] == {
+        "When": "10:20:30.456",
+        "What": "Reconnect",
+        "Why": "the realtime server ended the call",
+        "Took": "3.2 s",
+        "Attempts": "3",
+        "Items restored": "12",
+        "Left out": "0",
+    }
+    assert (rows[1]["What"], rows[1]["Took"], rows[1]["Left out"]) == ("Rollover", "12 ms", "4")
+    assert (rows[2]["When"], rows[2]["What"], rows[2]["Took"]) == ("10:22:30.456", "Resume", "800 ms")
+    assert replaced_rows([]) == []
+
+
+def test_replaced_summary_counts_and_times_the_reconnects():
+    from tests.ui.snapshots import replaced
+    from ui.diagnostics_view import replaced_summary
+
+    assert replaced_summary([]) == "No reconnects in this conversation."
+    assert replaced_summary([replaced(at=0, took_s=1.44)]) == "1 call replaced: 1 reconnect. Reconnect time: 1.4 s."
+    every = [
+        replaced("rollover", at=0, took_s=0.012),
+        replaced(at=1, took_s=3.2),
+        replaced("resume", at=2, took_s=0.5),
+        replaced(at=3, took_s=0.9),
+        replaced(at=4, took_s=1.4),
+    ]
+    assert replaced_summary(every) == (
+        "5 calls replaced: 3 reconnects, 1 resume, 1 rollover. Reconnect time: median 1.4 s, worst 3.2 s."
+    )
+    # no reconnect among them: no reconnect time
+    assert (
+        replaced_summary([replaced("rollover", at=0), replaced("rollover", at=1)]) == "2 calls replaced: 2 rollovers."
+    )

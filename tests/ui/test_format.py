@@ -87,6 +87,21 @@ def test_labels_fall_back_readably():
     assert fmt.outcome_label("cancelled") == "interrupted" and fmt.outcome_label(None) == "—"
 
 
+def test_labels_for_a_call_that_comes_back():
+    assert fmt.state_label("reconnecting") == "Reconnecting…" and fmt.state_label("paused") == "Paused"
+    assert fmt.outcome_label("reconnect") == "cut by a reconnect"
+    assert [fmt.replaced_label(k) for k in ("reconnect", "resume", "rollover")] == ["Reconnect", "Resume", "Rollover"]
+    assert fmt.replaced_label("new_kind") == "New kind" and fmt.replaced_label(None) == "—"
+
+
+def test_short_duration_says_ms_under_a_second_and_tenths_of_seconds_above():
+    assert fmt.short_duration(None) == "—" and fmt.short_duration(-1.0) == "—"
+    assert fmt.short_duration(0.012) == "12 ms" and fmt.short_duration(0.8124) == "812 ms"
+    assert fmt.short_duration(0.9996) == "1.0 s"  # as shown, never "1,000 ms"
+    assert fmt.short_duration(1.44) == "1.4 s" and fmt.short_duration(59.9) == "59.9 s"
+    assert fmt.short_duration(59.96) == "1 min 00 s" and fmt.short_duration(185) == "3 min 05 s"
+
+
 def test_numbers_carry_units():
     assert fmt.ms(None) == "—" and fmt.ms(1467.4) == "1,467 ms" and fmt.ms(0) == "0 ms"
     assert fmt.seconds_as_ms(0.25) == "250 ms"

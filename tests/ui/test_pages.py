@@ -95,7 +95,53 @@ def test_diagnostics_page_reads_like_a_product(ended_call):
     assert any(c.value.startswith("Free (local engine)") for c in at.caption)
     assert metrics["Round-trip time"] == "—" and metrics["Mic level"] == "silent"
     assert any(i.value.startswith("No completed turn yet") for i in at.info)
-    assert [s.value for s in at.subheader] == ["WebRTC to the model", "Latency per turn", "Tokens and cost"]
+    assert [s.value for s in at.subheader] == [
+        "WebRTC to the model",
+        "Reconnects",
+        "Latency per turn",
+        "Tokens and cost",
+    ]
+    assert any(c.value == "No reconnects in this conversation." for c in at.caption)
+
+
+@pytest.fixture
+def running_call(ended_call, monkeypatch):
+    """`ended_call` as a running call; the test sets the snapshot its bridge returns."""
+    bridge = ended_call.latest_bridge
+    ended_call._bridge = bridge
+
+    def showing(snap):
+        monkeypatch.setattr(bridge, "snapshot", lambda: snap)
+        return ended_call
+
+    return showing
+
+
+@pytest.mark.parametrize("state", ["reconnecting", "paused"])
+def test_pages_keep_following_a_call_that_is_away(running_call, state):
+    from tests.ui.snapshots import snapshot
+
+    conv = running_call(snapshot(state))
+    at = _page("1_Events.py", conv)
+    assert any(c.value.startswith("The conversation is running") for c in at.caption)
+    at = _page("2_Diagnostics.py", conv)
+    assert any(c.value.startswith("The conversation is running") for c in at.caption)
+    assert f"**Connection** {'Reconnecting…' if state == 'reconnecting' else 'Paused'}" in at.markdown[0].value
+
+
+def test_diagnostics_lists_the_reconnects_and_says_press_reconnect(running_call):
+    from tests.ui.snapshots import GAVE_UP, replaced, snapshot
+
+    history = (replaced(at=1_750_000_000.0, took_s=1.44), replaced("rollover", at=1_750_000_060.0, took_s=0.012))
+    conv = running_call(snapshot("failed", error=GAVE_UP, reconnectable=True, replaced=history))
+    at = _page("2_Diagnostics.py", conv)
+    (error,) = at.error
+    assert error.value.startswith("Could not reconnect:") and error.value.endswith(
+        "Press Reconnect to try again, or Stop."
+    )
+    assert any(c.value == "2 calls replaced: 1 reconnect, 1 rollover. Reconnect time: 1.4 s." for c in at.caption)
+    (table,) = [t for t in at.table if "What" in t.value.columns]
+    assert list(table.value["What"]) == ["Reconnect", "Rollover"] and list(table.value["Took"]) == ["1.4 s", "12 ms"]
 
 
 def usage_script(snap, backend, model):
