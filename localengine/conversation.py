@@ -482,6 +482,16 @@ class Session:
                 "item_already_exists", f"Item with id '{wire['id']}' already exists.", param="item.id"
             )
         item = build_item(wire, self._new_id)
+        if item.type == "function_call_output" and not any(
+            i.type == "function_call" and i.call_id == item.call_id for i in self._items.values()
+        ):
+            # as the service: "the server will check that a function_call item with the same ID
+            # exists in the conversation history" (the SDK's conversation item docs)
+            raise ClientEventError(
+                "tool_call_not_found",
+                f"No tool call found for function call output with call_id '{item.call_id}'.",
+                param="item.call_id",
+            )
         out = self._insert(item, prev)
         out += self._transcribe_item_audio(item)
         return out

@@ -82,8 +82,9 @@ CAMERA_TICK_S = 0.25
 WATCH_TICK_S = 0.05  # how often the rollover and pause watch looks (cheap reads only)
 WAKE_LEVEL = 0.02  # mic RMS (of full scale) that counts as speech: wakes a paused call
 QUIET_LEVEL = 0.01  # below this the user is not speaking: a rollover may switch
-# Events queued for a call that was lost: these made sense only to that call (its buffers, its
-# response, its items' audio); the new call gets the conversation through the restore instead.
+QUIET_EVENTS_S = 0.5  # no provider event for this long: nothing is about to start
+# Events queued while no call was up that made sense only to the call that was lost (its buffers,
+# its response, its items' audio); the new call gets the conversation through the restore instead.
 _STALE_TYPES = frozenset(
     {
         "response.cancel",
@@ -134,6 +135,7 @@ class _Pending:
     message: str
     type: str
     item_id: str | None  # the item a conversation.item.create carries (the restore leaves it out)
+    output_for: str | None  # the call id of a queued tool output (the restore leaves the output out)
 
 
 class Bridge:
@@ -179,6 +181,7 @@ class Bridge:
         self._camera_wake: asyncio.Event | None = None
         self._close_future: concurrent.futures.Future[None] | None = None
         self._last_activity = time.monotonic()  # speech, typing, a response: what keeps a call from pausing
+        self._last_event_at = 0.0  # when the current call last sent an event
 
     # ------------------------------------------------------------------ public API (any thread)
 
@@ -407,7 +410,6 @@ class Bridge:
         for item in self.transcript.cut_short(CUT_BY_RECONNECT, NOT_HEARD):
             self._notify(item)
         self._completed(self._clock.cut())
-        self._pending = [p for p in self._pending if p.type not in _STALE_TYPES]
 
     def _retire(self, upstream: UpstreamCall | None) -> None:
         """Hang up a call that no longer carries the conversation, in the background."""
@@ -428,9 +430,13 @@ class Bridge:
     def _send_restore(
         self, upstream: UpstreamCall, kind: ReplacedKind, reason: str, took_s: float, attempts: int
     ) -> CallReplaced:
+        # queued buffer and response controls were meant for a call that is gone (or for audio that
+        # went nowhere while none was up): the new call must not get them
+        self._pending = [p for p in self._pending if p.type not in _STALE_TYPES]
         queued = {p.item_id for p in self._pending if p.item_id}
         items = [item for item in self.transcript.snapshot() if item.id not in queued]
-        plan = plan_restore(items, images_in_window=self.images.ids)
+        outputs = {p.output_for for p in self._pending if p.output_for}
+        plan = plan_restore(items, images_in_window=self.images.ids, outputs_queued=outputs)
         for event in plan.events:
             event = {**event, "event_id": _new_id("evt")}
             self.events.record("client", event)  # the Events page shows what was replayed
@@ -485,20 +491,24 @@ class Bridge:
             if self.mic.stats().level >= WAKE_LEVEL or self._call.activity != "listening":
                 self._last_activity = now
             pause_s = float(self._applied.idle_pause_minutes) * 60.0
-            if pause_s > 0 and now - self._last_activity >= pause_s and self._at_turn_boundary():
+            if pause_s > 0 and now - self._last_activity >= pause_s and self._at_turn_boundary(now):
                 self._step(Lifecycle("pause", at=now))
                 continue
             self._roll_over_if_due(now)
 
-    def _at_turn_boundary(self) -> bool:
-        """Nobody speaking, no response in flight, no voice still playing, no tool running."""
+    def _at_turn_boundary(self, now: float) -> bool:
+        """Nobody speaking, no response in flight or about to be (the provider quiet for a moment:
+        a turn just committed gets its response.created within it), no voice still playing, no tool
+        running, no spoken turn still waiting for its transcript."""
         call = self._call
         return (
             call.activity == "listening"
             and not call.response_active
             and self._tools_running == 0
+            and now - self._last_event_at >= QUIET_EVENTS_S
             and self.voice.buffer_ms() < 20
             and self.mic.stats().level < QUIET_LEVEL
+            and not any(i.role == "user" and not i.final for i in self.transcript.snapshot())
         )
 
     def _roll_over_if_due(self, now: float) -> None:
@@ -511,7 +521,7 @@ class Bridge:
         if nxt is None:
             self._next = self._new_call()
             self._spawn(self._ready_next(self._next))
-        elif nxt.channel_open and self._at_turn_boundary():
+        elif nxt.channel_open and self._at_turn_boundary(now):
             self._switch_to(nxt, now)
 
     async def _ready_next(self, upstream: UpstreamCall) -> None:
@@ -535,6 +545,9 @@ class Bridge:
         self._step(CallCreated(upstream.call_id))
         self._step(Lifecycle("rolled_over", at=began))
         self._send_restore(upstream, "rollover", reason, time.monotonic() - began, 1)
+        readied_with = upstream.settings
+        if readied_with is not None and readied_with != self._applied:  # changed while it was readied
+            self._apply_settings(self._applied, old=readied_with)
 
     def _wake(self) -> None:
         self._last_activity = time.monotonic()
@@ -562,8 +575,10 @@ class Bridge:
             self._completed(self._clock.feed(sent, time.monotonic()))
         upstream = self._upstream
         if not (self._call.channel_open and upstream is not None and upstream.send(message)):
-            item_id = sent.item.id if isinstance(sent, ItemCreate) else None
-            self._pending.append(_Pending(message, str(event.get("type")), item_id))
+            item = sent.item if isinstance(sent, ItemCreate) else None
+            output_for = item.call_id if item is not None and item.type == "function_call_output" else None
+            item_id = item.id if item is not None else None
+            self._pending.append(_Pending(message, str(event.get("type")), item_id, output_for))
         return True
 
     def _flush_pending(self) -> None:
@@ -585,6 +600,8 @@ class Bridge:
             self._wake()  # typing resumes a paused call, and retries one that could not reconnect
 
     def _interrupt(self) -> None:
+        if self._call.state != "connected":
+            return  # nothing is playing from a call that is not up (the voice was cleared already)
         if self._call.response_active:
             self._send({"type": "response.cancel"})
         self._send({"type": "output_audio_buffer.clear"})
@@ -593,9 +610,9 @@ class Bridge:
         if self._send({"type": "input_audio_buffer.commit"}):
             self._send({"type": "response.create"})
 
-    def _apply_settings(self, new: Settings) -> None:
-        """Send ONE session.update for what the provider can take mid-call."""
-        old, self._applied = self._applied, new
+    def _apply_settings(self, new: Settings, old: Settings | None = None) -> None:
+        """Send ONE session.update for what the provider can take mid-call (``old``: what the call has)."""
+        old, self._applied = (old or self._applied), new
         self.throttle.interval_s = float(new.camera.interval_s)
         voice_fixed = "voice" in live_changes(old, new) and self._call.audio_started
         omit = ("model", "voice") if voice_fixed else ("model",)
@@ -621,6 +638,7 @@ class Bridge:
                 self.events.record("server", raw)  # the readied call's session.created, for the log
             return
         self.events.record("server", raw)
+        self._last_event_at = time.monotonic()
         event = read_server_event(raw)
         if isinstance(event, Unreadable):
             log.debug("unreadable server event %s: %s", event.type, event.reason)

@@ -141,6 +141,8 @@ def describe_error(err: ErrorInfo | None, *, secrets: Iterable[str | None] = ())
     etype = err.type
     detail = _detail(err.message, secrets) or "no details"
     text = f"{code or ''} {etype}".lower()
+    if code == "session_expired":  # the session cap: the call ends, the conversation goes on
+        return BridgeError("connection", f"The provider ended the session: {detail}", None, code)
     if code in _AUTH_CODES or "authentication" in etype:
         return BridgeError("auth", f"The provider rejected the API key: {detail}", None, code)
     if "model_not_found" in text or ("model" in text and "not_found" in text):

@@ -3,7 +3,8 @@
 When a call is replaced (a drop, the provider's session cap, a pause), the new call starts empty.
 ``plan_restore`` turns what was said so far into ``conversation.item.create`` client events, in
 order: user words (typed text, and the transcripts of spoken turns) as user ``input_text``, the
-assistant's replies as assistant ``output_text``, tool calls with their outputs, and the images
+assistant's replies as assistant ``output_text``, tool calls with their outputs (a tool still running
+is restored as its call: the output follows when it is done), and the images
 still inside the "last K images" window (from their thumbnails). Errors, notes and anything not
 final are left out. The items keep their ids, so the transcript that already shows them does not
 show them twice.
@@ -49,12 +50,22 @@ def _message(item_id: str, role: str, part: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _events_for(item: TranscriptItem, images: Collection[str]) -> tuple[dict[str, Any], ...]:
+def _whole_json(text: str | None) -> bool:
+    try:
+        json.loads(text or "")
+    except ValueError:
+        return False
+    return True
+
+
+def _events_for(
+    item: TranscriptItem, images: Collection[str], outputs_queued: Collection[str]
+) -> tuple[dict[str, Any], ...]:
     """The events that restore one transcript item (none when it cannot or need not be)."""
-    if not item.final:
-        return ()
     if item.kind == "tool_call":
-        if not item.call_id or not item.tool_name:
+        # a call whose tool still runs is restored without its output, which follows when it is
+        # done; so is one whose output is queued to go out after the restore
+        if not item.call_id or not item.tool_name or not _whole_json(item.tool_args):
             return ()
         call = {
             "type": "function_call",
@@ -64,10 +75,12 @@ def _events_for(item: TranscriptItem, images: Collection[str]) -> tuple[dict[str
             "arguments": item.tool_args or "{}",
         }
         events: tuple[dict[str, Any], ...] = ({"type": "conversation.item.create", "item": call},)
-        if item.tool_result is not None:
+        if item.tool_result is not None and item.call_id not in outputs_queued:
             output = {"type": "function_call_output", "call_id": item.call_id, "output": item.tool_result}
             events += ({"type": "conversation.item.create", "item": output},)
         return events
+    if not item.final:
+        return ()
     if item.kind == "image":
         if item.role != "user" or item.id not in images or not item.image_thumb:
             return ()
@@ -90,9 +103,11 @@ def plan_restore(
     *,
     images_in_window: Collection[str] = (),
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
+    outputs_queued: Collection[str] = (),
 ) -> Restore:
-    """The restore of ``items`` (a transcript snapshot, in order) within ``budget_bytes``."""
-    restorable = [events for item in items if (events := _events_for(item, images_in_window))]
+    """The restore of ``items`` (a transcript snapshot, in order) within ``budget_bytes``;
+    ``outputs_queued``: call ids whose tool output is still to be sent (it goes after the restore)."""
+    restorable = [events for item in items if (events := _events_for(item, images_in_window, outputs_queued))]
     sendable = [g for g in restorable if all(_size(e) <= MAX_EVENT_BYTES for e in g)]  # each fits the channel
     kept: list[tuple[dict[str, Any], ...]] = []
     used = 0

@@ -24,7 +24,7 @@ from openai.types.realtime import RealtimeSessionCreateRequestParam
 from realtime.call_state import CallCreated, Failure, Lifecycle, Signal
 from realtime.codecs import negotiated_codec, offer_only
 from realtime.errors import BridgeError
-from realtime.rtc_tuning import tune_peer_connection
+from realtime.rtc_tuning import tune_peer_connection, watch_consent
 from realtime.sdp import normalize_answer
 from realtime.settings import Connection, Settings
 from realtime.tools import ToolRegistry
@@ -65,6 +65,7 @@ class UpstreamCall:
         self.dc: RTCDataChannel | None = None
         self.client: AsyncOpenAI | None = None
         self.connection: Connection | None = None
+        self.settings: Settings | None = None  # what its `session` was made from
         self.call_id: str | None = None
         self.codec: str | None = None  # what the answer settled on (realtime.codecs)
         self.opened_at: float | None = None  # monotonic time the data channel opened
@@ -91,7 +92,7 @@ class UpstreamCall:
         loop = asyncio.get_running_loop()
         # may start (or restart) the local engine child process, which blocks: keep it off the loop
         conn = await loop.run_in_executor(None, settings.connection)
-        self.connection = conn
+        self.connection, self.settings = conn, settings
         self.client = AsyncOpenAI(base_url=conn.base_url, api_key=conn.api_key, max_retries=0, timeout=15.0)
         pc = RTCPeerConnection()
         self.pc = pc
@@ -142,7 +143,12 @@ class UpstreamCall:
         if self.pc is None:
             return
         state = self.pc.connectionState
-        if state == "failed":
+        if state == "connected":
+            try:
+                watch_consent(self.pc)  # a provider that dies silently is noticed in ~5 s, not ~30 s
+            except Exception:
+                log.warning("could not shorten the consent checks", exc_info=True)
+        elif state == "failed":
             error = BridgeError("connection", "The connection to the realtime server failed (ICE/DTLS).")
             self._signal(Failure(error, "peer", at=time.monotonic()))
         elif state == "closed":

@@ -118,12 +118,12 @@ class Engine:
                 self.process.wait(timeout=5)
 
 
-def start_engine_process(env: Mapping[str, str], timeout: float = 60.0) -> Engine:
-    """`python -m localengine --port 0`; its first stdout line names the base URL."""
+def start_engine_process(env: Mapping[str, str], timeout: float = 60.0, port: int = 0) -> Engine:
+    """`python -m localengine --port N` (0: any); its first stdout line names the base URL."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    with open(LOGS / "engine.log", "wb") as log:
+    with open(LOGS / "engine.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "localengine", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "localengine", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT,
             env=dict(env),
             stdout=subprocess.PIPE,

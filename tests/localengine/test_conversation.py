@@ -500,7 +500,16 @@ def test_item_create_errors_keep_the_conversation():
         }
     )
     assert h.error()["code"] == "unsupported_item_type"
-    assert [i.content[0].text for i in h.session.items] == ["a"]
+    # a tool output must answer a function call in the conversation (the service checks the call id)
+    output = {"type": "function_call_output", "call_id": "call_nowhere", "output": "{}"}
+    h.send({"type": "conversation.item.create", "item": output})
+    err = h.error()
+    assert err["code"] == "tool_call_not_found" and "call_nowhere" in err["message"]
+    call = {"type": "function_call", "call_id": "call_1", "name": "get_datetime", "arguments": "{}"}
+    h.send({"type": "conversation.item.create", "item": call})
+    h.send({"type": "conversation.item.create", "item": {**output, "call_id": "call_1"}})
+    assert [i.type for i in h.session.items] == ["message", "function_call", "function_call_output"]
+    assert [i.content[0].text for i in h.session.items if i.type == "message"] == ["a"]
 
 
 def test_input_image_is_described_and_bad_image_is_refused():

@@ -14,7 +14,7 @@ import pytest
 from openai.types.realtime import RealtimeSessionCreateRequestParam
 
 from realtime.errors import BridgeError, classify, describe_error, redact
-from realtime.events import ProviderError, read_server_event
+from realtime.events import ErrorInfo, ProviderError, read_server_event
 from realtime.settings import Settings
 
 KEY = "sk-proj-SECRETKEY0123456789abcdefXYZ"
@@ -194,3 +194,10 @@ def test_redact():
     assert redact(f"key={KEY}!") == "key=[redacted]!"
     assert redact("my custom secret value", ["custom secret"]) == "my [redacted] value"
     assert redact("ordinary text about sk- things") == "ordinary text about sk- things"
+
+
+def test_the_session_cap_reads_as_the_end_of_a_session_not_a_refused_request():
+    cap = ErrorInfo("invalid_request_error", "session_expired", "Your session hit the maximum duration of 60 minutes.")
+    error = describe_error(cap)
+    assert error.kind == "connection" and error.code == "session_expired"
+    assert error.message == "The provider ended the session: Your session hit the maximum duration of 60 minutes."

@@ -8,12 +8,16 @@ on an aiortc leg, the Bridge on the app's loop. A drop is the engine ending the 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
+from realtime import local_engine
 from realtime.bridge import CUT_BY_RECONNECT
 from realtime.call_state import ReconnectPolicy
 from realtime.settings import CameraSettings, Settings
 from tests.fakebrowser import BridgedCall, wait_until
+from tests.media import speech_wav
 
 NO_CAMERA = CameraSettings(enabled=False)
 
@@ -149,3 +153,49 @@ async def test_attempts_that_fail_end_in_could_not_reconnect_and_the_button_work
         await reconnected(call, 1)
         call.bridge.send_text("what did I say first?")
         assert "kiwi" in (await call.reply_after(1)).lower()
+
+
+async def test_the_apps_own_engine_dying_is_restarted_and_the_call_reconnects():
+    """No key: the app's local engine child. SIGKILL it mid-conversation: a new child, the same talk."""
+    try:
+        async with BridgedCall(Settings(camera=NO_CAMERA), rgb=None) as call:
+            assert call.bridge.snapshot().state == "connected"
+            call.bridge.send_text("my secret word is lychee")
+            await call.reply_after(0)
+            child = await asyncio.to_thread(local_engine.ensure_local_engine)
+            os.kill(child.pid, signal.SIGKILL)
+            await reconnected(call, 1, timeout=60)  # the new child takes a few seconds to start
+            assert (await asyncio.to_thread(local_engine.ensure_local_engine)).pid != child.pid
+            call.bridge.send_text("what did I say first?")
+            assert "you first said: my secret word is lychee" in (await call.reply_after(1)).lower()
+    finally:
+        await asyncio.to_thread(local_engine.stop_local_engine)
+
+
+async def test_speaking_to_a_paused_call_wakes_it(engine, tmp_path):
+    """The mic's level is measured locally: no provider is needed to notice the user talking."""
+    wav = speech_wav(tmp_path / "wake.wav", "hello are you still there", lead_silence_ms=0, tail_silence_ms=1500)
+    async with BridgedCall(settings_for(engine, idle_pause_minutes=1.5 / 60), rgb=None) as call:
+        await wait_until(lambda: call.bridge.snapshot().state == "paused", 15, "the pause")
+        await asyncio.sleep(1.0)
+        assert call.bridge.snapshot().state == "paused"  # silence does not wake it
+        call.browser.play_wav(wav)
+        await reconnected(call, 1)
+        assert call.bridge.snapshot().replaced[-1].kind == "resume"
+
+
+async def test_a_tool_running_across_a_drop_answers_in_the_new_call(engine):
+    async with BridgedCall(settings_for(engine), rgb=None) as call:
+        call.bridge.send_text("delayed add 2 and 5")
+        await wait_until(
+            lambda: any(i.kind == "tool_call" and i.tool_args for i in call.bridge.snapshot().transcript),
+            20,
+            "the tool call",
+        )
+        drop(engine, call.bridge.call_id)  # while the tool runs (delayed_add takes a moment)
+        await reconnected(call, 1)
+        answer = await call.reply_after(0, timeout=20)
+        snap = call.bridge.snapshot()
+        (tool,) = [i for i in snap.transcript if i.kind == "tool_call"]
+        assert tool.tool_result is not None and "7" in tool.tool_result and "7" in answer
+        assert not [i for i in snap.transcript if i.role == "error"], snap.transcript

@@ -119,3 +119,29 @@ def test_the_strict_engine_takes_every_restore_event():
         "fc_4",
         "img_7",
     ]
+
+
+def test_a_tool_still_running_is_restored_as_its_call_and_a_queued_output_is_left_to_follow():
+    running = TranscriptItem(
+        "fc_1", "tool", "tool_call", tool_name="delayed_add", tool_args='{"a": 2, "b": 5}', call_id="call_1"
+    )
+    streaming = TranscriptItem("fc_2", "tool", "tool_call", tool_name="echo_upper", tool_args='{"te', call_id="call_2")
+    done = TranscriptItem(
+        "fc_3",
+        "tool",
+        "tool_call",
+        final=True,
+        tool_name="get_datetime",
+        tool_args="{}",
+        tool_result='"now"',
+        call_id="call_3",
+    )
+    restore = plan_restore((running, streaming, done), outputs_queued={"call_3"})
+    for event in restore.events:
+        CLIENT.validate_python(event)
+    # the running call goes in (its output comes when the tool is done); half-written arguments do
+    # not; the output that is queued is sent after the restore, not twice
+    assert [(e["item"]["type"], e["item"].get("call_id")) for e in restore.events] == [
+        ("function_call", "call_1"),
+        ("function_call", "call_3"),
+    ]

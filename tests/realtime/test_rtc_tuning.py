@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import inspect
+import time
 
 import av
 import numpy as np
@@ -16,10 +17,13 @@ from aiortc.rtp import RtpPacket
 from realtime.rtc_tuning import (
     ImmediateAudioBuffer,
     RtcTuningError,
+    _ice_connections,
     tune_peer_connection,
     tune_receiver,
     tune_streamlit_webrtc,
+    watch_consent,
 )
+from tests.fakebrowser import wait_until
 
 
 def jitter_buffer(receiver: RTCRtpReceiver) -> JitterBuffer:
@@ -155,3 +159,30 @@ def test_tune_streamlit_webrtc_reaches_the_worker_peer_and_never_raises():
 
     assert tune_streamlit_webrtc(NoWorker()) == 0
     assert tune_streamlit_webrtc(object()) == 0  # not a context at all: logged, not raised
+
+
+async def test_a_peer_that_goes_silent_is_noticed_in_seconds_not_half_a_minute():
+    """kill -9 of the far side, as a peer sees it: its sockets stop answering, nothing says goodbye."""
+    caller, far = RTCPeerConnection(), RTCPeerConnection()
+    caller.addTransceiver("audio", direction="sendrecv")
+    far.on("track", lambda track: None)
+    states: list[tuple[float, str]] = []
+    caller.on("connectionstatechange", lambda: states.append((time.monotonic(), caller.connectionState)))
+    try:
+        await caller.setLocalDescription(await caller.createOffer())
+        await far.setRemoteDescription(caller.localDescription)
+        await far.setLocalDescription(await far.createAnswer())
+        await caller.setRemoteDescription(far.localDescription)
+        await wait_until(lambda: caller.connectionState == "connected", 10, "the peers to connect")
+        assert watch_consent(caller) == 1
+        for conn in _ice_connections(far):  # the far side dies without a word
+            for protocol in conn._protocols:
+                if protocol.transport is not None:
+                    protocol.transport.close()
+        died = time.monotonic()
+        await wait_until(lambda: caller.connectionState in ("failed", "closed"), 12, "the loss to be noticed")
+        noticed = next(at for at, state in states if state in ("failed", "closed")) - died
+        assert noticed < 10  # aioice's own checks: about 30 s
+    finally:
+        await caller.close()
+        await far.close()
