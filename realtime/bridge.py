@@ -29,12 +29,23 @@ import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 from aiortc import MediaStreamTrack
 
 from realtime import loop as bg
+from realtime.agent_link import (
+    AgentActive,
+    AgentEvent,
+    AgentFailed,
+    AgentLink,
+    ApprovalNeeded,
+    GuardrailTripped,
+    HandedOff,
+    ToolFinished,
+    model_settings_from_session,
+)
 from realtime.call_state import (
     DEFAULT_POLICY,
     Act,
@@ -72,6 +83,9 @@ from realtime.upstream_call import HANGUP_TIMEOUT_S, UpstreamCall
 from realtime.usage import UsageTotals
 from realtime.voice_out import PcmSink, VoiceOut
 
+if TYPE_CHECKING:
+    from agents.realtime import RealtimeAgent
+
 __all__ = ["MAX_MESSAGE_BYTES", "Bridge", "BridgeSnapshot", "RtcStats", "SettingsChange"]
 
 log = logging.getLogger(__name__)
@@ -97,6 +111,7 @@ _STALE_TYPES = frozenset(
 )
 CUT_BY_RECONNECT = "(interrupted by a reconnect)"
 NOT_HEARD = "(not heard: the connection dropped)"
+NO_TOOLS = ToolRegistry([])  # a scenario's tools come from its agents (the library's session.update)
 
 
 @dataclass(frozen=True)
@@ -122,6 +137,9 @@ class BridgeSnapshot:
     max_attempts: int = 0
     lost_reason: str = ""  # while reconnecting: why the last call ended
     replaced: tuple[CallReplaced, ...] = ()  # every reconnect, resume and rollover, oldest first
+    scenario: str = ""  # the scenario running ("" for the built-in assistant, which needs no agents)
+    agent: str | None = None  # the scenario's agent speaking now
+    approvals: tuple[ApprovalNeeded, ...] = ()  # tools waiting for Approve or Deny, oldest first
 
 
 def _new_id(prefix: str) -> str:
@@ -180,6 +198,13 @@ class Bridge:
         self._tools_running = 0
         self._camera_wake: asyncio.Event | None = None
         self._close_future: concurrent.futures.Future[None] | None = None
+        self._agent: RealtimeAgent[Any] | None = None  # the scenario's starting agent (None: no agents)
+        self._scenario = ""
+        self._link: AgentLink | None = None
+        self._active_agent: str | None = None
+        self._agents_ready = True  # False while a scenario's session joins a call: what is typed waits
+        self._approvals: dict[str, ApprovalNeeded] = {}
+        self._load_scenario(settings.scenario)
         self._last_activity = time.monotonic()  # speech, typing, a response: what keeps a call from pausing
         self._last_event_at = 0.0  # when the current call last sent an event
 
@@ -227,6 +252,14 @@ class Bridge:
         """Reconnect after the attempts ran out, or resume a paused call (the Reconnect/Resume button)."""
         bg.call_soon(self._wake)
 
+    def approve(self, call_id: str) -> None:
+        """Approve a tool the scenario holds for the user: the library runs it."""
+        bg.call_soon(self._decide, call_id, True)
+
+    def deny(self, call_id: str) -> None:
+        """Deny it: the model is told the user refused."""
+        bg.call_soon(self._decide, call_id, False)
+
     def add_listener(self, fn: Listener) -> None:
         self._listeners.append(fn)
 
@@ -263,6 +296,9 @@ class Bridge:
             max_attempts=self.policy.max_attempts,
             lost_reason=call.lost_reason,
             replaced=self._replaced,
+            scenario=self._scenario,
+            agent=self._active_agent,
+            approvals=tuple(self._approvals.values()),
         )
 
     @property
@@ -319,13 +355,15 @@ class Bridge:
                 self.voice.clear()
             elif effect.kind == "flush_pending":
                 self._flush_pending()
+                self._attach_agents(self._upstream)
             elif effect.kind == "drop_call":
                 self._retire(self._upstream)
                 self._upstream = None
             else:
                 self.close_soon()
         elif isinstance(effect, RunTool):
-            self._spawn(self._run_tool(effect))
+            if self._agent is None:  # with a scenario, its agents' tools run in the library, once
+                self._spawn(self._run_tool(effect))
         elif isinstance(effect, ForgetImage):
             self.images.removed(effect.item_id)
         elif isinstance(effect, TellEnded):
@@ -377,7 +415,7 @@ class Bridge:
         upstream = self._new_call()
         self._upstream = upstream
         try:
-            await upstream.open(self._applied, self.tools, stop_if=lambda: self._call.closing)
+            await upstream.open(self._call_settings(), self._session_tools(), stop_if=lambda: self._call.closing)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -474,6 +512,100 @@ class Bridge:
         conn = upstream.connection if upstream is not None else None
         return conn.base_url if conn is not None else None
 
+    # ------------------------------------------------------------------ scenario agents (loop)
+
+    def _load_scenario(self, spec: str) -> None:
+        """The scenario's starting agent. The built-in assistant needs none: the bridge runs its tools.
+        A scenario that cannot be loaded is said in the transcript, and the assistant speaks instead."""
+        from scenarios import DEFAULT_SCENARIO, ScenarioError, load_scenario
+
+        if spec == DEFAULT_SCENARIO:
+            return
+        try:
+            self._agent, self._scenario = load_scenario(spec), spec
+        except ScenarioError as exc:
+            self._local_error(f"{exc} The {DEFAULT_SCENARIO} scenario runs instead.")
+
+    def _session_tools(self) -> ToolRegistry:
+        return self.tools if self._agent is None else NO_TOOLS
+
+    def _call_settings(self) -> Settings:
+        """What a new call's `session` is made from: with a scenario, its agent's instructions from
+        the start (the library's session.update follows once it has joined)."""
+        agent = self._link.agent if self._link is not None else self._agent
+        if agent is not None and isinstance(agent.instructions, str) and agent.instructions.strip():
+            return self._applied.replace(instructions=agent.instructions)
+        return self._applied
+
+    def _attach_agents(self, upstream: UpstreamCall | None) -> None:
+        """The scenario's session follows the call now carrying the conversation (sideband)."""
+        if self._agent is None or upstream is None or upstream.call_id is None or upstream.connection is None:
+            return
+        old, self._link = self._link, None
+        starting = old.agent if old is not None else self._agent  # after a handoff, the agent speaking
+        if old is not None:
+            self._spawn(old.close())
+        if self._approvals:
+            held = ", ".join(a.tool for a in self._approvals.values())
+            self._approvals.clear()
+            self._local_error(f"The call was replaced before {held} was approved or denied; ask again.")
+        link = AgentLink(starting, self._on_agent_event, secrets=self._secrets())
+        self._link = link
+        self._active_agent = starting.name
+        self._agents_ready = False
+        self._spawn(self._run_link(link, upstream))
+
+    async def _run_link(self, link: AgentLink, upstream: UpstreamCall) -> None:
+        from scenarios import ScenarioContext
+
+        conn = upstream.connection
+        assert conn is not None and upstream.call_id is not None
+        context = ScenarioContext(backend=self._applied.backend, base_url=conn.base_url, api_key=conn.api_key)
+        settings = model_settings_from_session(self._applied.session_payload(registry=NO_TOOLS))
+        try:
+            await link.attach(upstream.call_id, conn.base_url, conn.api_key, settings, context)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if link is self._link:
+                error = classify(exc, secrets=self._secrets(), base_url=conn.base_url)
+                self._local_error(f"The scenario's agents could not join the call: {error.message}")
+        if link is self._link:  # joined (or could not: the call goes on without them)
+            self._agents_ready = True
+            self._flush_pending()
+
+    def _on_agent_event(self, event: AgentEvent) -> None:
+        self.events.record("agent", {"type": f"agent.{type(event).__name__}", **event.__dict__})
+        if isinstance(event, AgentActive):
+            self._active_agent = event.name
+        elif isinstance(event, HandedOff):
+            self._active_agent = event.target
+            self._notify(self.transcript.add_system_note(f"{event.source} \u2192 {event.target}"))
+        elif isinstance(event, GuardrailTripped):
+            self.voice.clear()  # the reply stops being heard now, not when the cancel lands
+            cut = self.transcript.cut_last_reply()  # marked even when its text was all out already
+            if cut is not None:
+                self._notify(cut)
+            why = "; ".join(d for d in event.details if d)
+            names = ", ".join(event.guardrails)
+            note = f"Guardrail {names} stopped the reply" + (f" ({why})" if why else "") + "."
+            self._notify(self.transcript.add_system_note(note, role="error"))
+        elif isinstance(event, ApprovalNeeded):
+            self._approvals[event.call_id] = event
+        elif isinstance(event, AgentFailed):
+            self._local_error(event.message)
+        elif isinstance(event, ToolFinished):
+            pass  # the output reaches the transcript as the function_call_output item
+
+    def _decide(self, call_id: str, approved: bool) -> None:
+        request = self._approvals.pop(call_id, None)
+        link = self._link
+        if request is None or link is None:
+            return
+        verb = "Approved" if approved else "Denied"
+        self._notify(self.transcript.add_system_note(f"{verb} {request.tool}({request.arguments})"))
+        self._spawn(link.approve(call_id) if approved else link.deny(call_id))
+
     # ------------------------------------------------------------------ rollover and pause (loop)
 
     async def _watch_loop(self) -> None:
@@ -526,7 +658,7 @@ class Bridge:
 
     async def _ready_next(self, upstream: UpstreamCall) -> None:
         try:
-            await upstream.open(self._applied, self.tools, stop_if=lambda: self._call.closing)
+            await upstream.open(self._call_settings(), self._session_tools(), stop_if=lambda: self._call.closing)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -545,6 +677,7 @@ class Bridge:
         self._step(CallCreated(upstream.call_id))
         self._step(Lifecycle("rolled_over", at=began))
         self._send_restore(upstream, "rollover", reason, time.monotonic() - began, 1)
+        self._attach_agents(upstream)
         readied_with = upstream.settings
         if readied_with is not None and readied_with != self._applied:  # changed while it was readied
             self._apply_settings(self._applied, old=readied_with)
@@ -574,7 +707,7 @@ class Bridge:
         else:
             self._completed(self._clock.feed(sent, time.monotonic()))
         upstream = self._upstream
-        if not (self._call.channel_open and upstream is not None and upstream.send(message)):
+        if not (self._call.channel_open and self._agents_ready and upstream is not None and upstream.send(message)):
             item = sent.item if isinstance(sent, ItemCreate) else None
             output_for = item.call_id if item is not None and item.type == "function_call_output" else None
             item_id = item.id if item is not None else None
@@ -583,7 +716,7 @@ class Bridge:
 
     def _flush_pending(self) -> None:
         upstream = self._upstream
-        while self._pending and upstream is not None and upstream.send(self._pending[0].message):
+        while self._pending and self._agents_ready and upstream is not None and upstream.send(self._pending[0].message):
             self._pending.pop(0)
 
     def _send_text(self, text: str) -> None:
@@ -616,8 +749,14 @@ class Bridge:
         self.throttle.interval_s = float(new.camera.interval_s)
         voice_fixed = "voice" in live_changes(old, new) and self._call.audio_started
         omit = ("model", "voice") if voice_fixed else ("model",)
-        session = new.session_payload(omit=omit, registry=self.tools)
-        if session != old.session_payload(omit=omit, registry=self.tools) and self._call.state == "connected":
+        tools = self._session_tools()
+        session = new.session_payload(omit=omit, registry=tools)
+        if self._agent is not None:  # instructions and tools are the agents'
+            session = {k: v for k, v in session.items() if k not in ("instructions", "tools")}
+        before = old.session_payload(omit=omit, registry=tools)
+        if self._agent is not None:
+            before = {k: v for k, v in before.items() if k not in ("instructions", "tools")}
+        if session != before and self._call.state == "connected":
             # a call being opened gets the new settings in its own `session`
             self._send({"type": "session.update", "session": session})
 
@@ -754,6 +893,9 @@ class Bridge:
         self._step(Lifecycle("closed", at=time.monotonic()))
 
     async def _teardown(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            await link.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

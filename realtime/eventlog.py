@@ -14,11 +14,11 @@ import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 __all__ = ["EventLog", "LoggedEvent", "elide"]
 
-Direction = Literal["client", "server"]
+Direction = Literal["client", "server", "agent"]  # agent: what the scenario's agents did (handoffs...)
 
 MAX_STRING_CHARS = 8192  # longer strings (instructions, transcripts) are cut to this
 MAX_TYPES = 500  # distinct event types remembered for ``types()`` (bounded against a noisy peer)
@@ -95,8 +95,8 @@ class EventLog:
     ) -> LoggedEvent:
         """Log one event (a dict, or the raw JSON text as sent/received). Never raises on bad input:
         a raw message that is not a JSON object is logged as type ``"(invalid)"``."""
-        if direction not in ("client", "server"):
-            raise ValueError(f"direction must be 'client' or 'server', not {direction!r}")
+        if direction not in get_args(Direction):
+            raise ValueError(f"direction must be one of {', '.join(get_args(Direction))}, not {direction!r}")
         if isinstance(event, (str, bytes, bytearray)):
             raw = event
             if size_bytes is None:

@@ -202,7 +202,7 @@ LIVE_FIELDS: tuple[str, ...] = (
     "prompt_variables",
     "camera",
 )
-RESTART_FIELDS: tuple[str, ...] = ("backend", "api_key", "base_url", "model", "audio_codec", "ice_servers")
+RESTART_FIELDS: tuple[str, ...] = ("backend", "api_key", "base_url", "model", "audio_codec", "ice_servers", "scenario")
 
 _AUDIO_FORMAT = {"type": "audio/pcm", "rate": 24000}
 _MAX_IDLE_MS = 3_600_000  # a session lasts at most 60 minutes
@@ -362,6 +362,9 @@ class Settings:
     # 60-minute cap, and hanging up after this long with no speech or typing (0: never)
     rollover_minutes: float = 55.0
     idle_pause_minutes: float = 10.0
+    # the agents (openai-agents RealtimeAgents) that speak: a built-in name or the user's own
+    # `file.py:attr` / `package.module:attr` (see `scenarios`); loaded when a call starts
+    scenario: str = "assistant"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_key", clean_key(self.api_key))
@@ -448,6 +451,11 @@ class Settings:
                 self.base_url.startswith(("http://", "https://")),
                 f"OPENAI_BASE_URL must start with http:// or https://, not {self.base_url!r}.",
             )
+        _check(
+            problems,
+            isinstance(self.scenario, str) and bool(self.scenario.strip()),
+            "The scenario (REALTIME_SCENARIO) must name a built-in scenario or a file.py:attr / module:attr.",
+        )
         _check(
             problems,
             _is_number(self.rollover_minutes) and 0 < self.rollover_minutes <= 60,
@@ -572,6 +580,7 @@ class Settings:
             ice_servers=ice,
             rollover_minutes=number("REALTIME_ROLLOVER_MINUTES", d.rollover_minutes, float),
             idle_pause_minutes=number("REALTIME_IDLE_PAUSE_MINUTES", d.idle_pause_minutes, float),
+            scenario=text("REALTIME_SCENARIO", d.scenario) or d.scenario,
         )
         if not problems:
             return cls(**kwargs)

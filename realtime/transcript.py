@@ -206,6 +206,17 @@ class Transcript:
             self._dirty = self._dirty or bool(changed)
             return tuple(e.freeze() for e in changed)
 
+    def cut_last_reply(self) -> TranscriptItem | None:
+        """The latest assistant reply was stopped (an output guardrail): marked ``truncated``, final."""
+        with self._lock:
+            for key in reversed(self._order):
+                e = self._entries[key]
+                if e.role == "assistant":
+                    e.truncated = e.final = True
+                    self._dirty = True
+                    return e.freeze()
+            return None
+
     # --- internals ------------------------------------------------------------------------
 
     def _local_id(self, prefix: str) -> str:
@@ -230,8 +241,20 @@ class Transcript:
         prev = self._resolve(previous)
         if prev is None or prev == item_id:
             return
-        self._order.remove(item_id)
-        self._order.insert(self._order.index(prev) + 1, item_id)
+        order = self._order
+        here, after = order.index(item_id), order.index(prev)
+        if here > after and all(self._is_note(k) for k in order[after + 1 : here]):
+            return  # already in place (a restored item seen again): notes between stay where they are
+        order.remove(item_id)
+        at = order.index(prev) + 1
+        # local notes stay where they were said: an item that follows its predecessor goes after the
+        # notes written since (a handoff, a reconnect), else every note would drift to the end
+        while at < len(order) and self._is_note(order[at]):
+            at += 1
+        order.insert(at, item_id)
+
+    def _is_note(self, key: str) -> bool:
+        return "_local_" in key and self._entries[key].role in ("system", "error")
 
     def _entry(self, item_id: str, role: Role, kind: Kind) -> _Entry:
         key = self._resolve(item_id)

@@ -736,3 +736,15 @@ def test_snapshot_is_immutable_and_thread_safe():
     for lengths in seen:  # each reader only ever sees whole, growing states
         assert lengths and lengths == sorted(lengths)
     assert first[0].text == ""
+
+
+def test_notes_stay_where_they_were_said_and_a_restored_item_seen_again_stays_put():
+    t = Transcript()
+    t.apply(added(assistant("a1", "completed", [{"type": "output_text", "text": "first"}])))
+    note = t.add_system_note("front_desk \u2192 billing")
+    # the next server item names a1 as its predecessor: it goes after the note, not before it
+    t.apply(added(assistant("a2", "completed", [{"type": "output_text", "text": "second"}]), prev="a1"))
+    lost = t.add_system_note("Connection lost \u2014 reconnecting\u2026")
+    # a restore replays a1 and a2 into a new call: a2 is seen again after a1 and keeps its place
+    t.apply(added(assistant("a2", "completed", [{"type": "output_text", "text": "second"}]), prev="a1"))
+    assert ids(t) == ["a1", note.id, "a2", lost.id]
