@@ -27,7 +27,7 @@ from streamlit_webrtc import (
 from realtime.rtc_tuning import tune_streamlit_webrtc
 from realtime.settings import SettingsError
 from realtime.voice_source import just_in_time
-from ui import controls, sidebar, status, transcript_view
+from ui import approvals, controls, sidebar, status, transcript_view
 from ui.conversation import Conversation, get_conversation, peek_conversation
 from ui.live import live_snapshot
 from ui.process_setup import ProcessSetup, prepare_process
@@ -139,6 +139,7 @@ def _status_line(conv: Conversation, setup: ProcessSetup) -> None:
             st.error(f"The conversation could not start: {conv.start_error}", icon=":material/error:")
         status.render_error(snap, live=conv.active)
         controls.render_recovery(conv, snap)  # here, not with the other controls: this line polls
+        approvals.render_approvals(conv, snap)  # a scenario's tools waiting for Approve or Deny
         if waiting_for_engine and engine is not None and engine.state != "starting" and not conv.active:
             st.rerun()  # once: the next full run draws this fragment without polling
 

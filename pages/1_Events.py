@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from realtime.eventlog import LoggedEvent
-from ui.events_view import filter_events, is_delta, render_event_list
+from ui.events_view import DIRECTION_FILTERS, filter_events, is_delta, render_event_list
 from ui.latest_call import latest_call_or_stop
 from ui.live import live_fragment
 from ui.status import ONGOING_STATES
@@ -17,8 +17,9 @@ st.title("Events")
 
 conv, bridge = latest_call_or_stop(
     "No conversation in this tab yet. Press **Start conversation** to begin one: every event the app "
-    "sends to the model (→ sent) and every event it receives (← received) is listed here, newest "
-    "first, with its time, size and full JSON. Audio and image data are shortened so the log stays readable.",
+    "sends to the model (→ sent), every event it receives (← received) and what a scenario's agents do "
+    "(◆ agent) is listed here, newest first, with its time, size and full JSON. Audio and image data are "
+    "shortened so the log stays readable.",
     icon=":material/list_alt:",
 )
 
@@ -34,10 +35,11 @@ types = c1.multiselect("Event types", log.types(), placeholder="All types", key=
 direction = (
     c2.segmented_control(
         "Direction",
-        ["all", "client", "server"],
+        list(DIRECTION_FILTERS),
         default="all",
         key="ev_dir",
-        format_func={"all": "All", "client": "→ Sent", "server": "← Received"}.__getitem__,
+        format_func=DIRECTION_FILTERS.__getitem__,
+        help="◆ Agents: what a scenario's agents did (handoffs, guardrails, tools and approvals).",
     )
     or "all"
 )

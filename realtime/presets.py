@@ -1,7 +1,7 @@
 """Named sidebar setups ("presets"): save, list, load, delete; three read-only built-ins.
 
 A preset holds exactly what a share link holds (``realtime.share``: every session setting, the
-camera, the tools and the phone line; optionally the model), in the same
+camera, the tools, the phone line and the scenario; optionally the model), in the same
 flat ``name -> string`` form, and loads through the same validation: whatever is wrong or missing
 is skipped with a warning, the rest applies, nothing raises. Never the key, never the endpoint.
 

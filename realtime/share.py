@@ -43,6 +43,11 @@ Parameters (``v=1``):
 | ``prompt_version`` | prompt_version | its version, or empty |
 | ``prompt_variables`` | prompt_variables | JSON object of strings, or empty |
 | ``codec`` | audio_codec | ``opus``, ``pcmu``, ``pcma`` |
+| ``scenario`` | scenario | a built-in scenario name, or the ``file.py:attr`` / ``module:attr`` spec |
+
+A ``scenario`` is only carried here, never trusted: a spec can name a Python file, so the page that
+applies a link or preset lets it through only when it is a built-in or the scenario configured on
+that server (``ui.scenario_choice.checked_scenario``), and otherwise falls back to the default.
 
 Parameters added after the first release are optional: an older link without them keeps the
 receiver's values for those settings.
@@ -178,6 +183,16 @@ def _dec_max_tokens(raw: str) -> int | str:
     return "inf" if _word(raw) == "inf" else _parse_int(raw)
 
 
+_MAX_SCENARIO = 500
+
+
+def _dec_scenario(raw: str) -> str:
+    spec = raw.strip()
+    if not spec or len(spec) > _MAX_SCENARIO or not spec.isprintable():
+        raise _Junk(f"a scenario name (at most {_MAX_SCENARIO} printable characters)")
+    return spec
+
+
 def _enc_variables(pairs: tuple[tuple[str, str], ...]) -> str:
     return json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":")) if pairs else ""
 
@@ -232,6 +247,7 @@ _PARAMS: tuple[_Param, ...] = (
     _Param("prompt_version", ("prompt_version",), str, _parse_id),
     _Param("prompt_variables", ("prompt_variables",), _enc_variables, _dec_variables),
     _Param("codec", ("audio_codec",), str, _word),
+    _Param("scenario", ("scenario",), str, _dec_scenario),
 )
 PARAM_NAMES: tuple[str, ...] = ("v", *(p.name for p in _PARAMS))
 _BY_NAME = {p.name: p for p in _PARAMS}

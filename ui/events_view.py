@@ -1,5 +1,6 @@
-"""The event inspector: this conversation's client/server events, newest first, each with a one-line
-summary (what a person wants to know about it) and its full JSON in an expander."""
+"""The event inspector: this conversation's events (sent, received, and what the scenario's agents
+did), newest first, each with a one-line summary (what a person wants to know about it) and its full
+JSON in an expander."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from ui.format import byte_size, call_args, clock_time, escape_markdown, one_lin
 if TYPE_CHECKING:
     from realtime.eventlog import LoggedEvent
 
-DIRECTION_LABELS = {"client": "→ sent", "server": "← received"}
+DIRECTION_LABELS = {"client": "→ sent", "server": "← received", "agent": ":violet[◆ agent]"}
+# The direction filter's choices, with the words the page shows for them.
+DIRECTION_FILTERS = {"all": "All", "client": "→ Sent", "server": "← Received", "agent": "◆ Agents"}
 
 
 def is_delta(event_type: str) -> bool:
@@ -24,7 +27,8 @@ def is_delta(event_type: str) -> bool:
 def filter_events(
     events: Sequence[LoggedEvent], *, types: Sequence[str], direction: str, limit: int, hide_deltas: bool = False
 ) -> list[LoggedEvent]:
-    """Newest first, only the chosen types (all when empty) and direction ("all", "client", "server").
+    """Newest first, only the chosen types (all when empty) and direction ("all", "client", "server",
+    "agent").
     `hide_deltas` drops streaming ``*.delta`` events unless their type was chosen explicitly."""
     wanted = set(types)
     out = [
@@ -97,10 +101,40 @@ def _usage_summary(usage: object) -> str:
     return f"{int(total):,} tokens" if total else ""
 
 
+def _names(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(one_line(v, 40) for v in value)
+    return one_line(value, 60)
+
+
+def _agent_summary(t: str, p: Mapping[str, Any]) -> str:
+    """What a scenario's agent did (`agent.*` events: the fields of `realtime.agent_link`'s values)."""
+    if t == "agent.HandedOff":
+        return f"{one_line(p.get('source'), 40) or '?'} → {one_line(p.get('target'), 40) or '?'}"
+    if t == "agent.AgentActive":
+        return one_line(p.get("name"), 60)
+    if t == "agent.GuardrailTripped":
+        details = _names(p.get("details"))
+        return f"{_names(p.get('guardrails')) or 'a guardrail'} stopped the reply" + (f": {details}" if details else "")
+    if t in ("agent.ApprovalNeeded", "agent.ToolFinished"):
+        tool = one_line(p.get("tool"), 40) or "tool"
+        if t == "agent.ApprovalNeeded":
+            call = f"{tool}({call_args(p.get('arguments'), 50)}) waits for approval"
+        else:
+            call = f"{tool} → {one_line(p.get('output'), 50)}"
+        agent = one_line(p.get("agent"), 40)
+        return f"{agent}: {call}" if agent else call
+    if t == "agent.AgentFailed":
+        return one_line(p.get("message"), 100)
+    return ""
+
+
 def event_summary(event: LoggedEvent) -> str:
     """A short phrase about one logged event ("" when the type says it all)."""
     p = event.payload
     t = event.type
+    if event.direction == "agent" or t.startswith("agent."):
+        return _agent_summary(t, p)
     if t == "error" or t.endswith(".failed"):
         return one_line(_get(p, "error", "message") or _get(p, "error", "code") or "", 100)
     if t in ("session.created", "session.updated", "session.update"):

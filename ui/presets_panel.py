@@ -17,6 +17,8 @@ from realtime.presets import PresetError, PresetStore, presets_path
 from realtime.settings import Settings
 from realtime.share import settings_from_query, share_url
 from ui.live import live_fragment
+from ui.scenario_choice import checked_scenario
+from ui.settings_source import configured_scenario
 
 _K = "presets."
 _STREAMLIT_KEYS = {"embed", "embed_options"}  # Streamlit's own query parameters
@@ -43,6 +45,13 @@ def _warnings_text(what: str, warnings: tuple[str, ...]) -> str:
     return f"{what} Some of it was not used:\n\n" + "\n".join(f"- {w}" for w in warnings)
 
 
+def _checked_scenario(new: Settings, warnings: tuple[str, ...], what: str) -> tuple[Settings, tuple[str, ...]]:
+    """A scenario that is neither built in nor configured on this server is never loaded (a spec can
+    name a Python file): the default takes its place, and the warnings say so."""
+    checked, note = checked_scenario(new, configured_scenario(), what=what)
+    return checked, (*warnings, note) if note else warnings
+
+
 def _from_link(settings: Settings) -> Settings | None:
     """Once per browser session: apply a share link's query parameters."""
     if st.session_state.get(_K + "link_checked"):
@@ -53,6 +62,7 @@ def _from_link(settings: Settings) -> Settings | None:
     if not params:
         return None
     new, warnings = settings_from_query(params, settings)
+    new, warnings = _checked_scenario(new, warnings, "share link")
     if warnings:
         _say("warning", _warnings_text("Opened a shared setup.", warnings))
     else:
@@ -66,6 +76,7 @@ def _load(store: PresetStore, name: str, settings: Settings) -> Settings | None:
     except PresetError as exc:
         _say("error", exc.message)
         return None
+    new, warnings = _checked_scenario(new, warnings, "preset")
     if warnings:
         _say("warning", _warnings_text(f"Loaded preset “{name}”.", warnings))
     else:
@@ -135,8 +146,8 @@ def _presets(settings: Settings) -> Settings | None:
                     _say("error", exc.message)
                 st.rerun()
         st.caption(
-            "A preset keeps voice, instructions, turn detection, transcription, output, camera and "
-            "tools (and the model if you like); never the API key."
+            "A preset keeps voice, instructions, turn detection, transcription, output, camera, "
+            "tools and the scenario (and the model if you like); never the API key."
         )
         _show_message()
     return chosen
@@ -148,7 +159,7 @@ def _share(settings: Settings) -> None:
         url = share_url(base, settings)
         st.caption(
             "Anyone who opens this link gets this setup (voice, instructions, turn detection, "
-            "camera, tools, model). It never contains an API key: the app they open uses its own."
+            "camera, tools, scenario, model). It never contains an API key: the app they open uses its own."
         )
         st.code(url, language=None)  # one line with a copy button
         if len(url) > 8000:

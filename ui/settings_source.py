@@ -7,7 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from realtime.settings import Settings
+from realtime.settings import Settings, SettingsError
+from scenarios import DEFAULT_SCENARIO
 
 
 def read_secrets() -> dict[str, Any] | None:
@@ -20,3 +21,12 @@ def read_secrets() -> dict[str, Any] | None:
 
 def default_settings() -> Settings:
     return Settings.from_env(os.environ, secrets=read_secrets())
+
+
+def configured_scenario() -> str:
+    """The scenario this server is configured with (REALTIME_SCENARIO): besides the built-ins, the only
+    one a page may choose. The default when the configuration cannot be read."""
+    try:
+        return default_settings().scenario
+    except SettingsError:
+        return DEFAULT_SCENARIO

@@ -25,9 +25,11 @@ from realtime.settings import (
     takes_reasoning,
 )
 from realtime.tools import DEFAULT_TOOLS
+from scenarios import DEFAULT_SCENARIO
 from ui import page_style, presets_panel
 from ui.conversation import Conversation
-from ui.settings_source import read_secrets
+from ui.scenario_choice import is_allowed, scenario_label, scenario_options
+from ui.settings_source import configured_scenario, read_secrets
 
 _P = "sb."  # widget key prefix
 _TURN_LABELS = {"server_vad": "Server VAD", "semantic_vad": "Semantic VAD", "none": "Push to talk"}
@@ -54,6 +56,7 @@ def _widget_values(s: Settings) -> dict[str, Any]:
     td, cam = s.turn_detection, s.camera
     return {
         "model": s.model,
+        "scenario": s.scenario,
         "reasoning_effort": s.reasoning_effort or _MODEL_DEFAULT,
         "audio_codec": s.audio_codec,
         "voice": s.voice,
@@ -106,6 +109,7 @@ def _settings_from_widgets(base: Settings) -> Settings:
     noise = _v("noise_reduction")
     return base.replace(
         model=_v("model"),
+        scenario=_v("scenario"),
         reasoning_effort=None if effort == _MODEL_DEFAULT else effort,
         audio_codec=_v("audio_codec"),
         voice=_v("voice"),
@@ -138,6 +142,23 @@ def _settings_from_widgets(base: Settings) -> Settings:
             "detail": _v("camera_detail"),
         },
         tools=tuple(name for name in DEFAULT_TOOLS.names if _v(f"tool.{name}")),
+    )
+
+
+def _scenario_select() -> None:
+    """The scenario: a built-in, or the one this server is configured with (never a spec typed into
+    the page: a spec can name a Python file, and loading it runs that file)."""
+    configured = configured_scenario()
+    options = scenario_options(configured)
+    if not is_allowed(_v("scenario"), configured):  # e.g. the server's configuration changed since
+        st.session_state[_P + "scenario"] = DEFAULT_SCENARIO
+    st.selectbox(
+        "Scenario",
+        options,
+        format_func=scenario_label,
+        key=_P + "scenario",
+        help="The agents that answer: the plain assistant, or a scenario with handoffs, guardrails and "
+        "tools that ask for approval. Takes effect on the next call.",
     )
 
 
@@ -175,6 +196,7 @@ def render(conv: Conversation) -> Settings:
         _seed(settings)
         model_options = list(dict.fromkeys([*MODELS, _v("model")]))
         st.selectbox("Model", model_options, key=_P + "model", help="Takes effect on the next call.")
+        _scenario_select()
         if takes_reasoning(_v("model")):
             st.select_slider(
                 "Reasoning effort",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 import streamlit as st
 
 from realtime.call_state import PAUSE_NOTE, RESUMED
+from scenarios import agent_label
 from ui.format import activity_label, engine_label, escape_markdown, state_label
 
 if TYPE_CHECKING:
@@ -92,6 +93,13 @@ def call_bar_notice(snapshot: BridgeSnapshot | None, now: float, *, live: bool =
     return None
 
 
+def agent_badge(snapshot: BridgeSnapshot | None, *, live: bool) -> str | None:
+    """The badge naming the scenario's agent speaking now ("Agent: Billing"), while a call runs."""
+    if snapshot is None or not live or not snapshot.agent or shown_state(snapshot, live=live) not in ONGOING_STATES:
+        return None
+    return f":violet-badge[:material/support_agent: Agent: {escape_markdown(agent_label(snapshot.agent))}]"
+
+
 def render_status(backend: str, snapshot: BridgeSnapshot | None, *, live: bool) -> None:
     """`snapshot` is None before the first call."""
     state = shown_state(snapshot, live=live)
@@ -102,6 +110,9 @@ def render_status(backend: str, snapshot: BridgeSnapshot | None, *, live: bool) 
     if snapshot is not None and live and state == "connected":
         activity = snapshot.activity
         parts.append(f":{_ACTIVITY_COLOURS.get(activity, 'gray')}-badge[{activity_label(activity)}]")
+    agent = agent_badge(snapshot, live=live)
+    if agent is not None:
+        parts.append(agent)
     with st.container(key="status"):
         st.markdown(" ".join(parts))
         notice = call_bar_notice(snapshot, time.time(), live=live)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import streamlit as st
 
+from scenarios import agent_label
 from ui.format import (
     INTERRUPTED_MARK,
     STREAMING_MARK,
@@ -38,6 +39,9 @@ LOG_KEY = "transcript-log"  # the same without following (History)
 THUMB_WIDTH = 128
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
+# The bridge's note for a handoff between a scenario's agents: "front_desk → billing".
+_HANDOFF = re.compile(r"([A-Za-z_][A-Za-z0-9_-]{0,63}) \u2192 ([A-Za-z_][A-Za-z0-9_-]{0,63})")
+HANDOFF_ICON = ":material/swap_horiz:"
 EMPTY_HINT = (
     "Press **Start conversation**, allow the microphone and camera, and just talk: "
     "what you say and what the assistant answers appears here as it happens. "
@@ -97,6 +101,20 @@ def bubble_text(item: TranscriptItem) -> str:
     return text or ":gray[*(no words)*]"
 
 
+def handoff(item: TranscriptItem) -> tuple[str, str] | None:
+    """(from, to) when `item` is the bridge's handoff note (a system note reading exactly
+    ``<agent> → <agent>`` with identifier-like names); None for anything else."""
+    if item.role != "system" or item.kind != "text":
+        return None
+    match = _HANDOFF.fullmatch(item.text or "")
+    return (match.group(1), match.group(2)) if match else None
+
+
+def handoff_text(source: str, target: str) -> str:
+    """``Front desk → Billing`` (plain text)."""
+    return f"{agent_label(source)} \u2192 {agent_label(target)}"
+
+
 def item_line(item: TranscriptItem) -> str:
     """One item as one plain line (the "earlier" list and exports): ``You: …``, ``Assistant: …``."""
     role = _role(item)
@@ -105,7 +123,8 @@ def item_line(item: TranscriptItem) -> str:
     if role == "error":
         return "⚠ " + one_line(item.text or "The provider reported an error.")
     if role == "system":
-        return one_line(item.text)
+        hand = handoff(item)
+        return handoff_text(*hand) if hand else one_line(item.text)
     who = "You" if role == "user" else "Assistant"
     if item.kind == "image":
         return f"{who}: [{one_line(item.text) or 'camera frame'}]"
@@ -159,7 +178,11 @@ def _render_item(item: TranscriptItem) -> None:
         st.error(one_line(item.text or "The provider reported an error."), icon=":material/error:")
         return
     if role == "system":
-        st.caption(escape_markdown(one_line(item.text, 300)))
+        hand = handoff(item)
+        if hand is not None:  # a breadcrumb: which agent speaks from here on
+            st.caption(f"{HANDOFF_ICON} {escape_markdown(handoff_text(*hand))}")
+        else:
+            st.caption(escape_markdown(one_line(item.text, 300)))
         return
     avatar = ":material/person:" if role == "user" else ":material/smart_toy:"
     with st.chat_message("user" if role == "user" else "assistant", avatar=avatar):

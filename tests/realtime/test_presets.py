@@ -31,6 +31,7 @@ def custom() -> Settings:
         output_modalities="text",
         camera={"enabled": False, "interval_s": 5.0, "detail": "low"},
         tools=("echo_upper",),
+        scenario="guarded",
     )
 
 
@@ -224,7 +225,7 @@ def _panel_app():
     now = st.session_state["current"]
     st.write(
         f"voice={now.voice} camera={now.camera.enabled} tools={','.join(now.tools) or 'none'} "
-        f"key={'yes' if now.api_key else 'no'}"
+        f"key={'yes' if now.api_key else 'no'} scenario={now.scenario}"
     )
 
 
@@ -294,3 +295,49 @@ def test_every_setting_round_trips_through_a_saved_preset(tmp_path, s):
     loaded, warnings = PresetStore(tmp_path / "every-field.json").load("Every field", Settings())
     assert warnings == ()
     assert comparable(loaded) == comparable(s)
+
+
+EVIL = "/tmp/evil_agents.py:agent"
+
+
+def test_panel_a_link_may_choose_a_built_in_scenario(panel, monkeypatch):
+    monkeypatch.delenv("REALTIME_SCENARIO", raising=False)
+    panel.query_params.update({"voice": "ash", "scenario": "front_desk"})
+    panel.run()
+    assert not panel.exception and _state(panel).endswith("scenario=front_desk")
+    assert not panel.sidebar.warning and "scenario=front_desk" in panel.sidebar.code[0].value
+
+
+def test_panel_a_link_naming_a_file_this_server_does_not_run_falls_back(panel, monkeypatch):
+    monkeypatch.setenv("REALTIME_SCENARIO", "/srv/ours.py:agent")
+    panel.query_params.update({"voice": "ash", "scenario": EVIL})
+    panel.run()
+    assert not panel.exception
+    assert _state(panel).startswith("voice=ash") and _state(panel).endswith("scenario=assistant")
+    (warning,) = panel.sidebar.warning
+    assert "names the scenario “/tmp/evil\\_agents.py:agent”" in warning.value
+    assert "neither built in nor configured on this server" in warning.value
+    assert "Assistant (default)" in warning.value
+
+
+def test_panel_the_servers_own_scenario_comes_through_a_link(panel, monkeypatch):
+    monkeypatch.setenv("REALTIME_SCENARIO", "/srv/ours.py:agent")
+    panel.query_params.update({"scenario": "/srv/ours.py:agent"})
+    panel.run()
+    assert not panel.exception and _state(panel).endswith("scenario=/srv/ours.py:agent")
+    assert not panel.sidebar.warning
+
+
+def test_panel_a_preset_with_a_foreign_scenario_loads_the_rest(panel, tmp_path, monkeypatch):
+    monkeypatch.delenv("REALTIME_SCENARIO", raising=False)
+    PresetStore(tmp_path / "data" / "presets.json").save("Elsewhere", Settings().replace(voice="sage", scenario=EVIL))
+    PresetStore(tmp_path / "data" / "presets.json").save("Guarded", Settings().replace(scenario="guarded"))
+    panel.run()
+    panel.sidebar.selectbox(key="presets.selected").select("Elsewhere").run()
+    panel.sidebar.button(key="presets.load").click().run()
+    assert _state(panel).startswith("voice=sage") and _state(panel).endswith("scenario=assistant")
+    assert any("The preset names the scenario" in w.value for w in panel.sidebar.warning)
+    panel.sidebar.selectbox(key="presets.selected").select("Guarded").run()
+    panel.sidebar.button(key="presets.load").click().run()
+    assert _state(panel).endswith("scenario=guarded") and not panel.sidebar.warning
+    assert not panel.exception

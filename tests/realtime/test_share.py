@@ -85,6 +85,7 @@ def test_the_encoding_is_readable_and_stable():
         "prompt_version": "",
         "prompt_variables": "",
         "codec": "opus",
+        "scenario": "assistant",
     }
     assert tuple(settings_to_query(s)) == PARAM_NAMES
     rich = s.replace(
@@ -104,6 +105,7 @@ def test_the_encoding_is_readable_and_stable():
         prompt_version="4",
         prompt_variables={"city": "Paris"},
         audio_codec="pcmu",
+        scenario="front_desk",
     )
     q = settings_to_query(rich)
     assert (q["reasoning"], q["speed"], q["noise"], q["idle_ms"], q["max_tokens"]) == (
@@ -119,6 +121,7 @@ def test_the_encoding_is_readable_and_stable():
         '{"city":"Paris"}',
         "pcmu",
     )
+    assert q["scenario"] == "front_desk"
     assert settings_from_query(q, BASE) == (rich.replace(api_key=""), ())
     assert "model" not in settings_to_query(s, include_model=False)
     url = share_url("http://localhost:8501/", s)
@@ -243,3 +246,15 @@ def test_empty_and_unrelated_queries_change_nothing():
 def test_long_junk_is_not_echoed_in_full():
     restored, warnings = settings_from_query({"voice": "x" * 5000}, BASE)
     assert restored == BASE and len(warnings[0]) < 400
+
+
+def test_the_scenario_is_carried_as_text_and_trusted_by_the_page_not_here():
+    # Any spec is carried (the page lets through only built-ins and the server's own: ui.scenario_choice)
+    spec = "/x/my agents.py:agent"
+    assert settings_to_query(BASE.replace(scenario=spec))["scenario"] == spec
+    assert "&scenario=%2Fx%2Fmy+agents.py:agent" in share_url("http://h/", BASE.replace(scenario=spec))
+    assert settings_from_query({"scenario": f"  {spec} "}, BASE) == (BASE.replace(scenario=spec), ())
+    for junk in ("", "   ", "a\nb", "x" * 501):
+        settings, warnings = settings_from_query({"scenario": junk, "voice": "ash"}, BASE)
+        assert settings == BASE.replace(voice="ash")
+        assert len(warnings) == 1 and warnings[0].startswith("Ignored scenario=") and "scenario name" in warnings[0]

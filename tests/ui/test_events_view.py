@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from realtime.eventlog import Direction, EventLog, LoggedEvent
-from ui.events_view import event_label, event_summary, filter_events, is_delta
+from ui.events_view import DIRECTION_FILTERS, event_label, event_summary, filter_events, is_delta
 
 
 def _log(*events: tuple[Direction, dict[str, Any]]) -> tuple[LoggedEvent, ...]:
@@ -181,3 +181,47 @@ def test_label_has_time_direction_type_size_and_escaped_summary():
 def test_session_update_without_turn_detection_is_not_push_to_talk():
     voice_only = _one("client", {"type": "session.update", "session": {"audio": {"output": {"voice": "sage"}}}})
     assert event_summary(voice_only) == "voice sage"
+
+
+def test_what_the_agents_did_is_its_own_direction_with_summaries():
+    events = _log(
+        ("server", {"type": "session.created", "session": {}}),
+        ("agent", {"type": "agent.AgentActive", "name": "front_desk"}),
+        ("agent", {"type": "agent.HandedOff", "source": "front_desk", "target": "billing"}),
+        ("client", {"type": "session.update", "session": {}}),
+        (
+            "agent",
+            {"type": "agent.ApprovalNeeded", "call_id": "c1", "tool": "issue_refund", "arguments": '{"amount": 20}'}
+            | {"agent": "billing"},
+        ),
+        ("agent", {"type": "agent.ToolFinished", "tool": "issue_refund", "output": '{"ok": true}', "agent": "billing"}),
+        (
+            "agent",
+            {"type": "agent.GuardrailTripped", "guardrails": ["no_secrets"], "details": ["match: 1234"], "reply": "x"},
+        ),
+        ("agent", {"type": "agent.AgentFailed", "message": "The sideband\nclosed"}),
+    )
+    agents = filter_events(events, types=(), direction="agent", limit=10)
+    assert [e.type.removeprefix("agent.") for e in agents] == [
+        "AgentFailed",
+        "GuardrailTripped",
+        "ToolFinished",
+        "ApprovalNeeded",
+        "HandedOff",
+        "AgentActive",
+    ]
+    assert [event_summary(e) for e in agents] == [
+        "The sideband closed",
+        "no_secrets stopped the reply: match: 1234",
+        'billing: issue_refund → {"ok": true}',
+        "billing: issue_refund(amount=20) waits for approval",
+        "front_desk → billing",
+        "front_desk",
+    ]
+    assert len(filter_events(events, types=(), direction="all", limit=10)) == 8
+    assert [e.type for e in filter_events(events, types=(), direction="client", limit=10)] == ["session.update"]
+    label = event_label(agents[-2])
+    assert " · :violet[◆ agent] · **agent.HandedOff** · " in label and label.endswith("front\\_desk → billing")
+    assert DIRECTION_FILTERS["agent"] == "◆ Agents" and list(DIRECTION_FILTERS) == ["all", "client", "server", "agent"]
+    # an agent event missing its fields is summarised, not raised
+    assert event_summary(_one("agent", {"type": "agent.HandedOff"})) == "? → ?"

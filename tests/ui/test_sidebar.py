@@ -123,3 +123,28 @@ def test_bad_prompt_variables_are_named_and_not_applied(history_dir):
     _run(at)
     assert at.session_state[CONV_KEY].settings.prompt_variables == ()
     assert any("Prompt variables must be a JSON object" in e.value for e in at.sidebar.error)
+
+
+def test_the_scenario_is_chosen_from_the_built_ins_and_the_configured_one(history_dir, monkeypatch):
+    monkeypatch.delenv("REALTIME_SCENARIO", raising=False)
+    at = _run(AppTest.from_function(sidebar_script))
+    select = at.selectbox(key="sb.scenario")
+    assert select.options == [
+        "Assistant (default)",
+        "Front desk (handoffs)",
+        "Supervisor",
+        "Guarded (guardrail, approval)",
+    ]
+    assert select.value == "assistant" and "next call" in (select.help or "")
+    select.select("front_desk")
+    _run(at)
+    assert at.session_state[CONV_KEY].settings.scenario == "front_desk"
+    # no text box: a spec typed into the page never reaches the loader
+    assert not [w for w in at.sidebar.text_input if "scenario" in (w.key or "")]
+
+    monkeypatch.setenv("REALTIME_SCENARIO", "/x/my_agents.py:agent")
+    at = _run(AppTest.from_function(sidebar_script))
+    assert at.selectbox(key="sb.scenario").options[-1] == "/x/my_agents.py:agent"
+    at.selectbox(key="sb.scenario").select("/x/my_agents.py:agent")
+    _run(at)
+    assert at.session_state[CONV_KEY].settings.scenario == "/x/my_agents.py:agent"

@@ -120,3 +120,21 @@ def test_status_line_when_the_attempts_ran_out():
     assert error.value.endswith("Press Reconnect to try again, or Stop.")
     at = _status(reconnecting(), live=False)
     assert ":gray-badge[Call ended]" in at.markdown[0].value and len(at.markdown) == 1
+
+
+def test_the_agent_speaking_now_is_a_badge_while_the_call_runs():
+    from ui.status import agent_badge
+
+    badge = agent_badge(snapshot("connected", agent="tech_support"), live=True)
+    assert badge == ":violet-badge[:material/support_agent: Agent: Tech support]"
+    assert agent_badge(snapshot("reconnecting", agent="billing"), live=True) is not None
+    assert agent_badge(snapshot("connected"), live=True) is None  # the built-in assistant: no agents
+    assert agent_badge(snapshot("connected", agent="billing"), live=False) is None  # the call has ended
+    assert agent_badge(snapshot("closed", agent="billing"), live=True) is None
+    assert agent_badge(None, live=True) is None
+
+
+def test_status_line_names_the_agent():
+    at = _status(snapshot("connected", scenario="front_desk", agent="billing"))
+    assert "Agent: Billing" in at.markdown[0].value and ":green-badge[Connected]" in at.markdown[0].value
+    assert "Agent:" not in _status(snapshot("connected")).markdown[0].value

@@ -99,3 +99,31 @@ def test_empty_states_say_what_to_do():
     assert "Press **Start conversation**" in idle.info[0].value
     live = _render([], live=True)
     assert live.caption[0].value.startswith("Connected. Say something")
+
+
+def test_a_handoff_note_reads_as_a_breadcrumb():
+    from ui.transcript_view import handoff, handoff_text
+
+    note = _text("n1", "system", "front_desk \u2192 tech_support")
+    assert handoff(note) == ("front_desk", "tech_support")
+    assert handoff_text("front_desk", "tech_support") == "Front desk \u2192 Tech support"
+    assert item_line(note) == "Front desk \u2192 Tech support"
+    # only the bridge's exact note: not another role, not prose, not names that are not identifiers
+    assert handoff(_text("u", "user", "front_desk \u2192 billing")) is None
+    assert handoff(_text("e", "error", "front_desk \u2192 billing")) is None
+    for text in (
+        "Reconnected in 1.4 s \u2192 fine",
+        "front_desk \u2192 billing \u2192 refunds",
+        "front_desk\u2192billing",
+        " front_desk \u2192 billing",
+        "1abc \u2192 billing",
+        "front desk \u2192 billing",
+        "",
+    ):
+        assert handoff(_text("n", "system", text)) is None, text
+    assert item_line(_text("n", "system", "Approved issue_refund({})")) == "Approved issue_refund({})"
+
+    at = _render([_text("u1", "user", "my bill is wrong"), note, _text("n2", "system", "a_b c \u2192 d")])
+    captions = [c.value for c in at.caption]
+    assert ":material/swap_horiz: Front desk \u2192 Tech support" in captions
+    assert "a\\_b c \u2192 d" in captions  # any other note stays as it was
