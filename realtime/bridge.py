@@ -68,8 +68,18 @@ from realtime.call_state import (
 )
 from realtime.errors import BridgeError, classify
 from realtime.eventlog import EventLog
-from realtime.events import ItemCreate, ServerEvent, Unreadable, decode_message, read_client_event, read_server_event
+from realtime.events import (
+    ItemCreate,
+    ServerEvent,
+    Speech,
+    Unreadable,
+    decode_message,
+    read_client_event,
+    read_server_event,
+)
+from realtime.frame_policy import FramePolicy
 from realtime.frames import FrameThrottle, ImageWindow, encode_frame
+from realtime.image_log import ImageLog, SentImage
 from realtime.metrics import TurnClock, TurnMetrics
 from realtime.mic_track import MicFeed, MicTrack
 from realtime.pricing import estimate_cost
@@ -174,8 +184,9 @@ class Bridge:
         self.mic = MicTrack()
         self.voice = VoiceOut(audio_out)
         camera = settings.camera
-        self.throttle = FrameThrottle(interval_s=float(camera.interval_s))
+        self.throttle = FrameThrottle(interval_s=float(camera.interval_s))  # the frame policy sets its pace
         self.images = ImageWindow(max_images=int(camera.max_images))
+        self.image_log = ImageLog()  # every image shown to the model (the vision inspector)
         self._clock = TurnClock()
         self._turns: tuple[TurnMetrics, ...] = ()
         self._replaced: tuple[CallReplaced, ...] = ()
@@ -197,6 +208,7 @@ class Bridge:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tools_running = 0
         self._camera_wake: asyncio.Event | None = None
+        self._typing: asyncio.Lock | None = None
         self._close_future: concurrent.futures.Future[None] | None = None
         self._agent: RealtimeAgent[Any] | None = None  # the scenario's starting agent (None: no agents)
         self._scenario = ""
@@ -366,6 +378,7 @@ class Bridge:
                 self._spawn(self._run_tool(effect))
         elif isinstance(effect, ForgetImage):
             self.images.removed(effect.item_id)
+            self.image_log.left(effect.item_id)
         elif isinstance(effect, TellEnded):
             self._notify(effect.ended)
         elif isinstance(effect, Reconnect):
@@ -721,6 +734,23 @@ class Bridge:
 
     def _send_text(self, text: str) -> None:
         self._last_activity = time.monotonic()
+        if self._frame_policy().mode == "turn" and self._applied.camera.enabled and self._call.state == "connected":
+            # a typed question, like a spoken one, goes with the frame of the moment it was asked
+            self.throttle.nudge()
+            self._spawn(self._frame_then_text(text))
+        else:
+            self._send_typed(text)
+
+    async def _frame_then_text(self, text: str) -> None:
+        if self._typing is None:
+            self._typing = asyncio.Lock()
+        async with self._typing:  # messages typed in a row keep their order
+            try:
+                await self._send_camera_frame()
+            finally:
+                self._send_typed(text)
+
+    def _send_typed(self, text: str) -> None:
         item = {
             "id": _new_id("msg"),
             "type": "message",
@@ -746,7 +776,7 @@ class Bridge:
     def _apply_settings(self, new: Settings, old: Settings | None = None) -> None:
         """Send ONE session.update for what the provider can take mid-call (``old``: what the call has)."""
         old, self._applied = (old or self._applied), new
-        self.throttle.interval_s = float(new.camera.interval_s)
+        self.throttle.interval_s = self._frame_policy().interval(self._call.activity == "user_speaking")
         voice_fixed = "voice" in live_changes(old, new) and self._call.audio_started
         omit = ("model", "voice") if voice_fixed else ("model",)
         tools = self._session_tools()
@@ -779,6 +809,9 @@ class Bridge:
         self.events.record("server", raw)
         self._last_event_at = time.monotonic()
         event = read_server_event(raw)
+        if isinstance(event, Speech) and self._frame_policy().on_speech(event.phase):
+            self.throttle.nudge()  # the frame of the moment the user speaks (if it changed)
+            self._wake_camera()
         if isinstance(event, Unreadable):
             log.debug("unreadable server event %s: %s", event.type, event.reason)
         try:
@@ -816,7 +849,6 @@ class Bridge:
     # ------------------------------------------------------------------ camera (loop)
 
     async def _camera_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         assert self._camera_wake is not None
         while True:
             try:
@@ -824,26 +856,48 @@ class Bridge:
             except TimeoutError:
                 pass
             self._camera_wake.clear()
-            camera = self._applied.camera
-            if self._call.state != "connected" or not self.throttle.has_frame:
-                continue
-            if not camera.enabled and not self.throttle.force_pending:  # "send now" works with the camera off
-                continue
-            frame = await loop.run_in_executor(None, self.throttle.due)
-            if frame is None:
-                continue
-            item_id = _new_id("img")
-            try:
-                encode = functools.partial(
-                    encode_frame, frame, max_side=int(camera.max_side), detail=camera.detail, item_id=item_id
+            await self._send_camera_frame()
+
+    def _frame_policy(self) -> FramePolicy:
+        camera = self._applied.camera
+        return FramePolicy(camera.policy, float(camera.interval_s))
+
+    async def _send_camera_frame(self) -> None:
+        """Send the latest camera frame if the throttle says it is due (the policy sets its pace)."""
+        loop = asyncio.get_running_loop()
+        camera = self._applied.camera
+        if self._call.state != "connected" or not self.throttle.has_frame:
+            return
+        if not camera.enabled and not self.throttle.force_pending:  # "send now" works with the camera off
+            return
+        self.throttle.interval_s = self._frame_policy().interval(self._call.activity == "user_speaking")
+        frame = await loop.run_in_executor(None, self.throttle.due)
+        if frame is None:
+            return
+        item_id = _new_id("img")
+        try:
+            encode = functools.partial(
+                encode_frame, frame, max_side=int(camera.max_side), detail=camera.detail, item_id=item_id
+            )
+            encoded = await loop.run_in_executor(None, encode)
+        except ValueError as exc:
+            self._local_error(f"Camera frame not sent: {exc}")
+            return
+        if self._send(encoded.item_event):
+            self.image_log.sent(
+                SentImage(
+                    item_id,
+                    time.time(),
+                    "camera",
+                    encoded.width,
+                    encoded.height,
+                    len(encoded.jpeg),
+                    camera.detail,
+                    encoded.thumbnail,
                 )
-                encoded = await loop.run_in_executor(None, encode)
-            except ValueError as exc:
-                self._local_error(f"Camera frame not sent: {exc}")
-                continue
-            if self._send(encoded.item_event):
-                for old in self.images.added(item_id):
-                    self._send({"type": "conversation.item.delete", "item_id": old})
+            )
+            for old in self.images.added(item_id):
+                self._send({"type": "conversation.item.delete", "item_id": old})
 
     # ------------------------------------------------------------------ stats (loop)
 

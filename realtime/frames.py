@@ -3,7 +3,8 @@
 Three independent pieces, none of which does IO:
 
 - `FrameThrottle` picks at most one frame every ``interval_s`` seconds, and only one
-  that changed enough since the last one sent. ``offer()`` runs on the streamlit-webrtc
+  that changed enough since the last one sent (*when* to look is ``frame_policy.py``'s job:
+  it sets ``interval_s`` and calls ``nudge()``). ``offer()`` runs on the streamlit-webrtc
   media loop at up to 15 fps, so it only keeps a reference; all pixel work happens in
   ``due()``, which the caller runs off that loop.
 - `encode_frame` turns an image into a ``conversation.item.create`` event whose whole
@@ -142,6 +143,7 @@ class Frame:
     picked_at: float
     forced: bool
     change: float | None  # mean abs diff vs last sent thumbnail (None: first or forced)
+    nudged: bool = False  # sent early because of ``nudge()`` (not forced)
 
     @property
     def width(self) -> int:
@@ -164,6 +166,7 @@ class ThrottleStats:
     sent: int
     skipped_unchanged: int
     forced: int
+    nudged: int = 0  # frames sent by a due() that spent a nudge (and was not forced)
 
 
 class FrameThrottle:
@@ -174,20 +177,24 @@ class FrameThrottle:
     the latest frame differs from that one by at least ``change_threshold`` (mean
     absolute difference, 0..255, of 32x24 grayscale thumbnails). The first frame is
     always due. ``force()`` makes the next ``due()`` return the latest frame whatever
-    the interval or change. Thread-safe: offer() and due() may run on different threads.
+    the interval or change. ``nudge()`` makes the next ``due()`` that has a frame ignore
+    the interval only: it returns the latest frame if it changed enough, and the nudge is
+    spent either way. ``interval_s`` may be changed at any time; None means no automatic
+    frames (only forced or nudged ones; the first frame is not sent by itself either).
+    Thread-safe: offer() and due() may run on different threads.
     """
 
     def __init__(
         self,
-        interval_s: float = 2.0,
+        interval_s: float | None = 2.0,
         change_threshold: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not interval_s >= 0:
-            raise ValueError(f"interval_s must be >= 0, got {interval_s!r}")
+        if interval_s is not None and not interval_s >= 0:
+            raise ValueError(f"interval_s must be >= 0 or None, got {interval_s!r}")
         if not change_threshold >= 0:
             raise ValueError(f"change_threshold must be >= 0, got {change_threshold!r}")
-        self.interval_s = float(interval_s)
+        self.interval_s: float | None = None if interval_s is None else float(interval_s)
         self.change_threshold = float(change_threshold)
         self._clock = clock
         self._lock = threading.Lock()
@@ -197,10 +204,12 @@ class FrameThrottle:
         self._last_sent_at: float | None = None
         self._last_sent_thumb: np.ndarray | None = None
         self._force = False
+        self._nudge = False
         self._offered = 0
         self._sent = 0
         self._skipped = 0
         self._forced = 0
+        self._nudged = 0
 
     def offer(self, frame: av.VideoFrame | np.ndarray) -> bool:
         """Keep ``frame`` as the latest one. Cheap: no pixel work. Returns True."""
@@ -216,6 +225,18 @@ class FrameThrottle:
         """Send the latest frame at the next ``due()``, ignoring interval and change."""
         with self._lock:
             self._force = True
+
+    def nudge(self) -> None:
+        """Send the latest frame at the next ``due()`` if it changed since the last one sent,
+        ignoring the interval (unlike ``force()``, which also ignores the change). One-shot."""
+        with self._lock:
+            self._nudge = True
+
+    @property
+    def nudge_pending(self) -> bool:
+        """True between ``nudge()`` and the next ``due()`` that had a frame to look at."""
+        with self._lock:
+            return self._nudge
 
     @property
     def force_pending(self) -> bool:
@@ -237,9 +258,13 @@ class FrameThrottle:
             last_at, last_thumb = self._last_sent_at, self._last_sent_thumb
             if latest is None:
                 return None
+            nudged, self._nudge = self._nudge, False
             if not forced:
-                if last_at is not None and now - last_at < self.interval_s:
-                    return None
+                if not nudged:
+                    if self.interval_s is None:
+                        return None  # no automatic frames
+                    if last_at is not None and now - last_at < self.interval_s:
+                        return None
                 if seq == self._evaluated_seq:
                     return None  # already measured this exact frame: unchanged
         thumb = _thumbnail_gray(latest)
@@ -260,11 +285,13 @@ class FrameThrottle:
             if forced:
                 self._force = False
                 self._forced += 1
-        return Frame(source=latest, picked_at=now, forced=forced, change=change)
+            elif nudged:
+                self._nudged += 1
+        return Frame(source=latest, picked_at=now, forced=forced, change=change, nudged=nudged and not forced)
 
     def stats(self) -> ThrottleStats:
         with self._lock:
-            return ThrottleStats(self._offered, self._sent, self._skipped, self._forced)
+            return ThrottleStats(self._offered, self._sent, self._skipped, self._forced, self._nudged)
 
     @property
     def skipped_unchanged(self) -> int:

@@ -36,6 +36,7 @@ environment is often inherited from a shell.
 | ``REALTIME_AUDIO_CODEC`` | ``opus`` | phone line: ``opus``, ``pcmu``, ``pcma`` (in the SDP, not ``session``) |
 | ``REALTIME_CAMERA`` | ``on`` | send camera frames (``on``/``off``) |
 | ``REALTIME_CAMERA_INTERVAL_S`` | ``2`` | at most one frame every N seconds |
+| ``REALTIME_FRAME_POLICY`` | ``turn`` | when frames go: ``turn`` (at speech), ``interval``, ``manual`` |
 | ``REALTIME_CAMERA_MAX_SIDE`` | ``1024`` | frames are resized to this longest side |
 | ``REALTIME_CAMERA_DETAIL`` | ``auto`` | image detail: ``auto``, ``low``, ``high`` |
 | ``REALTIME_MAX_IMAGES`` | ``3`` | images kept in the conversation |
@@ -69,6 +70,7 @@ from openai.types.realtime.realtime_truncation_param import RealtimeTruncationPa
 from openai.types.realtime.realtime_truncation_retention_ratio_param import RealtimeTruncationRetentionRatioParam
 from openai.types.responses.tool_choice_options import ToolChoiceOptions
 
+from .frame_policy import DEFAULT_FRAME_POLICY, FRAME_POLICIES, FrameMode
 from .tools import DEFAULT_TOOL_NAMES, DEFAULT_TOOLS, ToolRegistry
 
 if TYPE_CHECKING:
@@ -80,6 +82,7 @@ __all__ = [
     "DEFAULT_INSTRUCTIONS",
     "DEFAULT_MODEL",
     "EAGERNESS",
+    "FRAME_POLICIES",
     "LIVE_FIELDS",
     "MODELS",
     "NOISE_REDUCTIONS",
@@ -284,6 +287,7 @@ class CameraSettings:
     max_side: int = 1024
     detail: Detail = "auto"
     max_images: int = 3
+    policy: FrameMode = DEFAULT_FRAME_POLICY  # when frames go: realtime.frame_policy
 
     def problems(self) -> list[str]:
         p: list[str] = []
@@ -291,6 +295,11 @@ class CameraSettings:
         _check(p, 64 <= self.max_side <= 4096, f"Camera max side must be 64..4096 px, not {self.max_side}.")
         _check(p, self.detail in DETAILS, f"Camera detail must be one of {', '.join(DETAILS)}, not {self.detail!r}.")
         _check(p, 1 <= self.max_images <= 50, f"Max images must be 1..50, not {self.max_images}.")
+        _check(
+            p,
+            self.policy in FRAME_POLICIES,
+            f"Frame policy (REALTIME_FRAME_POLICY) must be one of {', '.join(FRAME_POLICIES)}, not {self.policy!r}.",
+        )
         return p
 
 
@@ -538,6 +547,7 @@ class Settings:
             max_side=number("REALTIME_CAMERA_MAX_SIDE", d.camera.max_side, int),
             detail=text("REALTIME_CAMERA_DETAIL", d.camera.detail).lower() or d.camera.detail,  # type: ignore[arg-type]
             max_images=number("REALTIME_MAX_IMAGES", d.camera.max_images, int),
+            policy=text("REALTIME_FRAME_POLICY", d.camera.policy).lower() or d.camera.policy,  # type: ignore[arg-type]
         )
         problems += cam.problems()
         raw_tools = m.get("REALTIME_TOOLS")

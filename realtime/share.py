@@ -44,6 +44,7 @@ Parameters (``v=1``):
 | ``prompt_variables`` | prompt_variables | JSON object of strings, or empty |
 | ``codec`` | audio_codec | ``opus``, ``pcmu``, ``pcma`` |
 | ``scenario`` | scenario | a built-in scenario name, or the ``file.py:attr`` / ``module:attr`` spec |
+| ``camera_policy`` | camera.policy | ``turn``, ``interval``, ``manual`` |
 
 A ``scenario`` is only carried here, never trusted: a spec can name a Python file, so the page that
 applies a link or preset lets it through only when it is a built-in or the scenario configured on
@@ -248,6 +249,7 @@ _PARAMS: tuple[_Param, ...] = (
     _Param("prompt_variables", ("prompt_variables",), _enc_variables, _dec_variables),
     _Param("codec", ("audio_codec",), str, _word),
     _Param("scenario", ("scenario",), str, _dec_scenario),
+    _Param("camera_policy", ("camera", "policy"), str, _word),
 )
 PARAM_NAMES: tuple[str, ...] = ("v", *(p.name for p in _PARAMS))
 _BY_NAME = {p.name: p for p in _PARAMS}

@@ -7,9 +7,11 @@ from typing import Any
 
 import streamlit as st
 
+from realtime.frame_policy import QUIET_FACTOR, QUIET_MIN_S
 from realtime.settings import (
     AUDIO_CODECS,
     EAGERNESS,
+    FRAME_POLICIES,
     MAX_OUTPUT_TOKENS,
     MODELS,
     NOISE_REDUCTIONS,
@@ -41,6 +43,19 @@ _NOISE_LABELS = {"off": "Off", "near_field": "Near (headset)", "far_field": "Far
 _CODEC_LABELS = {"opus": "Opus (wideband)", "pcmu": "G.711 μ-law (PCMU)", "pcma": "G.711 A-law (PCMA)"}
 _TRUNCATION_LABELS = {"auto": "Auto", "disabled": "Never (error when full)", "retention_ratio": "Keep a fraction"}
 _MAX_SIDES = (256, 512, 768, 1024, 1536, 2048)
+_FRAME_POLICY_LABELS = {
+    "turn": "At each turn (default)",
+    "interval": "Every N seconds",
+    "manual": "Only when I press Send frame",
+}
+_FRAME_POLICY_HELP = (
+    "**At each turn**: a frame as you start speaking and as you stop (so the assistant sees what was "
+    "on screen when you asked), one every N seconds while you speak, and only every "
+    f"{QUIET_FACTOR:g}×N seconds (at least {QUIET_MIN_S:g}) while nobody speaks. "
+    "**Every N seconds**: a frame every N seconds all the time. "
+    "**Only when I press Send frame**: nothing by itself. Automatic frames are skipped when the "
+    "picture has not changed."
+)
 _FIELD_NAMES = {
     "model": "model",
     "base_url": "endpoint (OPENAI_BASE_URL)",
@@ -83,6 +98,7 @@ def _widget_values(s: Settings) -> dict[str, Any]:
         "prompt_variables": json.dumps(dict(s.prompt_variables), ensure_ascii=False) if s.prompt_variables else "",
         "camera_on": cam.enabled,
         "camera_interval": float(cam.interval_s),
+        "camera_policy": cam.policy,
         "camera_max_side": int(cam.max_side),
         "camera_detail": cam.detail,
         **{f"tool.{name}": name in s.tools for name in DEFAULT_TOOLS.names},
@@ -138,6 +154,7 @@ def _settings_from_widgets(base: Settings) -> Settings:
         camera={
             "enabled": bool(_v("camera_on")),
             "interval_s": float(_v("camera_interval")),
+            "policy": _v("camera_policy"),
             "max_side": int(_v("camera_max_side")),
             "detail": _v("camera_detail"),
         },
@@ -292,12 +309,21 @@ def render(conv: Conversation) -> Settings:
 
         with st.expander("Camera", expanded=False, icon=":material/videocam:"):
             st.toggle("Send camera frames to the assistant", key=_P + "camera_on")
+            st.radio(
+                "Send a frame",
+                FRAME_POLICIES,
+                format_func=_FRAME_POLICY_LABELS.get,
+                key=_P + "camera_policy",
+                help=_FRAME_POLICY_HELP,
+            )
             st.slider(
                 "At most one frame every (s)",
                 0.2,
                 max(10.0, float(_v("camera_interval"))),
                 step=0.2,
                 key=_P + "camera_interval",
+                disabled=_v("camera_policy") == "manual",
+                help="N: the interval of *Every N seconds*, and of *At each turn* while you speak.",
             )
             sides = list(dict.fromkeys([*_MAX_SIDES, _v("camera_max_side")]))
             st.select_slider("Resize frames to at most (px)", sorted(sides), key=_P + "camera_max_side")

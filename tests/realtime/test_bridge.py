@@ -84,6 +84,38 @@ async def test_solid_blue_camera_gets_a_reply_naming_blue(engine):
         assert "blue" in reply.lower()
 
 
+def repaint(call: BridgedCall, rgb: tuple[int, int, int]) -> None:
+    """The camera now sees another colour (the fake browser's solid-colour track)."""
+    for transceiver in call.browser.pc.getTransceivers():
+        track = transceiver.sender.track
+        if track is not None and track.kind == "video":
+            track._image[:, :] = rgb
+
+
+async def test_at_each_turn_a_question_goes_with_the_frame_of_the_moment_it_was_asked(engine):
+    """Frame policy ``turn`` (the default): one frame at the start, then no new one while nobody talks
+    (20 s quiet interval), but a question, typed or spoken, takes the current frame with it."""
+    async with BridgedCall(settings_for(engine), rgb=(0, 0, 255)) as call:
+        await wait_until(lambda: len(call.bridge.image_log) >= 1, 10, "the first camera frame")
+        repaint(call, (255, 0, 0))
+        await asyncio.sleep(3.0)  # longer than the 2 s interval: under "interval" a red frame would go now
+        assert len(call.bridge.image_log) == 1  # quiet: no frame sent
+        before = len(call.texts("assistant"))
+        call.bridge.send_text("what do you see?")
+        reply = await call.reply_after(before)
+        assert "red" in reply.lower()
+        sent = call.bridge.image_log.snapshot()
+        assert len(sent) == 2 and all(i.source == "camera" and i.in_conversation for i in sent)
+        manual = call.bridge.settings.replace(camera={"policy": "manual"})
+        call.bridge.update_settings(manual)
+        repaint(call, (0, 255, 0))
+        before = len(call.texts("assistant"))
+        call.bridge.send_text("what do you see now?")
+        assert "red" in (await call.reply_after(before)).lower()  # manual: only Send frame sends one
+        call.bridge.send_frame_now()
+        await wait_until(lambda: len(call.bridge.image_log) == 3, 5, "the frame sent on demand")
+
+
 async def test_typed_delayed_add_runs_the_tool_and_the_reply_says_7(engine):
     async with BridgedCall(settings_for(engine, camera=CameraSettings(enabled=False)), rgb=None) as call:
         before = len(call.texts("assistant"))

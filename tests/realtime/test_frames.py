@@ -192,6 +192,73 @@ def test_throttle_rejects_bad_settings():
         FrameThrottle(change_threshold=float("nan"))
 
 
+def test_nudge_ignores_the_interval_but_not_the_change():
+    clock = FakeClock()
+    th = FrameThrottle(interval_s=30.0, clock=clock)
+    th.offer(solid((100, 100, 100)))
+    assert th.due() is not None
+    # Within the interval, a changed frame goes out at once when nudged ...
+    clock.t += 1.0
+    th.offer(solid((0, 0, 255)))
+    assert th.due() is None
+    th.nudge()
+    assert th.nudge_pending
+    f = th.due()
+    assert f is not None and f.nudged and not f.forced and f.change is not None and f.change > 20
+    assert f.to_rgb()[0, 0].tolist() == [0, 0, 255]
+    assert not th.nudge_pending
+    # ... but an unchanged one does not, and the nudge is spent all the same.
+    clock.t += 1.0
+    th.offer(solid((0, 0, 255)))
+    th.nudge()
+    assert th.due() is None and not th.nudge_pending
+    th.offer(solid((255, 0, 0)))  # changed, but no nudge left and the interval holds
+    assert th.due() is None
+    stats = th.stats()
+    assert (stats.sent, stats.nudged, stats.forced, stats.skipped_unchanged) == (2, 1, 0, 1)
+
+
+def test_a_nudge_waits_for_a_frame_and_a_force_wins_over_it():
+    clock = FakeClock()
+    th = FrameThrottle(interval_s=30.0, clock=clock)
+    th.nudge()
+    assert th.due() is None and th.nudge_pending  # nothing to look at yet: kept
+    img = solid((0, 200, 0))
+    th.offer(img)
+    first = th.due()
+    assert first is not None and first.nudged and first.change is None  # the first frame is always new
+    th.offer(img)
+    th.nudge()
+    th.force()
+    f = th.due()
+    assert f is not None and f.forced and not f.nudged  # force sends even the unchanged frame
+    assert not th.nudge_pending and not th.force_pending
+    assert th.stats().forced == 1 and th.stats().nudged == 1
+
+
+def test_no_interval_means_no_automatic_frames():
+    clock = FakeClock()
+    th = FrameThrottle(interval_s=None, clock=clock)
+    th.offer(solid((10, 10, 10)))
+    assert th.due() is None  # not even the first frame
+    clock.t += 1000
+    th.offer(solid((250, 250, 250)))
+    assert th.due() is None
+    th.force()
+    f = th.due()
+    assert f is not None and f.forced
+    th.offer(solid((10, 10, 10)))
+    th.nudge()
+    f = th.due()
+    assert f is not None and f.nudged
+    # switching back to an interval (a live settings change) restores automatic frames
+    th.interval_s = 2.0
+    clock.t += 2.0
+    th.offer(solid((250, 250, 250)))
+    assert th.due() is not None
+    assert th.stats().sent == 3
+
+
 # --------------------------------------------------------------------------- encoding
 
 

@@ -86,6 +86,7 @@ def test_the_encoding_is_readable_and_stable():
         "prompt_variables": "",
         "codec": "opus",
         "scenario": "assistant",
+        "camera_policy": "turn",
     }
     assert tuple(settings_to_query(s)) == PARAM_NAMES
     rich = s.replace(
@@ -185,6 +186,7 @@ def test_junk_values_are_ignored_one_by_one_and_the_rest_applies():
         "prompt_id": "has space",
         "prompt_variables": "[1, 2]",
         "codec": "mp3",
+        "camera_policy": "sometimes",
     }
     restored, warnings = settings_from_query(params, BASE)
     # the valid ones were applied
@@ -224,9 +226,10 @@ def test_junk_values_are_ignored_one_by_one_and_the_rest_applies():
         "prompt_id",
         "prompt_variables",
         "codec",
+        "camera_policy",
     ):
         assert name in text, name
-    assert len(warnings) == 28
+    assert len(warnings) == 29
     assert "Voice must be one of" in text  # the settings' own words say what is accepted
 
 
@@ -258,3 +261,19 @@ def test_the_scenario_is_carried_as_text_and_trusted_by_the_page_not_here():
         settings, warnings = settings_from_query({"scenario": junk, "voice": "ash"}, BASE)
         assert settings == BASE.replace(voice="ash")
         assert len(warnings) == 1 and warnings[0].startswith("Ignored scenario=") and "scenario name" in warnings[0]
+
+
+def test_the_frame_policy_is_carried_and_an_older_link_keeps_the_receivers():
+    for policy in ("interval", "turn", "manual"):
+        s = BASE.replace(camera={"policy": policy, "interval_s": 3.0})
+        query = settings_to_query(s)
+        assert query["camera_policy"] == policy
+        assert settings_from_query(query, BASE) == (s, ())
+    assert settings_from_query({"camera_policy": " Manual "}, BASE)[0].camera.policy == "manual"
+    # a link from before the setting existed leaves the receiver's choice alone
+    receiver = BASE.replace(camera={"policy": "manual"})
+    old_link = {k: v for k, v in settings_to_query(BASE).items() if k != "camera_policy"}
+    assert settings_from_query(old_link, receiver)[0].camera.policy == "manual"
+    restored, warnings = settings_from_query({"camera_policy": "often"}, BASE)
+    assert restored == BASE and len(warnings) == 1
+    assert warnings[0].startswith("Ignored camera_policy='often'") and "interval, turn, manual" in warnings[0]

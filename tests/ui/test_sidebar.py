@@ -148,3 +148,27 @@ def test_the_scenario_is_chosen_from_the_built_ins_and_the_configured_one(histor
     at.selectbox(key="sb.scenario").select("/x/my_agents.py:agent")
     _run(at)
     assert at.session_state[CONV_KEY].settings.scenario == "/x/my_agents.py:agent"
+
+
+def test_the_frame_policy_sits_with_the_camera_settings_and_applies_live(history_dir):
+    at = _run(AppTest.from_function(sidebar_script))
+    policy = at.radio(key="sb.camera_policy")
+    assert policy.value == "turn" and at.session_state[CONV_KEY].settings.camera.policy == "turn"
+    assert policy.options == ["Every N seconds", "At each turn (default)", "Only when I press Send frame"]
+    assert "start speaking" in (policy.help or "") and "Send frame" in (policy.help or "")
+    interval = at.slider(key="sb.camera_interval")
+    assert not interval.disabled
+
+    policy.set_value("manual")
+    _run(at)
+    camera = at.session_state[CONV_KEY].settings.camera
+    assert camera.policy == "manual" and camera.interval_s == 2.0
+    assert at.slider(key="sb.camera_interval").disabled  # no interval without automatic frames
+
+    at.radio(key="sb.camera_policy").set_value("interval")
+    _run(at)
+    at.slider(key="sb.camera_interval").set_value(4.0)
+    at.toggle(key="sb.camera_on").set_value(False)
+    _run(at)
+    camera = at.session_state[CONV_KEY].settings.camera
+    assert (camera.policy, camera.interval_s, camera.enabled) == ("interval", 4.0, False)
