@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from realtime import loop as bg
 from realtime.settings import CameraSettings, Settings, TurnDetection
-from tests.fakebrowser import SILENCE_RMS, BridgedCall, wait_until
+from tests.fakebrowser import SILENCE_RMS, BridgedCall, SolidVideoTrack, wait_until
 from tests.media import speech_wav
 
 CLIENT_EVENT = TypeAdapter(RealtimeClientEvent)
@@ -88,7 +88,7 @@ def repaint(call: BridgedCall, rgb: tuple[int, int, int]) -> None:
     """The camera now sees another colour (the fake browser's solid-colour track)."""
     for transceiver in call.browser.pc.getTransceivers():
         track = transceiver.sender.track
-        if track is not None and track.kind == "video":
+        if isinstance(track, SolidVideoTrack):
             track._image[:, :] = rgb
 
 
