@@ -24,6 +24,7 @@ from streamlit_webrtc import (
     webrtc_streamer,
 )
 
+from realtime import uploads
 from realtime.rtc_tuning import tune_streamlit_webrtc
 from realtime.settings import SettingsError
 from realtime.voice_source import just_in_time
@@ -34,13 +35,16 @@ from ui.process_setup import ProcessSetup, prepare_process
 from ui.settings_source import default_settings
 
 if TYPE_CHECKING:
-    from realtime.bridge import BridgeSnapshot
+    from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+    from realtime.bridge import Bridge, BridgeSnapshot
 
 PAGES_DIR = Path(__file__).parent / "pages"
 
 STREAM_KEY = "conversation"
 STATUS_EVERY_S = 0.5  # the call bar's status line
 TRANSCRIPT_EVERY_S = 0.4  # the live transcript
+MB = 1024 * 1024
 # Self-view and what the camera sends: 640x480 at up to 15 fps (issue 4). The echoed self-view costs
 # a VP8 decode and encode per frame on the server; that runs in aiortc's codec threads, off the loop.
 VIDEO = {"width": 640, "height": 480, "frameRate": {"max": 15}}
@@ -165,20 +169,57 @@ def conversation_page() -> None:
     # browser's peer closes and the call ends; measured with Streamlit 1.67).
     with st.container(key="chat"):
         prompt = st.chat_input(
-            "Type a message to the assistant…" if conv.active else "Start the conversation to type a message",
+            "Type a message, or add images, for the assistant…"
+            if conv.active
+            else "Start the conversation to type a message",
             disabled=not conv.active,
+            accept_file="multiple",
+            file_type=list(uploads.FILE_TYPES),
+            max_upload_size=uploads.MAX_FILE_BYTES // MB,  # the browser refuses bigger files before uploading
         )
     bridge = conv.bridge
-    if prompt and bridge is not None:
-        delivery = controls.chat_delivery(bridge.snapshot())
-        if delivery == "refuse":  # the box is drawn before the call can fail: say so, keep the text
-            st.warning(
-                f"Not sent, the call is not connected: \u201c{prompt}\u201d. Press Stop, then Start, and send it again."
-            )
+    if prompt is None or bridge is None:
+        return
+    text, files = prompt.text, list(prompt.files)
+    if not text and not files:
+        return
+    delivery = controls.chat_delivery(bridge.snapshot())
+    if delivery == "refuse":  # the box is drawn before the call can fail: say so, keep the text
+        st.warning(
+            f"Not sent, the call is not connected: {_described(text, files)}. "
+            "Press Stop, then Start, and send it again."
+        )
+        return
+    if files:
+        _send_with_files(bridge, text, files)
+    else:
+        bridge.send_text(text)  # queued until the data channel of this call (or the next) opens
+    if delivery == "queue":
+        st.toast(controls.QUEUED_NOTE, icon=":material/schedule_send:")
+
+
+def _described(text: str, files: list[UploadedFile]) -> str:
+    """“hello”, or “hello” with cat.png, or cat.png and dog.jpg: what the user tried to send."""
+    names = " and ".join(f.name for f in files)
+    if not text:
+        return names
+    return f"“{text}”" + (f" with {names}" if names else "")
+
+
+def _send_with_files(bridge: Bridge, text: str, files: list[UploadedFile]) -> None:
+    """Hand text and images to the bridge, which decodes, encodes and sends them off the page's thread.
+
+    A file over the size limit (only possible if the browser did not enforce ``max_upload_size``) is
+    refused here from its size, before its bytes are copied."""
+    sendable: list[uploads.Upload] = []
+    for f in files:
+        too_big = uploads.file_too_large(f.name, f.size)
+        if too_big:
+            st.warning(too_big, icon=":material/image_not_supported:")
         else:
-            bridge.send_text(prompt)  # queued until the data channel of this call (or the next) opens
-            if delivery == "queue":
-                st.toast(controls.QUEUED_NOTE, icon=":material/schedule_send:")
+            sendable.append(uploads.Upload(f.name, f.getvalue()))
+    if sendable or text:
+        bridge.send_message(text, sendable)
 
 
 def _transcript_panel(conv: Conversation) -> None:

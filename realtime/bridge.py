@@ -27,11 +27,12 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import av
+import numpy as np
 from aiortc import MediaStreamTrack
 
 from realtime import loop as bg
@@ -79,7 +80,7 @@ from realtime.events import (
 )
 from realtime.frame_policy import FramePolicy
 from realtime.frames import FrameThrottle, ImageWindow, encode_frame
-from realtime.image_log import ImageLog, SentImage
+from realtime.image_log import ImageLog, SentImage, uploaded_images
 from realtime.metrics import TurnClock, TurnMetrics
 from realtime.mic_track import MicFeed, MicTrack
 from realtime.pricing import estimate_cost
@@ -89,6 +90,7 @@ from realtime.settings import Settings, live_changes, restart_required
 from realtime.tools import DEFAULT_TOOLS, ToolRegistry
 from realtime.transcript import Transcript, TranscriptItem
 from realtime.updates import BridgeUpdate, CallReplaced, Listener, ReplacedKind
+from realtime.uploads import PreparedMessage, Upload, prepare_message
 from realtime.upstream_call import HANGUP_TIMEOUT_S, UpstreamCall
 from realtime.usage import UsageTotals
 from realtime.voice_out import PcmSink, VoiceOut
@@ -104,6 +106,7 @@ MAX_MESSAGE_BYTES = 65_536  # aiortc's data-channel message cap
 STATS_INTERVAL_S = 1.0
 CAMERA_TICK_S = 0.25
 WATCH_TICK_S = 0.05  # how often the rollover and pause watch looks (cheap reads only)
+SCREEN_STALE_S = 5.0  # no screen frame for this long: sharing stopped (the tab closed, the page froze)
 WAKE_LEVEL = 0.02  # mic RMS (of full scale) that counts as speech: wakes a paused call
 QUIET_LEVEL = 0.01  # below this the user is not speaking: a rollover may switch
 QUIET_EVENTS_S = 0.5  # no provider event for this long: nothing is about to start
@@ -150,6 +153,7 @@ class BridgeSnapshot:
     scenario: str = ""  # the scenario running ("" for the built-in assistant, which needs no agents)
     agent: str | None = None  # the scenario's agent speaking now
     approvals: tuple[ApprovalNeeded, ...] = ()  # tools waiting for Approve or Deny, oldest first
+    sent_images: tuple[SentImage, ...] = ()  # every image shown to the model (the vision inspector)
 
 
 def _new_id(prefix: str) -> str:
@@ -209,6 +213,7 @@ class Bridge:
         self._tools_running = 0
         self._camera_wake: asyncio.Event | None = None
         self._typing: asyncio.Lock | None = None
+        self._screen_until = 0.0  # screen frames keep coming until then: the screen is the image source
         self._close_future: concurrent.futures.Future[None] | None = None
         self._agent: RealtimeAgent[Any] | None = None  # the scenario's starting agent (None: no agents)
         self._scenario = ""
@@ -234,7 +239,23 @@ class Bridge:
         self.mic.push(frame)
 
     def on_video_frame(self, frame: av.VideoFrame) -> None:
+        """A camera frame (ignored while the user shares their screen: the screen is the source then)."""
+        if not self.sharing_screen:
+            self.throttle.offer(frame)
+
+    def on_screen_frame(self, frame: av.VideoFrame | np.ndarray) -> None:
+        """A frame of the user's shared screen: the image source until frames stop coming for
+        ``SCREEN_STALE_S`` or `stop_screen_share()`; the same policy, change detection and encoding."""
+        self._screen_until = time.monotonic() + SCREEN_STALE_S
         self.throttle.offer(frame)
+
+    def stop_screen_share(self) -> None:
+        """Back to the camera (the user stopped sharing)."""
+        self._screen_until = 0.0
+
+    @property
+    def sharing_screen(self) -> bool:
+        return time.monotonic() < self._screen_until
 
     def set_muted(self, muted: bool) -> None:
         self.mic.muted = muted
@@ -243,6 +264,14 @@ class Bridge:
         text = (text or "").strip()
         if text:
             bg.call_soon(self._send_text, text)
+
+    def send_message(self, text: str, files: Sequence[Upload]) -> None:
+        """A typed message with image files (the chat box): one user item, text first, then a reply.
+        A file that cannot be sent is said in the transcript; the rest still goes."""
+        if not files:
+            self.send_text(text)
+            return
+        bg.call_soon(self._spawn, self._send_upload((text or "").strip(), tuple(files)))
 
     def send_frame_now(self) -> None:
         self.throttle.force()
@@ -311,6 +340,7 @@ class Bridge:
             scenario=self._scenario,
             agent=self._active_agent,
             approvals=tuple(self._approvals.values()),
+            sent_images=self.image_log.snapshot(),
         )
 
     @property
@@ -741,14 +771,45 @@ class Bridge:
         else:
             self._send_typed(text)
 
-    async def _frame_then_text(self, text: str) -> None:
+    def _typing_order(self) -> asyncio.Lock:
+        """Messages typed in a row keep their order (a frame or an upload is prepared off the loop)."""
         if self._typing is None:
             self._typing = asyncio.Lock()
-        async with self._typing:  # messages typed in a row keep their order
+        return self._typing
+
+    async def _frame_then_text(self, text: str) -> None:
+        async with self._typing_order():
             try:
                 await self._send_camera_frame()
             finally:
                 self._send_typed(text)
+
+    async def _send_upload(self, text: str, files: tuple[Upload, ...]) -> None:
+        self._last_activity = time.monotonic()
+        camera = self._applied.camera
+        item_id = _new_id("msg")
+        prepare = functools.partial(
+            prepare_message, text, files, max_side=int(camera.max_side), detail=camera.detail, item_id=item_id
+        )
+        async with self._typing_order():
+            prepared = await asyncio.get_running_loop().run_in_executor(None, prepare)
+            self._send_prepared(prepared, item_id)
+
+    def _send_prepared(self, prepared: PreparedMessage, item_id: str) -> None:
+        camera = self._applied.camera
+        for problem in prepared.problems:
+            self._local_error(problem)
+        if prepared.event is None:
+            return
+        if self._send(prepared.event):
+            for image in uploaded_images(prepared.event, camera.detail):
+                self.image_log.sent(image)
+            if prepared.images:
+                for old in self.images.added(item_id):
+                    self._send({"type": "conversation.item.delete", "item_id": old})
+            self._send({"type": "response.create"})
+            if self._call.state in ("paused", "failed"):
+                self._wake()
 
     def _send_typed(self, text: str) -> None:
         item = {
@@ -868,7 +929,8 @@ class Bridge:
         camera = self._applied.camera
         if self._call.state != "connected" or not self.throttle.has_frame:
             return
-        if not camera.enabled and not self.throttle.force_pending:  # "send now" works with the camera off
+        sharing = self.sharing_screen
+        if not (camera.enabled or sharing) and not self.throttle.force_pending:  # "send now" works always
             return
         self.throttle.interval_s = self._frame_policy().interval(self._call.activity == "user_speaking")
         frame = await loop.run_in_executor(None, self.throttle.due)
@@ -888,7 +950,7 @@ class Bridge:
                 SentImage(
                     item_id,
                     time.time(),
-                    "camera",
+                    "screen" if sharing else "camera",
                     encoded.width,
                     encoded.height,
                     len(encoded.jpeg),

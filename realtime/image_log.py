@@ -4,12 +4,21 @@ bridge loop writes, the page reads ``snapshot()``. The vision inspector draws it
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import io
 import threading
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["ImageLog", "ImageSource", "SentImage"]
+from PIL import Image
+
+from realtime.transcript import thumbnail_from_data_url
+
+__all__ = ["ImageLog", "ImageSource", "SentImage", "uploaded_images"]
 
 ImageSource = Literal["camera", "screen", "upload"]
 
@@ -37,11 +46,11 @@ class ImageLog:
             self._images[image.item_id] = image
 
     def left(self, item_id: str) -> None:
-        """The image is no longer in the conversation (deleted by the window, or cut by a restore)."""
+        """The item is no longer in the conversation (deleted by the image window): its images left."""
         with self._lock:
-            image = self._images.get(item_id)
-            if image is not None and image.in_conversation:
-                self._images[item_id] = dataclasses.replace(image, in_conversation=False)
+            for key, image in self._images.items():
+                if (key == item_id or key.startswith(f"{item_id}#")) and image.in_conversation:
+                    self._images[key] = dataclasses.replace(image, in_conversation=False)
 
     def snapshot(self) -> tuple[SentImage, ...]:
         with self._lock:
@@ -50,3 +59,31 @@ class ImageLog:
     def __len__(self) -> int:
         with self._lock:
             return len(self._images)
+
+
+def uploaded_images(event: Mapping[str, Any], detail: str) -> tuple[SentImage, ...]:
+    """The images of a user message event (the chat box), as the log lists them. One item may hold
+    several; each gets ``<item id>#<n>`` as its id, and leaves with the item."""
+    item = event.get("item") or {}
+    found: list[SentImage] = []
+    for n, part in enumerate(p for p in item.get("content") or () if p.get("type") == "input_image"):
+        url = str(part.get("image_url") or "")
+        try:
+            raw = base64.b64decode(url.split(",", 1)[1], validate=False)
+            with Image.open(io.BytesIO(raw)) as img:
+                width, height = img.size
+        except (IndexError, binascii.Error, ValueError, OSError):
+            continue
+        found.append(
+            SentImage(
+                f"{item.get('id')}#{n + 1}",
+                time.time(),
+                "upload",
+                width,
+                height,
+                len(raw),
+                str(part.get("detail") or detail),
+                thumbnail_from_data_url(url) or b"",
+            )
+        )
+    return tuple(found)

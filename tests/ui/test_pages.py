@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from realtime.bridge import Bridge
+from realtime.image_log import SentImage
 from realtime.pricing import PRICES_AS_OF
 from realtime.settings import Settings
 from ui.conversation import Conversation
@@ -58,7 +59,7 @@ def _page(name: str, conv: Conversation | None = None) -> AppTest:
     return at
 
 
-@pytest.mark.parametrize("name", ["1_Events.py", "2_Diagnostics.py"])
+@pytest.mark.parametrize("name", ["1_Events.py", "2_Diagnostics.py", "4_Vision.py"])
 def test_without_a_conversation_the_page_says_what_it_will_show(name):
     at = _page(name)
     (info,) = at.info
@@ -203,3 +204,11 @@ def test_diagnostics_shows_the_negotiated_codec(codec, shown):
     at.run(timeout=30)
     assert not at.exception
     assert any(f"Audio codec to the model: **{shown}**" in c.value for c in at.caption)
+
+
+def test_vision_page_lists_the_images_the_model_was_shown(ended_call):
+    bridge = ended_call.latest_bridge
+    bridge.image_log.sent(SentImage("img_1", 1_000.0, "camera", 640, 480, 31_000, "auto", b""))
+    at = _page("4_Vision.py", ended_call)
+    assert any(c.value.startswith("1 image sent (1 from the camera)") for c in at.caption)
+    assert any("640 × 480 px" in c.value for c in at.caption)
