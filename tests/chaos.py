@@ -9,17 +9,16 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tests.browser.harness import clean_env, free_port
+from tests.fakebrowser import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / "artifacts" / "logs"
@@ -116,19 +115,18 @@ class EngineProcess:
         self.kill()
 
 
-class FlakyProxy:
+class FlakyProxy(LoopbackServer):
     """A loopback HTTP proxy in front of an engine's API that can refuse or slow down new calls.
 
     Forwards every ``/v1/...`` request to ``upstream``. ``POST /v1/realtime/calls`` (placing a call)
     is answered with 503 and an OpenAI-shaped JSON error while refusing (``refuse_for(seconds)``),
-    and is held ``create_delay_s`` seconds before it is forwarded. Counts what it saw. Runs uvicorn
-    in its own thread; use as a context manager (modelled on ``tests.fakebrowser.ReshapingProxy``).
+    and is held ``create_delay_s`` seconds before it is forwarded. Counts what it saw. A
+    ``tests.fakebrowser.LoopbackServer``: use as a context manager.
     """
 
     def __init__(self, upstream: str) -> None:
         import asyncio
 
-        import uvicorn
         from starlette.applications import Starlette
         from starlette.responses import JSONResponse, Response
         from starlette.routing import Route
@@ -169,35 +167,12 @@ class FlakyProxy:
             out_headers = {k: v for k, v in reply.headers.items() if k.lower() in ("location", "content-type")}
             return Response(reply.content, status_code=reply.status_code, headers=out_headers)
 
-        app = Starlette(routes=[Route("/v1/{path:path}", forward, methods=["GET", "POST", "DELETE"])])
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        super().__init__(Starlette(routes=[Route("/v1/{path:path}", forward, methods=["GET", "POST", "DELETE"])]))
 
     def refuse_for(self, seconds: float) -> float:
         """Refuse new calls (503) from now for ``seconds``; returns when the window ends (monotonic)."""
         self.refuse_until = time.monotonic() + seconds
         return self.refuse_until
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> FlakyProxy:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("proxy did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._sock.close()
 
 
 def report(name: str, replaced: Iterable) -> tuple[float, float]:

@@ -382,7 +382,41 @@ def openai_shaped_answer(answer_sdp: str, where: str = "session") -> str:
     return "\r\n".join(out) + "\r\n"
 
 
-class ReshapingProxy:
+class LoopbackServer:
+    """An ASGI app served by uvicorn on a free loopback port, in its own thread; a context manager."""
+
+    def __init__(self, app) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self):
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("loopback server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+
+
+class ReshapingProxy(LoopbackServer):
     """A loopback HTTP proxy in front of an engine that reshapes SDP answers like OpenAI's docs.
 
     Forwards every request to `upstream` (e.g. ``http://127.0.0.1:1234/v1``) and,
@@ -392,10 +426,6 @@ class ReshapingProxy:
     """
 
     def __init__(self, upstream: str, where: str = "session") -> None:
-        import socket
-        import threading
-
-        import uvicorn
         from starlette.applications import Starlette
         from starlette.responses import Response
         from starlette.routing import Route
@@ -419,30 +449,7 @@ class ReshapingProxy:
                 self.reshaped += 1
             return Response(content, status_code=reply.status_code, headers=out_headers)
 
-        app = Starlette(routes=[Route("/v1/{path:path}", forward, methods=["GET", "POST", "DELETE"])])
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> ReshapingProxy:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("proxy did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._sock.close()
+        super().__init__(Starlette(routes=[Route("/v1/{path:path}", forward, methods=["GET", "POST", "DELETE"])]))
 
 
 async def wait_until(predicate: Callable[[], object], timeout: float, what: str = "condition", step: float = 0.02):
