@@ -213,6 +213,7 @@ class Bridge:
         self._tools_running = 0
         self._camera_wake: asyncio.Event | None = None
         self._typing: asyncio.Lock | None = None
+        self._framing: asyncio.Lock | None = None
         self._screen_until = 0.0  # screen frames keep coming until then: the screen is the image source
         self._close_future: concurrent.futures.Future[None] | None = None
         self._agent: RealtimeAgent[Any] | None = None  # the scenario's starting agent (None: no agents)
@@ -924,7 +925,14 @@ class Bridge:
         return FramePolicy(camera.policy, float(camera.interval_s))
 
     async def _send_camera_frame(self) -> None:
-        """Send the latest camera frame if the throttle says it is due (the policy sets its pace)."""
+        """Send the latest camera frame if the throttle says it is due (the policy sets its pace).
+        The camera tick and a typed question both ask: one at a time, so a frame goes once."""
+        if self._framing is None:
+            self._framing = asyncio.Lock()
+        async with self._framing:
+            await self._send_due_frame()
+
+    async def _send_due_frame(self) -> None:
         loop = asyncio.get_running_loop()
         camera = self._applied.camera
         if self._call.state != "connected" or not self.throttle.has_frame:
