@@ -33,6 +33,7 @@ from ui.conversation import Conversation, get_conversation, peek_conversation
 from ui.live import live_snapshot
 from ui.process_setup import ProcessSetup, prepare_process
 from ui.settings_source import default_settings
+from ui.webrtc_context import keep_context_across_reruns
 
 if TYPE_CHECKING:
     from streamlit.runtime.uploaded_file_manager import UploadedFile
@@ -99,6 +100,7 @@ def _webrtc(conv: Conversation) -> None:
     key = _stream_key()
     voice_out = just_in_time(create_pcm_audio_source_track(key=f"{key}-voice", sample_rate=48000))
     mic_sink = create_audio_sink_track(conv.on_mic_frame, key=f"{key}-mic", on_ended=conv.leg_ended_callback())
+    keep_context_across_reruns(key)
     ctx = webrtc_streamer(
         key=key,
         mode=WebRtcMode.SENDRECV,
@@ -177,11 +179,14 @@ def conversation_page() -> None:
             file_type=list(uploads.FILE_TYPES),
             max_upload_size=uploads.MAX_FILE_BYTES // MB,  # the browser refuses bigger files before uploading
         )
-    bridge = conv.bridge
-    if prompt is None or bridge is None:
+    if prompt is None:
         return
     text, files = prompt.text, list(prompt.files)
     if not text and not files:
+        return
+    bridge = conv.bridge
+    if bridge is None:  # the call ended in the run that carried the message: say so, keep the text
+        st.warning(f"Not sent, the call has ended: {_described(text, files)}. Press Start and send it again.")
         return
     delivery = controls.chat_delivery(bridge.snapshot())
     if delivery == "refuse":  # the box is drawn before the call can fail: say so, keep the text
