@@ -267,4 +267,9 @@ def main() -> None:
     page.run()
 
 
-main()
+if __name__ == "__main__":  # Streamlit runs the page script as __main__
+    main()
+else:  # `streamlit run app.py` imports this module for `app`: the page plus the API routes beside it
+    from api.routes import api_mount
+
+    app = st.App(__file__, routes=[api_mount()])

@@ -43,9 +43,10 @@ def _facts(summary: ConversationSummary, live: frozenset[str]) -> str:
     if summary.ended_at is None:
         unfinished = " (in progress)" if summary.id in live else " (not ended cleanly)"
     engine = "" if summary.backend == "local" else f" · {engine_label(summary.backend)}"  # "free (local engine)"
+    source = " · :material/api: API client" if summary.source == "api" else ""
     return (
         f"{_when(summary.started_at)} · {format_duration(summary.duration_s)}{unfinished} · {turns} · "
-        f"{cost_label(summary.cost_usd, summary.backend, priced=price_for(summary.model) is not None)}{engine}"
+        f"{cost_label(summary.cost_usd, summary.backend, priced=price_for(summary.model) is not None)}{engine}{source}"
     )
 
 

@@ -20,7 +20,7 @@ from realtime.transcript import thumbnail_from_data_url
 
 __all__ = ["ImageLog", "ImageSource", "SentImage", "uploaded_images"]
 
-ImageSource = Literal["camera", "screen", "upload"]
+ImageSource = Literal["camera", "screen", "upload", "client"]  # client: posted to the frame route
 
 
 @dataclass(frozen=True)

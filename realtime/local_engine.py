@@ -184,8 +184,11 @@ def _start(timeout: float) -> tuple[_Child, LocalEngine]:
 
 
 def ensure_local_engine(timeout: float = START_TIMEOUT_S) -> LocalEngine:
-    """The running local engine, started (or restarted, if it died) as needed. Blocking; thread-safe."""
+    """The running local engine, started (or restarted, if it died) as needed. Blocking; thread-safe.
+    ``REALTIME_LOCAL_ENGINE=off`` forbids it (a server meant to reach OpenAI only)."""
     global _child, _engine, _atexit_registered
+    if os.environ.get("REALTIME_LOCAL_ENGINE", "on").strip().lower() in ("off", "0", "false", "no"):
+        raise LocalEngineError("The local engine is turned off on this server (REALTIME_LOCAL_ENGINE=off).")
     with _lock:
         if _child is not None and _engine is not None and _child.alive():
             return _engine

@@ -28,10 +28,12 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_IMAGES",
     "MAX_PIXELS",
+    "ImageRejected",
     "PreparedMessage",
     "Upload",
     "file_too_large",
     "prepare_message",
+    "read_image",
 ]
 
 ACCEPTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "WEBP")
@@ -79,7 +81,7 @@ class PreparedMessage:
     message_bytes: int = 0  # len(json.dumps(event).encode()), 0 without an event
 
 
-class _Rejected(Exception):
+class ImageRejected(Exception):
     """An upload that cannot be sent; ``args[0]`` is the sentence for the user."""
 
 
@@ -101,42 +103,45 @@ def file_too_large(name: str, size: int, limit: int = MAX_FILE_BYTES) -> str | N
     return f"{_shown(name)} was not sent: the file is {_mb(size)}, more than the {_mb(limit)} limit for an image."
 
 
-def _decode(upload: Upload) -> Image.Image:
-    """The upload as a loaded RGB Pillow image (first frame of an animation), or `_Rejected`."""
+def read_image(upload: Upload, formats: Sequence[str] = ACCEPTED_FORMATS) -> Image.Image:
+    """The upload as a loaded, upright RGB Pillow image (first frame of an animation), or
+    `ImageRejected` with one sentence naming the file. ``formats``: the Pillow formats accepted."""
+    formats = tuple(formats)
     name, data = _shown(upload.name), upload.data
     too_big = file_too_large(upload.name, len(data))
     if too_big:
-        raise _Rejected(too_big)
+        raise ImageRejected(too_big)
     if not data:
-        raise _Rejected(f"{name} was not sent: the file is empty.")
-    not_image = f"{name} was not sent: it is not an image (the chat box takes {_KINDS} files)."
+        raise ImageRejected(f"{name} was not sent: the file is empty.")
+    kinds = _KINDS if formats == ACCEPTED_FORMATS else " or ".join(formats)
+    not_image = f"{name} was not sent: it is not an image ({kinds} files are accepted)."
     damaged = f"{name} was not sent: the image is damaged or incomplete and could not be read."
     # No warnings filter here (it is process-global, and this runs on worker threads): our pixel limit is
     # below Pillow's own, so Pillow's bomb warning and error only fire for images refused anyway.
     try:
-        probe = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+        probe = Image.open(io.BytesIO(data), formats=formats)
     except Image.DecompressionBombError:
-        raise _Rejected(_pixels_problem(name, None)) from None
+        raise ImageRejected(_pixels_problem(name, None)) from None
     except UnidentifiedImageError:
-        raise _Rejected(_unsupported(name, data) or not_image) from None
+        raise ImageRejected(_unsupported(name, data) or not_image) from None
     except (OSError, ValueError, SyntaxError, EOFError, struct.error):
-        raise _Rejected(damaged) from None
+        raise ImageRejected(damaged) from None
     width, height = probe.size
     if width < 1 or height < 1:
-        raise _Rejected(damaged)
+        raise ImageRejected(damaged)
     if width * height > MAX_PIXELS:
-        raise _Rejected(_pixels_problem(name, (width, height)))
+        raise ImageRejected(_pixels_problem(name, (width, height)))
     try:
         probe.verify()  # checks structure and checksums without decoding pixels
-        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+        image = Image.open(io.BytesIO(data), formats=formats)
         frame = next(iter(ImageSequence.Iterator(image)))  # an animation's first frame
         frame.load()
         upright = ImageOps.exif_transpose(frame)  # a phone photo the way it was held
         return _to_rgb(upright if upright is not None else frame)
     except Image.DecompressionBombError:
-        raise _Rejected(_pixels_problem(name, (width, height))) from None
+        raise ImageRejected(_pixels_problem(name, (width, height))) from None
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, StopIteration, struct.error):
-        raise _Rejected(damaged) from None
+        raise ImageRejected(damaged) from None
 
 
 def _pixels_problem(name: str, size: tuple[int, int] | None) -> str:
@@ -204,8 +209,8 @@ def prepare_message(
     decoded: list[tuple[Upload, Image.Image]] = []
     for upload in files:
         try:
-            image = _decode(upload)
-        except _Rejected as exc:
+            image = read_image(upload)
+        except ImageRejected as exc:
             problems.append(str(exc))
             continue
         if len(decoded) >= MAX_IMAGES:

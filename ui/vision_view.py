@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from realtime.image_log import SentImage
     from realtime.usage import UsageTotals
 
-SOURCE_LABELS = {"camera": "Camera", "screen": "Screen", "upload": "Chat box"}
+SOURCE_LABELS = {"camera": "Camera", "screen": "Screen", "upload": "Chat box", "client": "API client"}
 
 
 @dataclass(frozen=True)

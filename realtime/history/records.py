@@ -24,6 +24,7 @@ class ConversationSummary:
     first_user_line: str
     backend: str
     model: str
+    source: str = "studio"  # "api": placed by another client through the studio's API
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from .connection import write_transaction
 
 __all__ = ["SCHEMA_VERSION", "migrate"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _VERSION_1 = """
 CREATE TABLE conversations (
@@ -67,5 +67,7 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
             for statement in _VERSION_1.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-        # Future migrations: `if version < 2: ...` here, one step at a time.
+        if version < 2:  # who placed the call: "studio" (a tab of this app) or "api" (another client)
+            conn.execute("ALTER TABLE conversations ADD COLUMN source TEXT NOT NULL DEFAULT 'studio'")
+        # Future migrations: `if version < 3: ...` here, one step at a time.
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -41,7 +41,7 @@ class HistoryUnavailable(UserFacingError):
 
 
 _SUMMARY_SQL = """
-    SELECT c.id, c.started_at, c.ended_at, c.last_at, c.backend, c.model,
+    SELECT c.id, c.started_at, c.ended_at, c.last_at, c.backend, c.model, c.source,
            (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id),
            (SELECT COUNT(*) FROM items i WHERE i.conversation_id = c.id AND i.role = 'assistant'
                                               AND i.kind IN ('text', 'audio')),
@@ -58,7 +58,7 @@ _TURN_COLUMNS = "seq, turn_id, latency_ms, input_tokens, output_tokens, total_to
 
 
 def _summary(row: tuple[Any, ...]) -> ConversationSummary:
-    cid, started, ended, last_at, backend, model, n_turns, n_assistant, cost, first = row
+    cid, started, ended, last_at, backend, model, source, n_turns, n_assistant, cost, first = row
     end = ended if ended is not None else last_at
     first_line = (first or "").strip().splitlines()[0] if (first or "").strip() else ""
     if len(first_line) > 120:
@@ -73,6 +73,7 @@ def _summary(row: tuple[Any, ...]) -> ConversationSummary:
         first_user_line=first_line,
         backend=backend,
         model=model,
+        source=source,
     )
 
 

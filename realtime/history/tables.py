@@ -28,6 +28,7 @@ class Start:
     settings_json: str
     backend: str
     model: str
+    source: str = "studio"
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,9 @@ class TableWriter:
     def apply(self, conn: sqlite3.Connection, op: Write) -> None:
         if isinstance(op, Start):
             conn.execute(
-                "INSERT OR IGNORE INTO conversations (id, started_at, last_at, settings, backend, model)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (op.conversation_id, op.at, op.at, op.settings_json, op.backend, op.model),
+                "INSERT OR IGNORE INTO conversations (id, started_at, last_at, settings, backend, model, source)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (op.conversation_id, op.at, op.at, op.settings_json, op.backend, op.model, op.source),
             )
         elif isinstance(op, End):
             conn.execute(

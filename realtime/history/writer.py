@@ -114,7 +114,12 @@ class Recorder:
 
     # -- producer side (any thread; cheap) ---------------------------------------------------
     def start_conversation(
-        self, settings: Settings, *, conversation_id: str | None = None, started_at: float | None = None
+        self,
+        settings: Settings,
+        *,
+        conversation_id: str | None = None,
+        started_at: float | None = None,
+        source: str = "studio",
     ) -> str:
         """Start a conversation's record (its settings, without secrets); returns its id."""
         cid = conversation_id or uuid.uuid4().hex
@@ -123,7 +128,7 @@ class Recorder:
         with self._lock:
             self._open_ids.add(cid)
         at = time.time() if started_at is None else started_at
-        self._put(Start(cid, at, record, settings.backend, settings.model))
+        self._put(Start(cid, at, record, settings.backend, settings.model, source))
         return cid
 
     def listener(self, conversation_id: str) -> Listener:
@@ -140,7 +145,7 @@ class Recorder:
 
         return on_update
 
-    def attach(self, bridge: RecordableBridge, settings: Settings) -> str:
+    def attach(self, bridge: RecordableBridge, settings: Settings, *, source: str = "studio") -> str:
         """Record ``bridge``'s conversation: start it, add the listener, and replay what the bridge
         already holds (final items, completed turns, and its end if it is over), so attaching a
         moment late loses nothing. Items are keyed by id and turns by turn id, so a replayed update
@@ -150,7 +155,7 @@ class Recorder:
             known = self._attached.get(bridge)
             if known is not None:
                 return known
-            cid = self.start_conversation(settings)
+            cid = self.start_conversation(settings, source=source)
             self._attached[bridge] = cid
         on_update = self.listener(cid)
         self._replay(bridge, cid, on_update)  # what is there now, in order
