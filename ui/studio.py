@@ -1,0 +1,267 @@
+"""Realtime Studio's page script (run by ``app.py``): a call bar on every page, then the page itself.
+
+The browser's mic and camera reach the server through streamlit-webrtc; a `realtime.Bridge` (one per
+Streamlit session, i.e. per tab) carries them to the model and plays its voice back through a PCM
+source track. The WebRTC component lives in the call bar, drawn here above `st.navigation(...).run()`,
+so it stays mounted, and the call stays up, while the user moves between Conversation, Events,
+Diagnostics and History. The pages only read `bridge.snapshot()` from polling fragments and call the
+Bridge's thread-safe methods; they never touch asyncio objects.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+from streamlit_webrtc import (
+    Translations,
+    WebRtcMode,
+    create_audio_sink_track,
+    create_pcm_audio_source_track,
+    webrtc_streamer,
+)
+
+from realtime import uploads
+from realtime.rtc_tuning import tune_streamlit_webrtc
+from realtime.settings import SettingsError
+from realtime.voice_source import just_in_time
+from ui import approvals, controls, sidebar, status, transcript_view
+from ui.conversation import Conversation, get_conversation, peek_conversation
+from ui.live import live_snapshot
+from ui.process_setup import ProcessSetup, prepare_process
+from ui.settings_source import default_settings
+from ui.webrtc_context import keep_context_across_reruns
+
+if TYPE_CHECKING:
+    from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+    from realtime.bridge import Bridge, BridgeSnapshot
+
+PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+
+STREAM_KEY = "conversation"
+STATUS_EVERY_S = 0.5  # the call bar's status line
+TRANSCRIPT_EVERY_S = 0.4  # the live transcript
+MB = 1024 * 1024
+# Self-view and what the camera sends: 640x480 at up to 15 fps (issue 4). The echoed self-view costs
+# a VP8 decode and encode per frame on the server; that runs in aiortc's codec threads, off the loop.
+VIDEO = {"width": 640, "height": 480, "frameRate": {"max": 15}}
+TRANSLATIONS: Translations = {
+    "start": "Start conversation",
+    "stop": "Stop (hang up)",
+    "select_device": "Devices",
+    "media_api_not_available": "This browser cannot capture audio/video here (it needs https or localhost).",
+    "device_ask_permission": "Allow the microphone (and camera) to talk to the assistant.",
+    "device_not_available": "No microphone or camera found.",
+    "device_access_denied": "Microphone access was denied: allow it in the browser's site settings, then Start again.",
+}
+
+
+@st.cache_resource(show_spinner=False)
+def _process_setup(backend: str) -> ProcessSetup:
+    """Once per server process: cheap reruns, calls that survive page changes, the engine warming up."""
+    return prepare_process(backend=backend)
+
+
+def _stream_key() -> str:
+    """A component key unique to this session. The component keeps per-key state in the browser's
+    localStorage, shared by every tab of the origin; with one fixed key, starting a call in a second
+    tab reset the first tab's call (measured with Chromium 156)."""
+    if "stream_key" not in st.session_state:
+        st.session_state["stream_key"] = f"{STREAM_KEY}-{uuid.uuid4().hex[:8]}"
+    return st.session_state["stream_key"]
+
+
+def _media_constraints(conv: Conversation) -> dict[str, Any]:
+    return {
+        "audio": {"echoCancellation": True, "noiseSuppression": True, "autoGainControl": True},
+        "video": dict(VIDEO) if conv.settings.camera.enabled else False,
+    }
+
+
+# -- the call bar (every page) -------------------------------------------------------------------
+
+
+def call_bar(conv: Conversation, setup: ProcessSetup) -> None:
+    with st.container(key="callbar", border=True):
+        left, right = st.columns([5, 7], gap="medium")
+        with left:
+            _webrtc(conv)
+        with right:
+            st.markdown("#### :material/graphic_eq: Realtime Studio")
+            _status_line(conv, setup)
+            controls.render_call_controls(conv)
+
+
+def _webrtc(conv: Conversation) -> None:
+    key = _stream_key()
+    voice_out = just_in_time(create_pcm_audio_source_track(key=f"{key}-voice", sample_rate=48000))
+    mic_sink = create_audio_sink_track(conv.on_mic_frame, key=f"{key}-mic", on_ended=conv.leg_ended_callback())
+    keep_context_across_reruns(key)
+    ctx = webrtc_streamer(
+        key=key,
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration=conv.settings.rtc_configuration(),
+        media_stream_constraints=_media_constraints(conv),
+        sink_audio_track=mic_sink,
+        source_audio_track=voice_out.track,
+        video_frame_callback=conv.on_video_frame,
+        sendback_video=True,
+        translations=TRANSLATIONS,
+    )
+    if ctx.state.playing:
+        conv.start(voice_out)
+        if st.session_state.get("tuned_call") != id(conv.bridge) and tune_streamlit_webrtc(ctx):
+            st.session_state["tuned_call"] = id(conv.bridge)
+    elif not ctx.state.signalling and conv.active:
+        conv.stop("the user pressed Stop")
+
+
+def _status_line(conv: Conversation, setup: ProcessSetup) -> None:
+    warmup = setup.warmup
+
+    waiting_for_engine = warmup is not None and warmup.status().state == "starting"
+
+    @live_snapshot(
+        "status-live", run_every=STATUS_EVERY_S if conv.active or waiting_for_engine else None, read=conv.snapshot
+    )
+    def live(snap: BridgeSnapshot | None) -> None:
+        status.render_status(conv.settings.backend, snap, live=conv.active)
+        engine = warmup.status() if warmup is not None else None
+        if engine is not None and engine.state == "starting":
+            st.caption(
+                ":material/hourglass_top: Starting local engine… You can press Start now: the call "
+                "connects as soon as the engine is up."
+            )
+        elif engine is not None and engine.state == "failed" and not conv.active:
+            st.warning(
+                f"The local engine did not start: {engine.message}\n\nPress Start to try again.",
+                icon=":material/warning:",
+            )
+        if conv.start_error:
+            st.error(f"The conversation could not start: {conv.start_error}", icon=":material/error:")
+        status.render_error(snap, live=conv.active)
+        controls.render_recovery(conv, snap)  # here, not with the other controls: this line polls
+        approvals.render_approvals(conv, snap)  # a scenario's tools waiting for Approve or Deny
+        if waiting_for_engine and engine is not None and engine.state != "starting" and not conv.active:
+            st.rerun()  # once: the next full run draws this fragment without polling
+
+    live()
+
+
+# -- the Conversation page -----------------------------------------------------------------------
+
+
+def conversation_page() -> None:
+    conv = peek_conversation()
+    if conv is None:  # the configuration error is shown above
+        return
+    if conv.settings.backend == "local":
+        st.caption(
+            ":material/info: Local offline engine: speech recognition is approximate. "
+            "Set OPENAI_API_KEY to talk to OpenAI."
+        )
+    _transcript_panel(conv)
+    # Inline (inside a container), not pinned to the page bottom: Streamlit's main area is a different
+    # React component when the page has a bottom block, so a page change between a page with one and a
+    # page without one remounts the whole main area, and the call bar's WebRTC iframe with it (the
+    # browser's peer closes and the call ends; measured with Streamlit 1.67).
+    with st.container(key="chat"):
+        prompt = st.chat_input(
+            "Type a message, or add images, for the assistant…"
+            if conv.active
+            else "Start the conversation to type a message",
+            disabled=not conv.active,
+            accept_file="multiple",
+            file_type=list(uploads.FILE_TYPES),
+            max_upload_size=uploads.MAX_FILE_BYTES // MB,  # the browser refuses bigger files before uploading
+        )
+    if prompt is None:
+        return
+    text, files = prompt.text, list(prompt.files)
+    if not text and not files:
+        return
+    bridge = conv.bridge
+    if bridge is None:  # the call ended in the run that carried the message: say so, keep the text
+        st.warning(f"Not sent, the call has ended: {_described(text, files)}. Press Start and send it again.")
+        return
+    delivery = controls.chat_delivery(bridge.snapshot())
+    if delivery == "refuse":  # the box is drawn before the call can fail: say so, keep the text
+        st.warning(
+            f"Not sent, the call is not connected: {_described(text, files)}. "
+            "Press Stop, then Start, and send it again."
+        )
+        return
+    if files:
+        _send_with_files(bridge, text, files)
+    else:
+        bridge.send_text(text)  # queued until the data channel of this call (or the next) opens
+    if delivery == "queue":
+        st.toast(controls.QUEUED_NOTE, icon=":material/schedule_send:")
+
+
+def _described(text: str, files: list[UploadedFile]) -> str:
+    """“hello”, or “hello” with cat.png, or cat.png and dog.jpg: what the user tried to send."""
+    names = " and ".join(f.name for f in files)
+    if not text:
+        return names
+    return f"“{text}”" + (f" with {names}" if names else "")
+
+
+def _send_with_files(bridge: Bridge, text: str, files: list[UploadedFile]) -> None:
+    """Hand text and images to the bridge, which decodes, encodes and sends them off the page's thread.
+
+    A file over the size limit (only possible if the browser did not enforce ``max_upload_size``) is
+    refused here from its size, before its bytes are copied."""
+    sendable: list[uploads.Upload] = []
+    for f in files:
+        too_big = uploads.file_too_large(f.name, f.size)
+        if too_big:
+            st.warning(too_big, icon=":material/image_not_supported:")
+        else:
+            sendable.append(uploads.Upload(f.name, f.getvalue()))
+    if sendable or text:
+        bridge.send_message(text, sendable)
+
+
+def _transcript_panel(conv: Conversation) -> None:
+    @live_snapshot("transcript-live", run_every=TRANSCRIPT_EVERY_S if conv.active else None, read=conv.snapshot)
+    def live(snap: BridgeSnapshot | None) -> None:
+        with st.container(height=430, border=True, key="transcript"):
+            items = snap.transcript if snap is not None else ()
+            # the "could not continue, Stop and Start again" hint is wrong for a call waiting for Reconnect
+            failed = snap is not None and snap.state == "failed" and not status.can_reconnect(snap, live=conv.active)
+            transcript_view.render_transcript(items, live=conv.active, failed=failed)
+
+    live()
+
+
+def _page_title(path: Path) -> str:
+    """`pages/2_Diagnostics.py` -> "Diagnostics" (the same rule Streamlit uses for a pages/ folder)."""
+    return re.sub(r"^\d+[_ -]*", "", path.stem).replace("_", " ").strip() or path.stem
+
+
+def main() -> None:
+    st.set_page_config(page_title="Realtime Studio", page_icon=":material/graphic_eq:", layout="wide")
+    pages = [st.Page(conversation_page, title="Conversation", icon=":material/forum:", default=True)]
+    pages += [st.Page(str(p), title=_page_title(p)) for p in sorted(PAGES_DIR.glob("[0-9]*.py"))]
+    page = st.navigation(pages)
+    try:
+        conv = get_conversation(default_settings)
+    except SettingsError as exc:
+        st.title("Realtime Studio")
+        st.error(
+            "The configuration has problems, so no conversation can start:\n\n"
+            + "\n".join(f"- {p}" for p in exc.problems)
+            + "\n\nFix them in the environment or `.streamlit/secrets.toml` and reload the page."
+        )
+        page.run()
+        return
+    setup = _process_setup(conv.settings.backend)
+    conv.watch_session_end()
+    sidebar.render(conv)
+    call_bar(conv, setup)
+    page.run()
