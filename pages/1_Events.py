@@ -1,4 +1,5 @@
-"""Events: this tab's conversation, event by event (what the app sent and what the model sent back)."""
+"""Events: a conversation event by event (what was sent and what the model sent back): this tab's, or a call
+placed through the studio's API."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from collections.abc import Sequence
 import streamlit as st
 
 from realtime.eventlog import LoggedEvent
+from ui import transcript_view
 from ui.events_view import DIRECTION_FILTERS, filter_events, is_delta, render_event_list
-from ui.latest_call import latest_call_or_stop
+from ui.latest_call import watched_call_or_stop
 from ui.live import live_fragment
-from ui.status import ONGOING_STATES
 
 st.title("Events")
 
-conv, bridge = latest_call_or_stop(
+watched = watched_call_or_stop(
     "No conversation in this tab yet. Press **Start conversation** to begin one: every event the app "
     "sends to the model (→ sent), every event it receives (← received) and what a scenario's agents do "
     "(◆ agent) is listed here, newest first, with its time, size and full JSON. Audio and image data are "
@@ -23,13 +24,13 @@ conv, bridge = latest_call_or_stop(
     icon=":material/list_alt:",
 )
 
-running = conv.active and bridge.snapshot().state in ONGOING_STATES
+running = watched.is_running()
 if running:
     st.caption("The conversation is running: new events appear as they happen.")
 else:
-    st.caption("The log of this tab's last conversation (it has ended).")
+    st.caption(f"The log of {watched.ended_caption} (it has ended).")
 
-log = bridge.events
+log = watched.events
 c1, c2, c3, c4 = st.columns([2.6, 2.3, 1.1, 1.4], vertical_alignment="bottom")
 types = c1.multiselect("Event types", log.types(), placeholder="All types", key="ev_types")
 direction = (
@@ -89,5 +90,15 @@ def event_list() -> None:
         return
     render_event_list(shown)
 
+
+if watched.external:  # this tab's transcript is on the Conversation page; an API call's is here
+
+    @live_fragment("api-transcript", run_every=None if paused or not running else 1.0)
+    def api_transcript() -> None:
+        snap = watched.read()
+        with st.expander(f"Transcript ({len(snap.transcript)} items)", expanded=True, icon=":material/forum:"):
+            transcript_view.render_transcript(snap.transcript, live=running, failed=snap.state == "failed")
+
+    api_transcript()
 
 event_list()

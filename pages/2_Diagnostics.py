@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from ui.diagnostics_view import render_connection, render_reconnects, render_rtc, render_turns, render_usage
-from ui.latest_call import latest_call_or_stop
+from ui.latest_call import watched_call_or_stop
 from ui.live import live_snapshot
 from ui.status import ONGOING_STATES, render_error
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 st.title("Diagnostics")
 
-conv, bridge = latest_call_or_stop(
+watched = watched_call_or_stop(
     "No conversation in this tab yet. Once you press **Start conversation**, this page shows "
     "the connection state, WebRTC statistics (round-trip time, jitter, packets lost, audio levels, the "
     "negotiated audio codec), any reconnects, the latency of each turn (end of your speech or message to the "
@@ -25,19 +25,22 @@ conv, bridge = latest_call_or_stop(
 )
 
 
-@live_snapshot("diagnostics-live", run_every=1.0 if conv.active else None, read=bridge.snapshot)
+@live_snapshot("diagnostics-live", run_every=1.0 if watched.is_running() else None, read=watched.read)
 def diagnostics(snap: BridgeSnapshot) -> None:
-    live = conv.active and snap.state in ONGOING_STATES
-    settings = bridge.settings  # the settings of that call (the sidebar may have changed since)
+    live = watched.is_running() and snap.state in ONGOING_STATES
+    settings = watched.settings  # the settings of that call (the sidebar may have changed since)
     backend, model = settings.backend, settings.model
     if live:
         st.caption("The conversation is running: these figures update every second.")
     else:
-        st.caption("Figures from this tab's last conversation (it has ended).")
+        st.caption(f"Figures from {watched.ended_caption} (it has ended).")
     render_connection(snap, backend=backend, model=model, live=live)
-    render_error(snap, live=conv.active)
-    st.subheader("WebRTC to the model")
-    render_rtc(snap)
+    render_error(snap, live=watched.is_active())
+    if watched.external:
+        st.caption("The client holds this call's media: the studio sees its events, not its WebRTC statistics.")
+    else:
+        st.subheader("WebRTC to the model")
+        render_rtc(snap)
     st.subheader("Reconnects")
     render_reconnects(snap)
     st.subheader("Latency per turn")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from ui.latest_call import latest_call_or_stop
+from ui.latest_call import watched_call_or_stop
 from ui.live import live_snapshot
 from ui.vision_view import render_images
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 st.title("Vision")
 
-conv, bridge = latest_call_or_stop(
+watched = watched_call_or_stop(
     "No conversation in this tab yet. Once you press **Start conversation**, this page shows every image "
     "sent to the model (camera frames and images from the chat box): when, from where, its size in pixels and "
     "bytes, its detail level, whether it is still in the conversation, and the image tokens billed.",
@@ -23,7 +23,7 @@ conv, bridge = latest_call_or_stop(
 )
 
 
-@live_snapshot("vision-live", run_every=2.0 if conv.active else None, read=bridge.snapshot)
+@live_snapshot("vision-live", run_every=2.0 if watched.is_running() else None, read=watched.read)
 def vision(snap: BridgeSnapshot) -> None:
     render_images(snap.sent_images, snap.usage)
 

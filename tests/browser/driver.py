@@ -105,7 +105,11 @@ async () => {
 
 
 def install_level_meter(page: Page) -> Frame:
-    frame = component_frame(page)
+    return install_meter(component_frame(page))
+
+
+def install_meter(frame: Frame) -> Frame:
+    """The level meter in any frame (e.g. a page of its own that plays the voice)."""
     frame.evaluate(_LEVEL_METER)
     return frame
 

@@ -5,6 +5,7 @@ is in after a call ended."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,45 @@ def test_vision_page_lists_the_images_the_model_was_shown(ended_call):
     at = _page("4_Vision.py", ended_call)
     assert any(c.value.startswith("1 image sent (1 from the camera)") for c in at.caption)
     assert any("640 × 480 px" in c.value for c in at.caption)
+
+
+@pytest.fixture
+def api_call():
+    from realtime.external_calls import external_calls
+    from realtime.settings import Connection
+    from realtime.sideband_call import SidebandCall
+    from realtime.tools import DEFAULT_TOOLS
+
+    call = SidebandCall("rtc_api_call_0001", Settings(), Connection("http://127.0.0.1:9/v1", "k"), DEFAULT_TOOLS)
+    call._on_message(json.dumps({"type": "session.created", "session": {"audio": {"output": {"voice": "cedar"}}}}))
+    registry = external_calls()
+    registry.add(call)
+    yield call
+    registry._calls.pop(call.call_id, None)
+
+
+def test_an_api_call_is_offered_beside_this_tab(ended_call, api_call):
+    at = _page("1_Events.py", ended_call)
+    (picker,) = at.selectbox
+    assert picker.label == "Call"
+    assert picker.options[0] == "This tab"
+    assert picker.options[1].startswith("API client · rtc_api_call_0 · ")
+    assert picker.value == "rtc_api_call_0001"  # this tab's call has ended: the live one is shown first
+    assert any(e.label.endswith("— voice cedar") for e in at.expander)
+    assert any(e.label.startswith("Transcript (") for e in at.expander)  # an API call's transcript is shown here
+    picker.set_value("this-tab").run()
+    assert any(e.label.endswith("— voice marin") for e in at.expander)
+    at.selectbox[0].set_value("rtc_api_call_0001").run()
+    # the choice holds on the other pages
+    diagnostics = AppTest.from_file(str(ROOT / "pages" / "2_Diagnostics.py"), default_timeout=30)
+    diagnostics.session_state[CONV_KEY] = ended_call
+    diagnostics.session_state["watched_call"] = "rtc_api_call_0001"
+    diagnostics.run()
+    assert diagnostics.selectbox[0].value == "rtc_api_call_0001"
+    assert any("the studio sees its events, not its WebRTC statistics" in c.value for c in diagnostics.caption)
+
+
+def test_without_a_tab_call_the_api_call_is_shown(api_call):
+    at = _page("1_Events.py")
+    assert at.selectbox[0].value == "rtc_api_call_0001"
+    assert any(e.label.endswith("— voice cedar") for e in at.expander)
