@@ -1,7 +1,8 @@
 """Realtime Studio's entrypoint: ``streamlit run app.py`` (``make run``).
 
 Streamlit imports this module for ``app``, the ASGI application that serves the page plus the API routes
-under ``/api/v1`` (``api.routes``, off unless ``REALTIME_API_TOKEN`` is set), and runs this same file as
+under ``/api/v1`` (``api.routes``, off unless ``REALTIME_API_TOKEN`` is set) and the tabs' screen-share
+intake (``api.screen_intake``), and runs this same file as
 the page script (``__main__``) on every rerun, which draws ``ui.studio``. The import side must not touch
 custom components (streamlit-webrtc's): registered before Streamlit's runtime exists, their files are
 not served.
@@ -17,5 +18,6 @@ if __name__ == "__main__":
     main()
 else:
     from api.routes import api_mount
+    from api.screen_intake import screen_route
 
-    app = st.App(__file__, routes=[api_mount()])
+    app = st.App(__file__, routes=[api_mount(), screen_route()])

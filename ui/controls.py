@@ -1,5 +1,5 @@
-"""Call controls in the call bar: send a frame now, interrupt, mute, push to talk; Reconnect or Resume a
-call that is waiting for the user. What to offer is decided by pure functions of a snapshot."""
+"""Call controls in the call bar: send a frame now, share the screen, interrupt, mute, push to talk;
+Reconnect or Resume a call that is waiting for the user. What to offer is decided by pure functions of a snapshot."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 import streamlit as st
 
 from ui.conversation import Conversation
+from ui.screen_share import render_screen_share
 from ui.status import can_reconnect
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def render_recovery(conv: Conversation, snapshot: BridgeSnapshot | None) -> None
 def render_call_controls(conv: Conversation) -> None:
     bridge = conv.bridge
     live = bridge is not None
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     with c1:
         send_frame = st.button(
             "Send frame",
@@ -97,6 +98,8 @@ def render_call_controls(conv: Conversation) -> None:
             bridge.send_frame_now()
             st.toast("Camera frame sent to the assistant.", icon=":material/photo_camera:")
     with c2:
+        render_screen_share(conv)  # its own fragment: the frames it sends rerun only itself
+    with c3:
         # on_click runs before the rerun draws anything: the voice stops without waiting for the page
         st.button(
             "Interrupt",

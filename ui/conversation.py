@@ -19,6 +19,7 @@ from realtime.voice_gate import VoiceGate
 
 if TYPE_CHECKING:  # the bridge (aiortc, the SDK) is imported when the first call starts
     import av
+    import numpy as np
     from streamlit_webrtc.pcm_source import PcmAudioSource
     from streamlit_webrtc.shutdown import SessionShutdownObserver
 
@@ -73,6 +74,18 @@ class Conversation:
         if bridge is not None and self.settings.camera.enabled:
             bridge.on_video_frame(frame)
         return frame  # echoed back: the self-view
+
+    def on_screen_frame(self, frame: np.ndarray) -> None:
+        """A frame of the user's shared screen (RGB, from the Share screen control's fragment)."""
+        bridge = self._bridge
+        if bridge is not None:
+            bridge.on_screen_frame(frame)
+
+    def stop_screen_share(self) -> None:
+        """The user stopped sharing their screen: the camera is the image source again."""
+        bridge = self._bridge
+        if bridge is not None:
+            bridge.stop_screen_share()
 
     def leg_ended_callback(self) -> Callable[[], None]:
         """The sink track's ``on_ended`` for this script run. It names the call it belongs to: the
