@@ -97,7 +97,10 @@ if watched.external:  # this tab's transcript is on the Conversation page; an AP
     def api_transcript() -> None:
         snap = watched.read()
         with st.expander(f"Transcript ({len(snap.transcript)} items)", expanded=True, icon=":material/forum:"):
-            transcript_view.render_transcript(snap.transcript, live=running, failed=snap.state == "failed")
+            sources = {i.item_id: i.source for i in snap.sent_images}
+            transcript_view.render_transcript(
+                snap.transcript, live=running, failed=snap.state == "failed", image_sources=sources
+            )
 
     api_transcript()
 

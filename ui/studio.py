@@ -234,7 +234,8 @@ def _transcript_panel(conv: Conversation) -> None:
             items = snap.transcript if snap is not None else ()
             # the "could not continue, Stop and Start again" hint is wrong for a call waiting for Reconnect
             failed = snap is not None and snap.state == "failed" and not status.can_reconnect(snap, live=conv.active)
-            transcript_view.render_transcript(items, live=conv.active, failed=failed)
+            sources = {i.item_id: i.source for i in snap.sent_images} if snap is not None else {}
+            transcript_view.render_transcript(items, live=conv.active, failed=failed, image_sources=sources)
 
     live()
 

@@ -12,7 +12,7 @@ items are drawn as bubbles; older ones are listed as one-liners in an expander a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import streamlit as st
@@ -141,6 +141,7 @@ def render_transcript(
     failed: bool = False,
     follow: bool = True,
     recent: int | None = MAX_RECENT,
+    image_sources: Mapping[str, str] | None = None,
 ) -> None:
     """Draw the transcript inside the caller's (scrolling) container. `follow` keeps the newest item
     in view (the conversation page); History passes follow=False, recent=None to show everything."""
@@ -164,10 +165,13 @@ def render_transcript(
                 st.markdown("\n".join(f"- {escape_markdown(item_line(item))}" for item in older))
         for item in newest:
             with st.container(key=f"item-{_role(item)}-{_SAFE.sub('_', item.id)}"):
-                _render_item(item)
+                _render_item(item, (image_sources or {}).get(item.id))
 
 
-def _render_item(item: TranscriptItem) -> None:
+_SENT_CAPTIONS = {"screen": "Screen frame sent", "client": "Frame from the API client"}
+
+
+def _render_item(item: TranscriptItem, image_source: str | None = None) -> None:
     role, kind = _role(item), item.kind
     if role == "tool":
         # The icon font ships with Streamlit (an emoji may be missing from the system's fonts).
@@ -187,10 +191,11 @@ def _render_item(item: TranscriptItem) -> None:
     avatar = ":material/person:" if role == "user" else ":material/smart_toy:"
     with st.chat_message("user" if role == "user" else "assistant", avatar=avatar):
         if kind == "image":
+            caption = one_line(item.text) or _SENT_CAPTIONS.get(image_source or "", "Camera frame sent")
             if item.image_thumb:
-                st.image(item.image_thumb, width=THUMB_WIDTH, caption=one_line(item.text) or "Camera frame sent")
+                st.image(item.image_thumb, width=THUMB_WIDTH, caption=caption)
             else:
-                st.caption(one_line(item.text) or "Camera frame sent")
+                st.caption(caption)
             return
         if role == "user" and not item.final and not item.text:
             st.caption("(hearing you…)")

@@ -67,6 +67,7 @@ def test_a_shared_screen_replaces_the_camera_until_sharing_stops(app, browser):
     page.wait_for_timeout(2500)  # a couple of screen frames reach the server
     type_message(page, "and now, what do you see?")
     reply = wait_assistant_text(page, r"mostly green")
+    expect(page.get_by_text("Screen frame sent").first).to_be_visible()  # the bubble says where it came from
     size = re.search(r"(\d+) by (\d+) image", reply.inner_text())
     assert size is not None, reply.inner_text()
     assert int(size[1]) * 9 == int(size[2]) * 16, size[0]  # the fake desktop's 16:9, not the camera's shape
