@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import functools
 import json
 import logging
@@ -45,7 +46,7 @@ from realtime.errors import classify, redact
 from realtime.external_calls import ExternalCalls, external_calls
 from realtime.frames import DEFAULT_BUDGET_BYTES, encode_frame
 from realtime.settings import Connection, Settings, SettingsError
-from realtime.sideband_call import SidebandCall
+from realtime.sideband_call import SidebandCall, call_setup
 from realtime.tools import DEFAULT_TOOLS
 from realtime.uploads import ImageRejected, Upload, read_image
 
@@ -252,13 +253,14 @@ class Api:
 
     async def create_call(self, request: Request, token: str) -> Response:
         offer, overrides = await self._offer(request)
-        settings = self._instructions(overrides, self.settings())
+        setup = call_setup(self.settings(), DEFAULT_TOOLS)  # a scenario's agents, or the studio's tools
+        settings = self._instructions(overrides, setup.settings)
         self._admit(token, concurrent=True)
         reservation = f"pending-{uuid.uuid4().hex}"
         self.limiter.started(token, reservation)
         try:
             conn = await self.connection(settings)
-            session = cast(RealtimeSessionCreateRequestParam, settings.session_payload(registry=DEFAULT_TOOLS))
+            session = cast(RealtimeSessionCreateRequestParam, settings.session_payload(registry=setup.tools))
             async with AsyncOpenAI(base_url=conn.base_url, api_key=conn.api_key, max_retries=0, timeout=15.0) as client:
                 try:
                     raw = await client.realtime.calls.with_raw_response.create(sdp=offer, session=session)
@@ -272,7 +274,7 @@ class Api:
         finally:
             self.limiter.ended(reservation)
         self.limiter.started(token, call_id)
-        call = SidebandCall(call_id, settings, conn, DEFAULT_TOOLS, source="api")
+        call = SidebandCall(call_id, dataclasses.replace(setup, settings=settings), conn, source="api")
         call.add_listener(functools.partial(self._on_update, call_id))
         self.calls.add(call)
         _record(call, settings)

@@ -3,9 +3,12 @@
 The client's browser or app holds the media; the studio created the call with its own key and keeps
 the call's sideband WebSocket (``client.realtime.connect(call_id=...)`` through the official SDK). On
 it the studio sees every event, runs the configured tools (a ``function_call_output`` and a
-``response.create`` for each call the model makes) and forwards the client's camera frames as
-``input_image`` items. It keeps what an in-app call keeps for the pages (the event log, the
-transcript, turn metrics and cost, the images sent) and tells the same listeners (History).
+``response.create`` for each call the model makes), or, with a scenario configured, lets its
+``openai-agents`` RealtimeAgents run the call (``realtime.agent_link``: their tools, handoffs and
+guardrails; a tool that needs approval is denied, since nobody in the studio is watching an API call
+to approve it), and forwards the client's camera frames as ``input_image`` items. It keeps what an
+in-app call keeps for the pages (the event log, the transcript, turn metrics and cost, the images
+sent) and tells the same listeners (History).
 
 The call's state is the same fold as an in-app call's (``realtime.call_state``), driven by the
 sideband: it is "connected" once the sideband is up and "closed" when it ends. The studio cannot
@@ -20,10 +23,21 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from openai import AsyncOpenAI
 
+from realtime.agent_link import (
+    AgentActive,
+    AgentEvent,
+    AgentFailed,
+    AgentLink,
+    ApprovalNeeded,
+    GuardrailTripped,
+    HandedOff,
+    model_settings_from_session,
+)
 from realtime.bridge import BridgeSnapshot
 from realtime.call_state import (
     CallCreated,
@@ -50,27 +64,49 @@ from realtime.tools import ToolRegistry
 from realtime.transcript import Transcript
 from realtime.updates import BridgeUpdate, Listener
 
-__all__ = ["SidebandCall"]
+if TYPE_CHECKING:
+    from agents.realtime import RealtimeAgent
+
+__all__ = ["CallSetup", "SidebandCall", "call_setup"]
 
 log = logging.getLogger(__name__)
 
 HANGUP_TIMEOUT_S = 3.0
+NO_TOOLS = ToolRegistry([])
+NOT_APPROVED_HERE = "{tool} needs approval, and nobody approves API calls in the studio: it was not run."
+
+
+@dataclass(frozen=True)
+class CallSetup:
+    """What a call placed for a client is made from: its settings (with a scenario's instructions), the
+    tools the studio runs for it (none when agents run it), and the scenario's starting agent."""
+
+    settings: Settings
+    tools: ToolRegistry
+    agent: RealtimeAgent[Any] | None = None
+    problem: str | None = None  # the configured scenario could not be loaded: the assistant runs instead
+
+
+def call_setup(settings: Settings, tools: ToolRegistry) -> CallSetup:
+    from scenarios import DEFAULT_SCENARIO, ScenarioError, load_scenario
+
+    if settings.scenario == DEFAULT_SCENARIO:
+        return CallSetup(settings, tools)
+    try:
+        agent = load_scenario(settings.scenario)
+    except ScenarioError as exc:
+        return CallSetup(settings, tools, problem=f"{exc} The {DEFAULT_SCENARIO} scenario runs instead.")
+    if isinstance(agent.instructions, str) and agent.instructions.strip():
+        settings = settings.replace(instructions=agent.instructions)
+    return CallSetup(settings, NO_TOOLS, agent)
 
 
 class SidebandCall:
     """One call placed for another client (see module docstring). ``source`` says who placed it."""
 
-    def __init__(
-        self,
-        call_id: str,
-        settings: Settings,
-        connection: Connection,
-        tools: ToolRegistry,
-        *,
-        source: str = "api",
-    ) -> None:
+    def __init__(self, call_id: str, setup: CallSetup, connection: Connection, *, source: str = "api") -> None:
         self.call_id = call_id
-        self.settings = settings
+        self.settings = setup.settings
         self.source = source
         self.started_at = time.time()
         self.ended_at: float | None = None
@@ -78,7 +114,13 @@ class SidebandCall:
         self.transcript = Transcript()
         self.image_log = ImageLog()
         self._connection = connection
-        self._tools = tools
+        self._tools = setup.tools
+        self._agent = setup.agent
+        self._link: AgentLink | None = None
+        self.agent_name: str | None = setup.agent.name if setup.agent is not None else None
+        # The agents' session.update (their instructions, tools, handoffs) reaches the call once they have
+        # joined, about a second after it is up; what the client says before that has the plain session.
+        self.agents_joined = False
         self._clock = TurnClock()
         self._turns: tuple[TurnMetrics, ...] = ()
         self._listeners: list[Listener] = []
@@ -90,6 +132,8 @@ class SidebandCall:
         self._hung_up = False
         self._step(Lifecycle("connect", at=time.monotonic()))
         self._step(CallCreated(call_id))
+        if setup.problem:
+            self._notify(self.transcript.add_system_note(setup.problem, role="error"))
 
     # ------------------------------------------------------------------ public API (any thread)
 
@@ -129,6 +173,8 @@ class SidebandCall:
             cost_usd=estimate_cost(usage, self.settings.model),
             rtc=RtcStats(),
             call_id=self.call_id,
+            scenario=self.settings.scenario if self._agent is not None else "",
+            agent=self.agent_name,
             sent_images=self.image_log.snapshot(),
         )
 
@@ -138,7 +184,8 @@ class SidebandCall:
         self._call, effects = transition(self._call, signal, secrets=self._secrets())
         for effect in effects:
             if isinstance(effect, RunTool):
-                self._spawn(self._run_tool(effect))
+                if self._agent is None:  # with a scenario, its agents' tools run in the library, once
+                    self._spawn(self._run_tool(effect))
             elif isinstance(effect, TellEnded):
                 self.ended_at = time.time()
                 self._notify(effect.ended)
@@ -172,6 +219,8 @@ class SidebandCall:
             async with self._client.realtime.connect(call_id=self.call_id) as sideband:
                 self._sideband = sideband
                 self._step(Lifecycle("channel_opened", at=time.monotonic()))
+                if self._agent is not None:
+                    self._spawn(self._attach_agents(self._agent))
                 while True:
                     message = await sideband.recv_bytes()
                     self._on_message(message)
@@ -184,6 +233,9 @@ class SidebandCall:
             log.info("sideband of %s ended: %s", self.call_id, type(exc).__name__)
         finally:
             self._sideband = None
+            link, self._link = self._link, None
+            if link is not None:
+                await link.close()
             self._step(Lifecycle("close_requested", at=time.monotonic()))
             self._step(Lifecycle("closed", at=time.monotonic()))
             await self._close_client()
@@ -238,6 +290,46 @@ class SidebandCall:
                 thumbnail=image.thumbnail,
             )
         )
+
+    # ------------------------------------------------------------------ a scenario's agents (loop)
+
+    async def _attach_agents(self, agent: RealtimeAgent[Any]) -> None:
+        from scenarios import ScenarioContext
+
+        conn = self._connection
+        link = AgentLink(agent, self._on_agent_event, secrets=self._secrets())
+        self._link = link
+        context = ScenarioContext(backend=self.settings.backend, base_url=conn.base_url, api_key=conn.api_key)
+        model_settings = model_settings_from_session(self.settings.session_payload(registry=NO_TOOLS))
+        try:
+            await link.attach(self.call_id, conn.base_url, conn.api_key, model_settings, context)
+            self.agents_joined = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = classify(exc, secrets=self._secrets(), base_url=conn.base_url)
+            note = f"The scenario's agents could not join the call: {error.message}"
+            self._notify(self.transcript.add_system_note(note, role="error"))
+
+    def _on_agent_event(self, event: AgentEvent) -> None:
+        self.events.record("agent", {"type": f"agent.{type(event).__name__}", **event.__dict__})
+        if isinstance(event, AgentActive):
+            self.agent_name = event.name
+        elif isinstance(event, HandedOff):
+            self.agent_name = event.target
+            self._notify(self.transcript.add_system_note(f"{event.source} \u2192 {event.target}"))
+        elif isinstance(event, GuardrailTripped):
+            cut = self.transcript.cut_last_reply()
+            if cut is not None:
+                self._notify(cut)
+            names = ", ".join(event.guardrails)
+            self._notify(self.transcript.add_system_note(f"Guardrail {names} stopped the reply.", role="error"))
+        elif isinstance(event, ApprovalNeeded):
+            self._notify(self.transcript.add_system_note(NOT_APPROVED_HERE.format(tool=event.tool), role="error"))
+            if self._link is not None:
+                self._spawn(self._link.deny(event.call_id))
+        elif isinstance(event, AgentFailed):
+            self._notify(self.transcript.add_system_note(event.message, role="error"))
 
     async def _run_tool(self, call: RunTool) -> None:
         output = await self._tools.run(call.name, call.arguments)

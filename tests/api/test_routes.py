@@ -310,3 +310,68 @@ async def test_the_provider_key_is_in_no_response_and_no_log(api_client, seen, c
         assert all(PROVIDER_KEY not in v for v in response.headers.values())
     assert PROVIDER_KEY not in caplog.text
     assert not np.any([TOKEN in r.getMessage() for r in caplog.records])
+
+
+def say(channel, text: str) -> None:
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    channel.send(json.dumps({"type": "conversation.item.create", "item": item}))
+    channel.send(json.dumps({"type": "response.create"}))
+
+
+def api_with_scenario(engine, scenario: str) -> Api:
+    settings = Settings(
+        api_key=PROVIDER_KEY, base_url=engine.base_url, camera=CameraSettings(enabled=False), scenario=scenario
+    )
+    return Api(ApiConfig(token=TOKEN), settings=lambda: settings, calls=ExternalCalls())
+
+
+async def test_a_scenario_runs_an_api_call_through_its_agents(engine):
+    api = api_with_scenario(engine, "front_desk")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi(api)), base_url="http://studio") as client:
+        browser = FakeBrowser(rgb=None, data_channel=True)
+        channel = browser.channel
+        assert channel is not None
+        try:
+            call_id = await open_call(client, browser)
+            call = api.calls.get(call_id)
+            assert call is not None
+            await wait_until(lambda: channel.readyState == "open" and call.agents_joined, 20, "the agents")
+            say(channel, "transfer to billing")
+            assert call.agent_name == "front_desk"
+            await wait_until(lambda: call.agent_name == "billing", 20, "the handoff")
+            notes = [i.text for i in call.snapshot().transcript if i.role == "system"]
+            assert "front_desk \u2192 billing" in notes
+            assert call.snapshot().agent == "billing"
+            assert any(e.direction == "agent" for e in call.events.snapshot())
+        finally:
+            await browser.close()
+            for placed in api.calls.all():
+                await asyncio.wrap_future(placed.hangup())
+
+
+async def test_a_tool_needing_approval_is_denied_on_an_api_call(engine):
+    api = api_with_scenario(engine, "guarded")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi(api)), base_url="http://studio") as client:
+        browser = FakeBrowser(rgb=None, data_channel=True)
+        channel = browser.channel
+        assert channel is not None
+        try:
+            call_id = await open_call(client, browser)
+            call = api.calls.get(call_id)
+            assert call is not None
+            await wait_until(lambda: channel.readyState == "open" and call.agents_joined, 20, "the agents")
+            say(channel, "issue refund 20")
+
+            def denied() -> bool:
+                return any("nobody approves API calls" in i.text for i in call.snapshot().transcript)
+
+            await wait_until(denied, 20, "the denial")
+            await wait_until(
+                lambda: any("not approved" in (i.tool_result or "").lower() for i in call.snapshot().transcript),
+                20,
+                "the model told the tool was not approved",
+            )
+        finally:
+            await browser.close()
+            for placed in api.calls.all():
+                await asyncio.wrap_future(placed.hangup())

@@ -219,10 +219,11 @@ def test_vision_page_lists_the_images_the_model_was_shown(ended_call):
 def api_call():
     from realtime.external_calls import external_calls
     from realtime.settings import Connection
-    from realtime.sideband_call import SidebandCall
+    from realtime.sideband_call import CallSetup, SidebandCall
     from realtime.tools import DEFAULT_TOOLS
 
-    call = SidebandCall("rtc_api_call_0001", Settings(), Connection("http://127.0.0.1:9/v1", "k"), DEFAULT_TOOLS)
+    setup = CallSetup(Settings(), DEFAULT_TOOLS)
+    call = SidebandCall("rtc_api_call_0001", setup, Connection("http://127.0.0.1:9/v1", "k"))
     call._on_message(json.dumps({"type": "session.created", "session": {"audio": {"output": {"voice": "cedar"}}}}))
     registry = external_calls()
     registry.add(call)
