@@ -17,7 +17,7 @@ if __name__ == "__main__":
 
     main()
 else:
-    from api.routes import api_mount
+    from api.routes import api_routes
     from api.screen_intake import screen_route
 
-    app = st.App(__file__, routes=[api_mount(), screen_route()])
+    app = st.App(__file__, routes=[*api_routes(), screen_route()])

@@ -7,9 +7,10 @@
 - ``POST /realtime/calls/{id}/hangup``: hangs up a call placed here.
 - ``POST /vision/frame``: ``{image_base64, call_id?}``, a JPEG/PNG checked and acknowledged; with
   ``call_id`` it is shown to that call.
-- ``GET /example``: the example client, a static page holding no secret (the user types the token).
+- ``GET /studio/example`` (beside the API, not in it): the example client, a static page holding no
+  secret (the user types the token into it); 404 while the API is off.
 
-Every route but the example needs ``Authorization: Bearer $REALTIME_API_TOKEN`` (401 otherwise); without
+Every ``/api/v1`` route needs ``Authorization: Bearer $REALTIME_API_TOKEN`` (401 otherwise); without
 the token configured the API is off (404). Errors are JSON ``{"error": ...}`` with a 4xx, or 502/503 when
 the provider fails or is not there; the provider key appears in no answer, header or log line.
 """
@@ -39,7 +40,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from api.guard import ApiConfig, ApiConfigError, CallLimiter, bearer_token, token_matches
 from realtime.errors import classify, redact
@@ -50,11 +51,12 @@ from realtime.sideband_call import SidebandCall, call_setup
 from realtime.tools import DEFAULT_TOOLS
 from realtime.uploads import ImageRejected, Upload, read_image
 
-__all__ = ["API_PREFIX", "Api", "api_mount"]
+__all__ = ["API_PREFIX", "EXAMPLE_ROUTE", "Api", "api_routes"]
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+EXAMPLE_ROUTE = "/studio/example"  # outside the API: a static page, while every API route wants the token
 MAX_SDP_BYTES = 64 * 1024
 MAX_FRAME_BYTES = 8 * 1024 * 1024  # decoded image
 MAX_FRAME_BODY_BYTES = MAX_FRAME_BYTES * 4 // 3 + 4096  # its base64 in a JSON object
@@ -352,9 +354,9 @@ class Api:
             return _error(404, "The API is off: set REALTIME_API_TOKEN on the server to turn it on.")
         return HTMLResponse(EXAMPLE.read_text(encoding="utf-8"))
 
-    def mount(self) -> Mount:
-        """The routes at ``/api/v1``, with CORS for the configured origins only."""
-        return Mount(API_PREFIX, app=self._app())
+    def routes(self) -> list[BaseRoute]:
+        """The routes at ``/api/v1`` (with CORS for the configured origins only), and the example page."""
+        return [Mount(API_PREFIX, app=self._app()), Route(EXAMPLE_ROUTE, self.example, methods=["GET"])]
 
     def _app(self) -> Starlette:
         g = self._guarded
@@ -363,7 +365,6 @@ class Api:
             Route("/realtime/calls", g(self.create_call), methods=["POST"]),
             Route("/realtime/calls/{call_id}/hangup", g(self.hangup), methods=["POST"]),
             Route("/vision/frame", g(self.frame), methods=["POST"]),
-            Route("/example", self.example, methods=["GET"]),
         ]
         middleware = [
             Middleware(
@@ -390,12 +391,13 @@ def _record(call: SidebandCall, settings: Settings) -> None:
         log.warning("history could not record API call %s: %s", call.call_id, type(exc).__name__)
 
 
-def api_mount(env: Mapping[str, str] | None = None) -> Mount:
-    """``/api/v1`` for ``st.App(routes=[...])``, configured from ``env`` (the process environment)."""
+def api_routes(env: Mapping[str, str] | None = None) -> list[BaseRoute]:
+    """The API and its example page for ``st.App(routes=[...])``, configured from ``env`` (the process
+    environment)."""
     env = os.environ if env is None else env
     try:
         api = Api(ApiConfig.from_env(env))
     except ApiConfigError as exc:
         log.error("the API is off: %s", exc)
         api = Api(config_error=str(exc))
-    return api.mount()
+    return api.routes()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ from typing import Any
 import httpx2 as httpx
 import numpy as np
 import pytest
+from aiortc import RTCDataChannel
 from PIL import Image
 from starlette.applications import Starlette
 
@@ -24,6 +26,7 @@ from api.guard import ApiConfig
 from api.routes import Api
 from realtime.external_calls import ExternalCalls
 from realtime.settings import CameraSettings, Settings
+from realtime.sideband_call import SidebandCall
 from tests.fakebrowser import FakeBrowser, wait_until
 
 TOKEN = "test-token-0123456789abcdef"
@@ -60,7 +63,7 @@ def seen() -> Seen:
 
 
 def asgi(api: Api) -> Starlette:
-    return Starlette(routes=[api.mount()])
+    return Starlette(routes=api.routes())
 
 
 def make_api(engine, **config) -> Api:
@@ -114,7 +117,14 @@ async def test_without_a_token_configured_the_api_is_off(engine):
             r = await client.post(path, headers=AUTH, **kwargs)
             assert r.status_code == 404, path
             assert "set REALTIME_API_TOKEN" in r.json()["error"]
-        assert (await client.get("/api/v1/example")).status_code == 404
+        assert (await client.get("/studio/example")).status_code == 404
+
+
+async def test_the_example_client_is_served_beside_the_api(api_client):
+    _api, client = api_client
+    r = await client.get("/studio/example")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "Realtime Studio" in r.text and "/api/v1" in r.text and TOKEN not in r.text
 
 
 async def test_a_session_is_minted_from_the_engine(api_client):
@@ -318,60 +328,49 @@ def say(channel, text: str) -> None:
     channel.send(json.dumps({"type": "response.create"}))
 
 
-def api_with_scenario(engine, scenario: str) -> Api:
+@contextlib.asynccontextmanager
+async def scenario_call(engine, scenario: str) -> AsyncIterator[tuple[SidebandCall, RTCDataChannel]]:
+    """A call placed through the API with ``scenario`` configured, once its agents have joined; hung up after."""
     settings = Settings(
         api_key=PROVIDER_KEY, base_url=engine.base_url, camera=CameraSettings(enabled=False), scenario=scenario
     )
-    return Api(ApiConfig(token=TOKEN), settings=lambda: settings, calls=ExternalCalls())
+    api = Api(ApiConfig(token=TOKEN), settings=lambda: settings, calls=ExternalCalls())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi(api)), base_url="http://studio") as client:
+        browser = FakeBrowser(rgb=None, data_channel=True)
+        channel = browser.channel
+        assert channel is not None
+        try:
+            call = api.calls.get(await open_call(client, browser))
+            assert call is not None
+            await wait_until(lambda: channel.readyState == "open" and call.agents_joined, 20, "the agents")
+            yield call, channel
+        finally:
+            await browser.close()
+            for placed in api.calls.all():
+                await asyncio.wrap_future(placed.hangup())
 
 
 async def test_a_scenario_runs_an_api_call_through_its_agents(engine):
-    api = api_with_scenario(engine, "front_desk")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi(api)), base_url="http://studio") as client:
-        browser = FakeBrowser(rgb=None, data_channel=True)
-        channel = browser.channel
-        assert channel is not None
-        try:
-            call_id = await open_call(client, browser)
-            call = api.calls.get(call_id)
-            assert call is not None
-            await wait_until(lambda: channel.readyState == "open" and call.agents_joined, 20, "the agents")
-            say(channel, "transfer to billing")
-            assert call.agent_name == "front_desk"
-            await wait_until(lambda: call.agent_name == "billing", 20, "the handoff")
-            notes = [i.text for i in call.snapshot().transcript if i.role == "system"]
-            assert "front_desk \u2192 billing" in notes
-            assert call.snapshot().agent == "billing"
-            assert any(e.direction == "agent" for e in call.events.snapshot())
-        finally:
-            await browser.close()
-            for placed in api.calls.all():
-                await asyncio.wrap_future(placed.hangup())
+    async with scenario_call(engine, "front_desk") as (call, channel):
+        say(channel, "transfer to billing")
+        assert call.agent_name == "front_desk"
+        await wait_until(lambda: call.agent_name == "billing", 20, "the handoff")
+        notes = [i.text for i in call.snapshot().transcript if i.role == "system"]
+        assert "front_desk \u2192 billing" in notes
+        assert call.snapshot().agent == "billing"
+        assert any(e.direction == "agent" for e in call.events.snapshot())
 
 
 async def test_a_tool_needing_approval_is_denied_on_an_api_call(engine):
-    api = api_with_scenario(engine, "guarded")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi(api)), base_url="http://studio") as client:
-        browser = FakeBrowser(rgb=None, data_channel=True)
-        channel = browser.channel
-        assert channel is not None
-        try:
-            call_id = await open_call(client, browser)
-            call = api.calls.get(call_id)
-            assert call is not None
-            await wait_until(lambda: channel.readyState == "open" and call.agents_joined, 20, "the agents")
-            say(channel, "issue refund 20")
+    async with scenario_call(engine, "guarded") as (call, channel):
+        say(channel, "issue refund 20")
 
-            def denied() -> bool:
-                return any("nobody approves API calls" in i.text for i in call.snapshot().transcript)
+        def denied() -> bool:
+            return any("nobody approves API calls" in i.text for i in call.snapshot().transcript)
 
-            await wait_until(denied, 20, "the denial")
-            await wait_until(
-                lambda: any("not approved" in (i.tool_result or "").lower() for i in call.snapshot().transcript),
-                20,
-                "the model told the tool was not approved",
-            )
-        finally:
-            await browser.close()
-            for placed in api.calls.all():
-                await asyncio.wrap_future(placed.hangup())
+        await wait_until(denied, 20, "the denial")
+        await wait_until(
+            lambda: any("not approved" in (i.tool_result or "").lower() for i in call.snapshot().transcript),
+            20,
+            "the model told the tool was not approved",
+        )

@@ -51,3 +51,19 @@ def launch(playwright_instance, audio: Path, video: Path):
     return playwright_instance.chromium.launch(
         executable_path=CHROMIUM, headless=True, args=chromium_args(audio, video)
     )
+
+
+@pytest.fixture(scope="module")
+def silent_browser(playwright_instance, media):
+    """Chromium whose fake mic plays silence and whose fake camera (and fake desktop) is solid blue."""
+    browser = launch(playwright_instance, media["silence"], media["blue"])
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def speaking_browser(playwright_instance, media):
+    """Chromium whose fake mic says SPOKEN (looped, with silence around it); the camera is solid blue."""
+    browser = launch(playwright_instance, media["speech"], media["blue"])
+    yield browser
+    browser.close()

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import launch
 from tests.browser.driver import LONG, install_meter, items, open_app, played_level, screenshot
 from tests.browser.harness import VIEWPORT, StreamlitApp, clean_env, start_streamlit
 
@@ -39,17 +38,10 @@ def api_app(tmp_path_factory) -> Iterator[StreamlitApp]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def speaking_browser(playwright_instance, media):
-    browser = launch(playwright_instance, media["speech"], media["blue"])
-    yield browser
-    browser.close()
-
-
 def test_the_example_client_talks_through_the_studio(api_app, speaking_browser):
     context = speaking_browser.new_context(viewport=VIEWPORT)
     client = context.new_page()
-    client.goto(api_app.url + "/api/v1/example")
+    client.goto(api_app.url + "/studio/example")
     expect(client.get_by_role("heading", name=re.compile("example client"))).to_be_visible()
     client.locator("#token").fill(TOKEN)
     client.locator("#start").click()
@@ -91,7 +83,7 @@ def test_the_example_client_talks_through_the_studio(api_app, speaking_browser):
 def test_the_api_refuses_a_page_without_the_token(api_app, speaking_browser):
     context = speaking_browser.new_context(viewport=VIEWPORT)
     client = context.new_page()
-    client.goto(api_app.url + "/api/v1/example")
+    client.goto(api_app.url + "/studio/example")
     client.locator("#token").fill("not-the-token-at-all")
     client.locator("#start").click()
     expect(client.locator("#error")).to_contain_text("The token was refused (401)", timeout=LONG)

@@ -16,7 +16,6 @@ import sys
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import launch
 from tests.browser.driver import open_app, start_call, stop_call, type_message, wait_assistant_text
 from tests.browser.harness import VIEWPORT
 
@@ -25,13 +24,6 @@ pytestmark = pytest.mark.browser
 MESSAGES = 16
 HOGS = 2
 HOG_SECONDS = 240  # each hog ends by itself even if the test is killed
-
-
-@pytest.fixture(scope="module")
-def browser(playwright_instance, media):
-    b = launch(playwright_instance, media["silence"], media["blue"])
-    yield b
-    b.close()
 
 
 @contextlib.contextmanager
@@ -53,8 +45,8 @@ def _say(page, text: str) -> None:
     wait_assistant_text(page, f"You said: {text}$")
 
 
-def test_chat_box_controls_and_sidebar_stay_through_a_busy_conversation(app, browser):
-    page = browser.new_context(viewport=VIEWPORT).new_page()
+def test_chat_box_controls_and_sidebar_stay_through_a_busy_conversation(app, silent_browser):
+    page = silent_browser.new_context(viewport=VIEWPORT).new_page()
     open_app(page, app.url)
     start_call(page)
     _say(page, "a quiet start")  # the call is up before the machine gets busy

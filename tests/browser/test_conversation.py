@@ -12,7 +12,6 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import launch
 from tests.browser.driver import (
     LONG,
     component_frame,
@@ -40,20 +39,6 @@ NO_TRACEBACK = re.compile(r"Traceback|File \".*\.py\"", re.I)
 FIRST_CONNECT_S = 12.0
 # After Interrupt the page is quiet within this (the click's rerun, the browser's jitter buffer).
 QUIET_AFTER_INTERRUPT_S = 1.5
-
-
-@pytest.fixture(scope="module")
-def silent_browser(playwright_instance, media):
-    browser = launch(playwright_instance, media["silence"], media["blue"])
-    yield browser
-    browser.close()
-
-
-@pytest.fixture(scope="module")
-def speaking_browser(playwright_instance, media):
-    browser = launch(playwright_instance, media["speech"], media["blue"])
-    yield browser
-    browser.close()
 
 
 def new_page(browser):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import launch
 from tests.browser.driver import (
     items,
     open_app,
@@ -25,21 +24,14 @@ from tests.browser.harness import VIEWPORT
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def browser(playwright_instance, media):
-    b = launch(playwright_instance, media["silence"], media["blue"])
-    yield b
-    b.close()
-
-
 def _box(locator) -> dict:
     box = locator.bounding_box()
     assert box is not None, "not laid out"
     return box
 
 
-def test_long_chat_follows_the_newest_and_keeps_the_top_in_view(app, browser):
-    page = browser.new_context(viewport=VIEWPORT).new_page()
+def test_long_chat_follows_the_newest_and_keeps_the_top_in_view(app, silent_browser):
+    page = silent_browser.new_context(viewport=VIEWPORT).new_page()
     open_app(page, app.url)
     start_call(page)
 

@@ -8,7 +8,6 @@ import pytest
 from playwright.sync_api import expect
 
 from realtime.settings import DEFAULT_MODEL
-from tests.browser.conftest import launch
 from tests.browser.driver import (
     LONG,
     component_frame,
@@ -25,13 +24,6 @@ from tests.browser.driver import (
 from tests.browser.harness import VIEWPORT
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def silent_browser(playwright_instance, media):
-    browser = launch(playwright_instance, media["silence"], media["blue"])
-    yield browser
-    browser.close()
 
 
 def test_phone_line_default_model_and_a_live_speed_change(app, silent_browser):

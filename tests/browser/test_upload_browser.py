@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import launch
 from tests.browser.driver import (
     LONG,
     items,
@@ -56,13 +55,6 @@ async (chat, [b64, name, type]) => {
 NO_TRACEBACK = re.compile(r"Traceback|File \".*\.py\"", re.I)
 
 
-@pytest.fixture(scope="module")
-def browser(playwright_instance, media):
-    browser = launch(playwright_instance, media["silence"], media["blue"])
-    yield browser
-    browser.close()
-
-
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
     green = tmp_path / "green.png"
@@ -96,8 +88,8 @@ def drop_file(page: Page, path: Path, mime: str = "image/png") -> None:
     expect(chat.get_by_text(path.name)).to_be_visible(timeout=LONG)
 
 
-def test_an_image_in_the_chat_box_is_seen_and_a_fake_one_is_refused(app, browser, files):
-    page = browser.new_context(viewport=VIEWPORT).new_page()
+def test_an_image_in_the_chat_box_is_seen_and_a_fake_one_is_refused(app, silent_browser, files):
+    page = silent_browser.new_context(viewport=VIEWPORT).new_page()
     open_app(page, app.url)
     start_call(page)
 
