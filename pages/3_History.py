@@ -19,8 +19,12 @@ from realtime.history import (
     process_store,
 )
 from realtime.pricing import price_for
+from realtime.settings import Settings
 from realtime.transcript import TranscriptItem
+from ui.conversation import peek_conversation
 from ui.format import cost_label, count, engine_label, escape_markdown, ms
+from ui.replay_panel import render_replay
+from ui.settings_source import default_settings
 from ui.transcript_view import render_transcript
 
 _K = "history."
@@ -220,6 +224,8 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
         else:
             st.caption("Nothing was said in this conversation.")
 
+    render_replay(record, _replay_base())
+
     if record.turns:
         st.markdown("**Turns**")
         st.dataframe(
@@ -238,6 +244,12 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
             hide_index=True,
             width="stretch",
         )
+
+
+def _replay_base() -> Settings:
+    """What "Current setup" means for a replay: this tab's sidebar, else the configured defaults."""
+    conv = peek_conversation()
+    return conv.settings if conv is not None else default_settings()
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 from realtime.usage import UsageTotals
@@ -388,10 +388,12 @@ class AudioDelta:
     channel (WebSocket sessions; over WebRTC the voice is media)."""
 
     response_id: str | None
+    data: str = field(default="", repr=False)  # base64 pcm16 (the session's output format)
 
     @classmethod
     def read(cls, raw: Mapping[str, Any]) -> AudioDelta:
-        return cls(_opt_str(raw, "response_id"))
+        delta = raw.get("delta")
+        return cls(_opt_str(raw, "response_id"), delta if isinstance(delta, str) else "")
 
 
 @dataclass(frozen=True)

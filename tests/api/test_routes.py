@@ -251,6 +251,43 @@ async def test_a_call_through_the_proxy_runs_its_tools_on_the_server(api_client)
         await browser.close()
 
 
+async def test_a_multipart_offer_like_the_sdks_is_taken_with_its_instructions(api_client):
+    """The SDK's ``calls.create`` posts multipart (``sdp`` and ``session``); of the session only the
+    instructions are taken: the studio's setup (tools, model, voice) stays the studio's."""
+    api, client = api_client
+    browser = FakeBrowser(rgb=None, data_channel=True)
+    try:
+        await browser.pc.setLocalDescription(await browser.pc.createOffer())
+        session = {"type": "realtime", "instructions": "Say: multipart here.", "model": "not-this-one"}
+        r = await client.post(
+            "/api/v1/realtime/calls",
+            headers=AUTH,
+            files={"sdp": (None, browser.pc.localDescription.sdp), "session": (None, json.dumps(session))},
+        )
+        assert r.status_code == 201, r.text
+        call = api.calls.get(r.headers["x-call-id"])
+        assert call is not None
+        assert call.settings.instructions == "Say: multipart here."
+        assert call.settings.model == Settings().model
+    finally:
+        await browser.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "says"),
+    [
+        (b"hello", {"Content-Type": "application/sdp"}, 400, "not an SDP offer"),
+        (b"v=0\r\n", {"Content-Type": "application/json"}, 415, "application/sdp"),
+        (b"v=0\r\n" + b"a=x\r\n" * 20_000, {"Content-Type": "application/sdp"}, 413, "over"),
+    ],
+)
+async def test_a_bad_offer_gets_a_4xx(api_client, body, headers, status, says):
+    _api, client = api_client
+    r = await client.post("/api/v1/realtime/calls", content=body, headers={**AUTH, **headers})
+    assert r.status_code == status, r.text
+    assert says in r.json()["error"]
+
+
 async def test_the_eleventh_call_in_a_minute_is_refused(engine, seen):
     api = make_api(engine, calls_per_minute=10, max_concurrent=2)
     async with httpx.AsyncClient(

@@ -1,0 +1,91 @@
+"""A saved conversation as replay input, and as the comparison's first column (pure).
+
+The user's turns are History's final user items in order: typed text (``kind`` text) and spoken
+turns (``kind`` audio: their transcript; the audio itself is not kept yet). Images sent before a turn
+(camera frames, chat-box images) go with it; images after the last turn make a turn of their own.
+What the assistant said until the next user turn is that turn's original reply, with the tool calls
+that ran and the turn's stored latency and cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from realtime.history.records import ConversationRecord, StoredItem, StoredTurn
+from realtime.replay.model import ReplayTurn, ReplyResult, SetupRun, TurnKind
+
+__all__ = ["original_run", "plan_turns"]
+
+IMAGE_ONLY = "(an image)"
+
+
+def _is_turn(item: StoredItem) -> bool:
+    return item.role == "user" and item.kind in ("text", "audio") and bool(item.text.strip())
+
+
+def plan_turns(record: ConversationRecord) -> tuple[ReplayTurn, ...]:
+    turns: list[ReplayTurn] = []
+    images: list[bytes] = []
+    for item in record.items:
+        if item.role == "user" and item.image_jpeg is not None:
+            images.append(item.image_jpeg)
+        elif _is_turn(item):
+            kind: TurnKind = "spoken" if item.kind == "audio" else "typed"
+            turns.append(ReplayTurn(len(turns), kind, item.text.strip(), tuple(images)))
+            images = []
+    if images:
+        turns.append(ReplayTurn(len(turns), "typed", IMAGE_ONLY, tuple(images)))
+    return tuple(turns)
+
+
+def _tool_line(item: StoredItem) -> str:
+    return f"{item.tool_name}({item.tool_args or ''}) -> {item.tool_result or ''}"
+
+
+def original_run(record: ConversationRecord) -> SetupRun:
+    """The conversation as it happened, in the shape of a replay: one result per user turn."""
+    turns = plan_turns(record)
+    replies: list[list[str]] = [[] for _ in turns]
+    tools: list[list[str]] = [[] for _ in turns]
+    index = -1
+    for item in record.items:
+        if _is_turn(item):
+            index += 1
+        elif index >= 0 and item.tool_name:
+            tools[index].append(_tool_line(item))
+        elif index >= 0 and item.role == "assistant" and item.text.strip():
+            replies[index].append(item.text.strip())
+    # turns the user started (not responses nobody asked for), in order
+    asked = [t for t in record.turns if _detail(t, "trigger") in (None, "speech", "text")]
+    results = []
+    for i in range(len(turns)):
+        metrics = asked[i] if i < len(asked) else None
+        results.append(
+            ReplyResult(
+                turn=i,
+                text=" ".join(replies[i]),
+                first_audio_ms=_number(_detail(metrics, "first_audio_ms")),
+                first_text_ms=_number(_detail(metrics, "first_text_ms")),
+                input_tokens=(metrics.input_tokens or 0) if metrics else 0,
+                output_tokens=(metrics.output_tokens or 0) if metrics else 0,
+                cost_usd=(metrics.cost_usd or 0.0) if metrics else 0.0,
+                tool_calls=tuple(tools[i]),
+            )
+        )
+    return SetupRun(
+        name="original",
+        label="Original conversation",
+        voice=str(record.settings.get("voice", "") or ""),
+        model=record.summary.model,
+        backend=record.summary.backend,
+        results=tuple(results),
+    )
+
+
+def _detail(metrics: StoredTurn | None, key: str) -> object:
+    details = metrics.details if metrics is not None else None
+    return details.get(key) if isinstance(details, Mapping) else None
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

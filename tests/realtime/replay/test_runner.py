@@ -1,0 +1,70 @@
+"""Replaying user turns against setups, headless through the SDK, against the local engine."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+from PIL import Image
+
+from realtime.replay.model import ReplayTurn
+from realtime.replay.runner import replay_setup
+from realtime.settings import CameraSettings, Settings
+from realtime.tools import DEFAULT_TOOLS
+
+
+def jpeg(rgb) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), rgb).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+TURNS = (
+    ReplayTurn(0, "spoken", "hello there"),
+    ReplayTurn(1, "typed", "echo upper banana"),
+    ReplayTurn(2, "typed", "what do you see?", (jpeg((20, 200, 30)),)),
+)
+
+
+def setup(engine, say: str, voice: str) -> Settings:
+    return Settings(
+        api_key="test-key",
+        base_url=engine.base_url,
+        camera=CameraSettings(enabled=False),
+        instructions=f"Say: {say}",
+        voice=voice,
+    )
+
+
+async def test_each_setup_answers_every_turn_in_its_own_way(engine):
+    seen: list[int] = []
+    alpha = await replay_setup(
+        TURNS, setup(engine, "Alpha here.", "marin"), DEFAULT_TOOLS, name="a", label="A", on_turn=seen.append
+    )
+    beta = await replay_setup(TURNS, setup(engine, "Beta here.", "cedar"), DEFAULT_TOOLS, name="b", label="B")
+    assert seen == [0, 1, 2]
+    assert alpha.error is None and beta.error is None
+    assert [r.turn for r in alpha.results] == [0, 1, 2]
+    assert all(r.text.startswith("Alpha here.") for r in alpha.results), [r.text for r in alpha.results]
+    assert all(r.text.startswith("Beta here.") for r in beta.results), [r.text for r in beta.results]
+    tool = alpha.results[1]
+    assert len(tool.tool_calls) == 1 and tool.tool_calls[0].startswith("echo_upper(")
+    assert "BANANA" in tool.tool_calls[0] and "BANANA" in tool.text
+    assert "green" in alpha.results[2].text
+    for result in (*alpha.results, *beta.results):
+        assert result.error is None
+        assert result.first_text_ms is not None and result.first_audio_ms is not None
+        assert result.output_tokens > 0
+        assert result.audio_wav is not None
+        with wave.open(io.BytesIO(result.audio_wav)) as w:
+            assert w.getframerate() == 24_000 and w.getnframes() > 24_000 // 4  # a quarter second at least
+    assert alpha.voice == "marin" and beta.voice == "cedar"
+    assert alpha.results[0].audio_wav != beta.results[0].audio_wav  # two voices, not one
+    assert 0 < alpha.seconds < 60
+
+
+async def test_an_unreachable_provider_ends_the_run_with_a_clear_error():
+    dead = Settings(api_key="test-key", base_url="http://127.0.0.1:9/v1", camera=CameraSettings(enabled=False))
+    run = await replay_setup(TURNS, dead, DEFAULT_TOOLS, name="dead", label="Dead")
+    assert run.results == ()
+    assert run.error is not None and run.error.startswith("The replay stopped after 0 of 3 turns:")
