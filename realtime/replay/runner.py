@@ -25,6 +25,7 @@ from typing import Any, cast
 
 from openai import AsyncOpenAI
 from openai.types.realtime import RealtimeSessionCreateRequestParam
+from websockets.exceptions import ConnectionClosed
 
 from realtime.errors import classify, describe_error
 from realtime.events import (
@@ -118,6 +119,11 @@ async def replay_setup(
                 results.append(await _replay_turn(ws, turn, settings, tools, secrets, turn_timeout_s))
                 if on_turn is not None:
                     on_turn(turn.index)
+    except ConnectionClosed:  # the provider went away mid-replay (a crash, a restart, the network)
+        why = (
+            f"The replay stopped after {len(results)} of {len(turns)} turns: the realtime server closed the connection."
+        )
+        return _finish(run, results, began, why)
     except Exception as exc:
         error = classify(exc, secrets=secrets, base_url=settings.base_url)
         why = f"The replay stopped after {len(results)} of {len(turns)} turns: {error.message}"

@@ -68,3 +68,28 @@ async def test_an_unreachable_provider_ends_the_run_with_a_clear_error():
     run = await replay_setup(TURNS, dead, DEFAULT_TOOLS, name="dead", label="Dead")
     assert run.results == ()
     assert run.error is not None and run.error.startswith("The replay stopped after 0 of 3 turns:")
+
+
+async def test_an_engine_killed_mid_replay_keeps_what_came_before():
+    from tests.chaos import EngineProcess
+
+    engine = EngineProcess()
+    engine.start()
+    settings = Settings(api_key="test-key", base_url=engine.base_url, camera=CameraSettings(enabled=False))
+    turns = tuple(ReplayTurn(i, "typed", f"say number {i}") for i in range(5))
+
+    def kill_after_the_second(index: int) -> None:
+        if index == 1:
+            engine.kill9()
+
+    try:
+        run = await replay_setup(
+            turns, settings, DEFAULT_TOOLS, name="k", label="Killed", on_turn=kill_after_the_second
+        )
+    finally:
+        engine.kill()
+    assert [r.turn for r in run.results][:2] == [0, 1]
+    assert all(r.error is None and r.text for r in run.results[:2])
+    assert run.error is not None and run.error.startswith("The replay stopped after ")
+    assert run.error.endswith("the realtime server closed the connection.")
+    assert len(run.results) < 5
