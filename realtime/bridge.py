@@ -215,6 +215,7 @@ class Bridge:
         self._tools_running = 0
         self._camera_wake: asyncio.Event | None = None
         self._typing: asyncio.Lock | None = None
+        self._framing: asyncio.Lock | None = None
         self._screen_until = 0.0  # screen frames keep coming until then: the screen is the image source
         self._close_future: concurrent.futures.Future[None] | None = None
         self._agent: RealtimeAgent[Any] | None = None  # the scenario's starting agent (None: no agents)
@@ -659,21 +660,22 @@ class Bridge:
             await asyncio.sleep(WATCH_TICK_S)
             now = time.monotonic()
             state = self._call.state
+            if state not in ("paused", "connected") or self._call.closing:
+                continue
+            level = self.mic.stats().level  # once a tick: the wake, idle and boundary checks share it
             if state == "paused":
-                if self.mic.stats().level >= WAKE_LEVEL:
+                if level >= WAKE_LEVEL:
                     self._wake()
                 continue
-            if state != "connected" or self._call.closing:
-                continue
-            if self.mic.stats().level >= WAKE_LEVEL or self._call.activity != "listening":
+            if level >= WAKE_LEVEL or self._call.activity != "listening":
                 self._last_activity = now
             pause_s = float(self._applied.idle_pause_minutes) * 60.0
-            if pause_s > 0 and now - self._last_activity >= pause_s and self._at_turn_boundary(now):
+            if pause_s > 0 and now - self._last_activity >= pause_s and self._at_turn_boundary(now, level):
                 self._step(Lifecycle("pause", at=now))
                 continue
-            self._roll_over_if_due(now)
+            self._roll_over_if_due(now, level)
 
-    def _at_turn_boundary(self, now: float) -> bool:
+    def _at_turn_boundary(self, now: float, mic_level: float) -> bool:
         """Nobody speaking, no response in flight or about to be (the provider quiet for a moment:
         a turn just committed gets its response.created within it), no voice still playing, no tool
         running, no spoken turn still waiting for its transcript."""
@@ -684,11 +686,11 @@ class Bridge:
             and self._tools_running == 0
             and now - self._last_event_at >= QUIET_EVENTS_S
             and self.voice.buffer_ms() < 20
-            and self.mic.stats().level < QUIET_LEVEL
+            and mic_level < QUIET_LEVEL
             and not any(i.role == "user" and not i.final for i in self.transcript.snapshot())
         )
 
-    def _roll_over_if_due(self, now: float) -> None:
+    def _roll_over_if_due(self, now: float, mic_level: float) -> None:
         upstream = self._upstream
         if upstream is None or upstream.opened_at is None:
             return
@@ -698,7 +700,7 @@ class Bridge:
         if nxt is None:
             self._next = self._new_call()
             self._spawn(self._ready_next(self._next))
-        elif nxt.channel_open and self._at_turn_boundary(now):
+        elif nxt.channel_open and self._at_turn_boundary(now, mic_level):
             self._switch_to(nxt, now)
 
     async def _ready_next(self, upstream: UpstreamCall) -> None:
@@ -810,8 +812,7 @@ class Bridge:
                 for old in self.images.added(item_id):
                     self._send({"type": "conversation.item.delete", "item_id": old})
             self._send({"type": "response.create"})
-            if self._call.state in ("paused", "failed"):
-                self._wake()
+            self._wake_if_waiting()
 
     def _send_typed(self, text: str) -> None:
         item = {
@@ -822,8 +823,12 @@ class Bridge:
         }
         self._send({"type": "conversation.item.create", "item": item})
         self._send({"type": "response.create"})
+        self._wake_if_waiting()
+
+    def _wake_if_waiting(self) -> None:
+        """A message resumes a paused call, and retries one that could not reconnect."""
         if self._call.state in ("paused", "failed"):
-            self._wake()  # typing resumes a paused call, and retries one that could not reconnect
+            self._wake()
 
     def _interrupt(self) -> None:
         if self._call.state != "connected":
@@ -841,15 +846,12 @@ class Bridge:
         old, self._applied = (old or self._applied), new
         self.throttle.interval_s = self._frame_policy().interval(self._call.activity == "user_speaking")
         voice_fixed = "voice" in live_changes(old, new) and self._call.audio_started
-        omit = ("model", "voice") if voice_fixed else ("model",)
+        omit: tuple[str, ...] = ("model", "voice") if voice_fixed else ("model",)
+        if self._agent is not None:  # instructions and tools are the agents'
+            omit += ("instructions", "tools")
         tools = self._session_tools()
         session = new.session_payload(omit=omit, registry=tools)
-        if self._agent is not None:  # instructions and tools are the agents'
-            session = {k: v for k, v in session.items() if k not in ("instructions", "tools")}
-        before = old.session_payload(omit=omit, registry=tools)
-        if self._agent is not None:
-            before = {k: v for k, v in before.items() if k not in ("instructions", "tools")}
-        if session != before and self._call.state == "connected":
+        if session != old.session_payload(omit=omit, registry=tools) and self._call.state == "connected":
             # a call being opened gets the new settings in its own `session`
             self._send({"type": "session.update", "session": session})
 
@@ -926,7 +928,14 @@ class Bridge:
         return FramePolicy(camera.policy, float(camera.interval_s))
 
     async def _send_camera_frame(self) -> None:
-        """Send the latest camera frame if the throttle says it is due (the policy sets its pace)."""
+        """Send the latest camera frame if the throttle says it is due (the policy sets its pace).
+        The camera tick and a typed question both ask: one at a time, so a frame goes once."""
+        if self._framing is None:
+            self._framing = asyncio.Lock()
+        async with self._framing:
+            await self._send_due_frame()
+
+    async def _send_due_frame(self) -> None:
         loop = asyncio.get_running_loop()
         camera = self._applied.camera
         if self._call.state != "connected" or not self.throttle.has_frame:

@@ -1,5 +1,6 @@
 """Call controls in the call bar: send a frame now, share the screen, interrupt, mute, push to talk;
-Reconnect or Resume a call that is waiting for the user. What to offer is decided by pure functions of a snapshot."""
+Reconnect or Resume a call that is waiting for the user. What to offer is decided by pure functions of a
+snapshot."""
 
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def render_call_controls(conv: Conversation) -> None:
             bridge.send_frame_now()
             st.toast("Camera frame sent to the assistant.", icon=":material/photo_camera:")
     with c2:
-        render_screen_share(conv)  # its own fragment: the frames it sends rerun only itself
+        render_screen_share(conv)  # its frames go to a route beside the app: they rerun nothing
     with c3:
         # on_click runs before the rerun draws anything: the voice stops without waiting for the page
         st.button(

@@ -76,7 +76,8 @@ class Conversation:
         return frame  # echoed back: the self-view
 
     def on_screen_frame(self, frame: np.ndarray) -> None:
-        """A frame of the user's shared screen (RGB, from the Share screen control's fragment)."""
+        """A frame of the user's shared screen (RGB, posted by the Share screen control to
+        ``api.screen_intake``'s route, on the server's event loop)."""
         bridge = self._bridge
         if bridge is not None:
             bridge.on_screen_frame(frame)

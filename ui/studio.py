@@ -146,8 +146,9 @@ def _status_line(conv: Conversation, setup: ProcessSetup) -> None:
         status.render_error(snap, live=conv.active)
         controls.render_recovery(conv, snap)  # here, not with the other controls: this line polls
         approvals.render_approvals(conv, snap)  # a scenario's tools waiting for Approve or Deny
-        if waiting_for_engine and engine is not None and engine.state != "starting" and not conv.active:
-            st.rerun()  # once: the next full run draws this fragment without polling
+        # Once the engine is up this keeps polling until the next full run: an st.rerun() from here would
+        # rerun the page the fragment was drawn on and undo a page change made meanwhile (CI: a click on
+        # History during the engine's start landed back on Conversation).
 
     live()
 

@@ -107,7 +107,7 @@ USAGE = {
             S("response.output_audio_transcript.done", transcript="Hi there", **DELTA),
             OutputDone("audio", "a1", "r1", "Hi there"),
         ),
-        (S("response.output_audio.delta", delta="AAAA", **DELTA), AudioDelta("r1")),
+        (S("response.output_audio.delta", delta="AAAA", **DELTA), AudioDelta("r1", "AAAA")),
         (S("output_audio_buffer.started", response_id="r1"), AudioBuffer("started", "r1")),
         (S("output_audio_buffer.cleared", response_id="r1"), AudioBuffer("cleared", "r1")),
         (
