@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import dataclasses
 import functools
 import json
@@ -133,7 +134,12 @@ class Api:
         return endpoint
 
     def _secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (os.environ.get("OPENAI_API_KEY", ""), self.config.token) if s)
+        """What no answer or log line may show: the provider key (from the environment or the secrets
+        file, as the settings read it) and the API token."""
+        keys = [os.environ.get("OPENAI_API_KEY", ""), self.config.token]
+        with contextlib.suppress(Exception):  # settings that cannot be read hold no key to hide
+            keys.append(self._settings().api_key)
+        return tuple(k for k in keys if k)
 
     def settings(self) -> Settings:
         try:
