@@ -27,7 +27,7 @@ watched = watched_call_or_stop(
 
 @live_snapshot("diagnostics-live", run_every=1.0 if watched.is_running() else None, read=watched.read)
 def diagnostics(snap: BridgeSnapshot) -> None:
-    live = watched.is_running() and snap.state in ONGOING_STATES
+    live = watched.is_active() and snap.state in ONGOING_STATES  # snap is fresh: no second snapshot
     settings = watched.settings  # the settings of that call (the sidebar may have changed since)
     backend, model = settings.backend, settings.model
     if live:
