@@ -18,6 +18,7 @@ from realtime.history import (
     format_duration,
     process_store,
 )
+from realtime.history.voice import conversation_wav, voice_note
 from realtime.pricing import price_for
 from realtime.settings import Settings
 from realtime.transcript import TranscriptItem
@@ -153,6 +154,37 @@ def _list(store: HistoryStore) -> None:
         st.rerun()
 
 
+@st.cache_data(max_entries=2, show_spinner="Putting the conversation's voice together…")
+def _conversation_wav(conversation_id: str, clips: int, _record: ConversationRecord) -> bytes | None:
+    """Cached per conversation and clip count: a call still recording gets a fresh mix."""
+    return conversation_wav(_record)
+
+
+def _voice(record: ConversationRecord, stamp: str) -> None:
+    """Both sides' voice, to listen to here or take away as one WAV, and what the cap left out."""
+    note = voice_note(record)
+    wav = _conversation_wav(record.id, len(record.audio), record) if record.audio else None
+    with st.container(key="history-voice"):
+        if wav is not None:
+            player, download = st.columns([4, 1], vertical_alignment="center")
+            player.audio(wav, format="audio/wav")
+            download.download_button(
+                "Audio (WAV)",
+                wav,
+                file_name=f"conversation-{stamp}.wav",
+                mime="audio/wav",
+                key=_K + "export_wav",
+                icon=":material/download:",
+                width="stretch",
+            )
+        if note:
+            st.caption(note)
+        elif wav is None and record.summary.source == "api":
+            st.caption("No voice kept: an API client's audio goes between it and the provider, not through the studio.")
+        elif wav is None:
+            st.caption("No voice kept for this conversation (REALTIME_KEEP_AUDIO was off, or nothing was said aloud).")
+
+
 def _one(store: HistoryStore, conversation_id: str) -> None:
     if st.button("All conversations", key=_K + "back", icon=":material/arrow_back:"):
         st.session_state.pop(_K + "open", None)
@@ -180,6 +212,7 @@ def _one(store: HistoryStore, conversation_id: str) -> None:
         )
 
     stamp = dt.datetime.fromtimestamp(summary.started_at).strftime("%Y%m%d-%H%M%S")
+    _voice(record, stamp)
     md_col, json_col, delete_col, _ = st.columns([1, 1, 1, 2])
     for col, label, data, ext, mime in (
         (md_col, "Markdown", export_markdown(record), "md", "text/markdown"),

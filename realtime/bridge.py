@@ -47,6 +47,7 @@ from realtime.agent_link import (
     ToolFinished,
     model_settings_from_session,
 )
+from realtime.audio_tape import AudioTape, VoiceClip
 from realtime.call_state import (
     DEFAULT_POLICY,
     Act,
@@ -70,6 +71,7 @@ from realtime.call_state import (
 from realtime.errors import BridgeError, classify
 from realtime.eventlog import EventLog
 from realtime.events import (
+    AudioBuffer,
     ItemCreate,
     ServerEvent,
     Speech,
@@ -189,6 +191,11 @@ class Bridge:
         self.transcript = Transcript()
         self.mic = MicTrack()
         self.voice = VoiceOut(audio_out)
+        self.tape: AudioTape | None = None  # both sides' voice for History (REALTIME_KEEP_AUDIO)
+        if settings.keep_audio:
+            tape = self.tape = AudioTape()
+            self.mic.on_sent = tape.mic
+            self.voice.on_voice = lambda pcm: self._kept(tape.voice(pcm))
         camera = settings.camera
         self.throttle = FrameThrottle(interval_s=float(camera.interval_s))  # the frame policy sets its pace
         self.images = ImageWindow(max_images=int(camera.max_images))
@@ -659,6 +666,8 @@ class Bridge:
         while True:
             await asyncio.sleep(WATCH_TICK_S)
             now = time.monotonic()
+            if self.tape is not None:
+                self._kept(self.tape.tick())
             state = self._call.state
             if state not in ("paused", "connected") or self._call.closing:
                 continue
@@ -877,6 +886,11 @@ class Bridge:
         if isinstance(event, Speech) and self._frame_policy().on_speech(event.phase):
             self.throttle.nudge()  # the frame of the moment the user speaks (if it changed)
             self._wake_camera()
+        if self.tape is not None:
+            if isinstance(event, Speech):
+                self._kept(self.tape.speech(event.phase, event.item_id))
+            elif isinstance(event, AudioBuffer):
+                self._kept(self.tape.playback(event.phase, event.response_id))
         if isinstance(event, Unreadable):
             log.debug("unreadable server event %s: %s", event.type, event.reason)
         try:
@@ -890,6 +904,10 @@ class Bridge:
         for metrics in turns:
             self._turns = (*self._turns, metrics)
             self._notify(metrics)
+
+    def _kept(self, clips: tuple[VoiceClip, ...]) -> None:
+        for clip in clips:
+            self._notify(clip)
 
     def _notify(self, update: BridgeUpdate) -> None:
         for fn in list(self._listeners):
@@ -1017,6 +1035,8 @@ class Bridge:
             except Exception:
                 opening.cancel()
         await self._teardown()
+        if self.tape is not None:  # before CallEnded: the last words are part of the record
+            self._kept(self.tape.close())
         self._step(Lifecycle("closed", at=time.monotonic()))
 
     async def _teardown(self) -> None:

@@ -287,10 +287,11 @@ class Speech:
     started, maybe over the assistant: barge-in) or ``.speech_stopped`` (a spoken turn starts)."""
 
     phase: Literal["started", "stopped"]
+    item_id: str | None = None  # the item the spoken turn becomes
 
     @classmethod
     def reader(cls, phase: Literal["started", "stopped"]) -> _Reader:
-        return lambda raw: cls(phase)
+        return lambda raw: cls(phase, _opt_str(raw, "item_id"))
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,8 @@ class MicTrack(MediaStreamTrack):
         self._silence = 0
         self._dropped_samples = 0
         self._levels: deque[tuple[float, float, int]] = deque()  # (time, sum of squares, samples)
+        # told each 20 ms of pcm as it goes upstream (on the consumer's loop): what the provider heard
+        self.on_sent: Callable[[np.ndarray], None] | None = None
 
     # ------------------------------------------------------------------ producer side
 
@@ -234,6 +236,8 @@ class MicTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         pcm, _ = self._take(SAMPLES_PER_FRAME)
+        if self.on_sent is not None:
+            self.on_sent(pcm)
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self._pts

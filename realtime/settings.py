@@ -374,6 +374,10 @@ class Settings:
     # the agents (openai-agents RealtimeAgents) that speak: a built-in name or the user's own
     # `file.py:attr` / `package.module:attr` (see `scenarios`); loaded when a call starts
     scenario: str = "assistant"
+    # History keeps both sides' voice (for listening again and for replays), compressed, up to this
+    # many MB per conversation
+    keep_audio: bool = True
+    audio_cap_mb: float = 20.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_key", clean_key(self.api_key))
@@ -476,6 +480,11 @@ class Settings:
             _is_number(self.idle_pause_minutes) and self.idle_pause_minutes >= 0,
             f"Idle pause (REALTIME_IDLE_PAUSE_MINUTES) must be 0 (never) or more minutes, "
             f"not {self.idle_pause_minutes!r}.",
+        )
+        _check(
+            problems,
+            _is_number(self.audio_cap_mb) and self.audio_cap_mb > 0,
+            f"The audio cap (REALTIME_AUDIO_CAP_MB) must be more than 0 MB, not {self.audio_cap_mb!r}.",
         )
         problems += self.turn_detection.problems() + self.camera.problems()
         if problems:
@@ -591,6 +600,8 @@ class Settings:
             rollover_minutes=number("REALTIME_ROLLOVER_MINUTES", d.rollover_minutes, float),
             idle_pause_minutes=number("REALTIME_IDLE_PAUSE_MINUTES", d.idle_pause_minutes, float),
             scenario=text("REALTIME_SCENARIO", d.scenario) or d.scenario,
+            keep_audio=flag("REALTIME_KEEP_AUDIO", d.keep_audio),
+            audio_cap_mb=number("REALTIME_AUDIO_CAP_MB", d.audio_cap_mb, float),
         )
         if not problems:
             return cls(**kwargs)

@@ -1,9 +1,9 @@
 """What a Bridge tells its listeners: typed updates, told apart with ``isinstance``.
 
 A listener is called on the bridge loop with each ``TranscriptItem`` when it becomes final, each
-``TurnMetrics`` when a turn completes, a ``CallReplaced`` when a new upstream call took over the
-conversation, and one ``CallEnded`` when the conversation is over. It must be
-cheap (put the update on a queue) and do its own IO on its own thread.
+``TurnMetrics`` when a turn completes, a ``VoiceClip`` of either side's voice when History keeps it,
+a ``CallReplaced`` when a new upstream call took over the conversation, and one ``CallEnded`` when
+the conversation is over. It must be cheap (put the update on a queue) and do its own IO on its own thread.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from realtime.audio_tape import VoiceClip
 from realtime.metrics import TurnMetrics
 from realtime.transcript import TranscriptItem
 
@@ -55,5 +56,5 @@ class CallReplaced:
         return f"{verb} in {self.took_s:.1f} s \u2014 {said}"
 
 
-BridgeUpdate = TranscriptItem | TurnMetrics | CallEnded | CallReplaced
+BridgeUpdate = TranscriptItem | TurnMetrics | CallEnded | CallReplaced | VoiceClip
 Listener = Callable[[BridgeUpdate], None]

@@ -218,12 +218,16 @@ class VoiceOut:
         self._dropped = 0
         self._clears = 0
         self._bad = 0
+        # told each frame of the voice as received (mono s16), before any of it is skipped or dropped
+        self.on_voice: Callable[[np.ndarray], None] | None = None
 
     # ------------------------------------------------------------------ API
 
     def push_frame(self, frame: av.AudioFrame) -> None:
         """Convert one decoded frame and hand it to ``audio_out``, keeping the cap."""
         pcm = self._mono.convert(frame)
+        if self.on_voice is not None:
+            self.on_voice(pcm)
         now = self._clock()
         f = pcm.astype(np.float32) / 32768.0
         energy = float(np.dot(f, f))

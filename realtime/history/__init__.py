@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from .connection import DEFAULT_BUSY_TIMEOUT_MS
 from .export import export_json, export_markdown, format_duration
-from .records import ConversationRecord, ConversationSummary, StoredItem, StoredTurn
+from .records import ConversationRecord, ConversationSummary, StoredClip, StoredItem, StoredTurn
 from .registry import (
     DEFAULT_DB_PATH,
     ENV_DB_PATH,
@@ -49,6 +49,7 @@ __all__ = [
     "HistoryUnavailable",
     "RecordableBridge",
     "Recorder",
+    "StoredClip",
     "StoredItem",
     "StoredTurn",
     "close_process_stores",

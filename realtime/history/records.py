@@ -4,13 +4,13 @@ History page and the exports."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from realtime.transcript import Kind, Role
 
 from .scrub import JsonValue
 
-__all__ = ["ConversationRecord", "ConversationSummary", "StoredItem", "StoredTurn"]
+__all__ = ["ConversationRecord", "ConversationSummary", "StoredClip", "StoredItem", "StoredTurn"]
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,26 @@ class StoredTurn:
 
 
 @dataclass(frozen=True)
+class StoredClip:
+    """A stretch of kept voice: a spoken user turn or a reply as it played (``realtime.audio_tape``)."""
+
+    seq: int
+    role: Role
+    item_id: str | None  # user: the spoken turn's item; assistant: the response id
+    started_at: float  # wall-clock time of its first sample
+    seconds: float
+    codec: str  # "opus": an Ogg Opus file (``realtime.voice_codec``)
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class ConversationRecord:
     summary: ConversationSummary
     settings: Mapping[str, JsonValue]  # as ``settings_record`` wrote them: no secrets
     items: tuple[StoredItem, ...]
     turns: tuple[StoredTurn, ...]
+    audio: tuple[StoredClip, ...] = ()  # in time order
+    audio_cut_at: float | None = None  # the per-conversation cap left out the voice from then on
 
     @property
     def id(self) -> str:

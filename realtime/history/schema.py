@@ -8,7 +8,22 @@ from .connection import write_transaction
 
 __all__ = ["SCHEMA_VERSION", "migrate"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+_VERSION_3 = """
+CREATE TABLE audio (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    role        TEXT NOT NULL,
+    item_id     TEXT,
+    started_at  REAL NOT NULL,
+    seconds     REAL NOT NULL,
+    codec       TEXT NOT NULL,
+    data        BLOB NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+);
+ALTER TABLE conversations ADD COLUMN audio_cut_at REAL
+"""
 
 _VERSION_1 = """
 CREATE TABLE conversations (
@@ -69,5 +84,9 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
                     conn.execute(statement)
         if version < 2:  # who placed the call: "studio" (a tab of this app) or "api" (another client)
             conn.execute("ALTER TABLE conversations ADD COLUMN source TEXT NOT NULL DEFAULT 'studio'")
-        # Future migrations: `if version < 3: ...` here, one step at a time.
+        if version < 3:  # both sides' voice as clips (Ogg Opus); when the per-conversation cap cut it
+            for statement in _VERSION_3.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        # Future migrations: `if version < 4: ...` here, one step at a time.
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

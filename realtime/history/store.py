@@ -24,7 +24,7 @@ from realtime.errors import UserFacingError
 
 from .aside import aside_path
 from .connection import DEFAULT_BUSY_TIMEOUT_MS, connect, is_busy, is_corrupt, write_transaction
-from .records import ConversationRecord, ConversationSummary, StoredItem, StoredTurn
+from .records import ConversationRecord, ConversationSummary, StoredClip, StoredItem, StoredTurn
 from .schema import SCHEMA_VERSION, migrate
 from .scrub import JsonObject
 from .writer import Recorder
@@ -117,7 +117,16 @@ def _load(conn: sqlite3.Connection, conversation_id: str) -> ConversationRecord:
             (conversation_id,),
         )
     )
-    return ConversationRecord(_summary(row), _json_object(settings_json), items, turns)
+    audio = tuple(
+        StoredClip(*r)
+        for r in conn.execute(
+            "SELECT seq, role, item_id, started_at, seconds, codec, data FROM audio"
+            " WHERE conversation_id = ? ORDER BY started_at, seq",
+            (conversation_id,),
+        )
+    )
+    (cut_at,) = conn.execute("SELECT audio_cut_at FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+    return ConversationRecord(_summary(row), _json_object(settings_json), items, turns, audio, cut_at)
 
 
 class HistoryStore:

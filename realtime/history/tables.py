@@ -1,5 +1,6 @@
 """What each queued write does to the history tables: a conversation started or ended, a final
-transcript item (and its thumbnail), a completed turn (with its estimated cost).
+transcript item (and its thumbnail), a completed turn (with its estimated cost), a clip of voice
+(compressed here, off the bridge loop, and kept while the conversation's audio is under its cap).
 
 Runs on the writer thread only, inside the transaction the recorder opened. Items are keyed by
 item id and turns by turn id, so an update written twice (e.g. replayed at attach) is stored once.
@@ -12,9 +13,11 @@ import sqlite3
 import uuid
 from dataclasses import dataclass
 
+from realtime.audio_tape import CLIP_RATE, VoiceClip
 from realtime.metrics import TurnMetrics
 from realtime.pricing import estimate_cost
 from realtime.transcript import TranscriptItem
+from realtime.voice_codec import encode_voice
 
 from .scrub import plain, scrub
 
@@ -35,7 +38,7 @@ class Start:
 class Update:
     conversation_id: str
     at: float
-    update: TranscriptItem | TurnMetrics
+    update: TranscriptItem | TurnMetrics | VoiceClip
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,17 @@ class TableWriter:
     def __init__(self) -> None:
         self._seq: dict[str, int] = {}
         self._turn_seq: dict[str, int] = {}
+        self._clip_seq: dict[str, int] = {}
         self._secrets: dict[str, tuple[str, ...]] = {}
         self._models: dict[str, str] = {}
+        self._audio_caps: dict[str, int] = {}  # bytes of voice a conversation may keep
+        self._audio_bytes: dict[str, int] = {}  # ... and keeps now
 
-    def remember(self, conversation_id: str, secrets: tuple[str, ...], model: str) -> None:
+    def remember(self, conversation_id: str, secrets: tuple[str, ...], model: str, audio_cap_bytes: int = 0) -> None:
         """Before a conversation's first write is queued (any thread): what its writes need."""
         self._secrets[conversation_id] = secrets
         self._models[conversation_id] = model
+        self._audio_caps[conversation_id] = audio_cap_bytes
 
     def apply(self, conn: sqlite3.Connection, op: Write) -> None:
         if isinstance(op, Start):
@@ -89,6 +96,8 @@ class TableWriter:
         conn.execute("UPDATE conversations SET last_at = MAX(last_at, ?) WHERE id = ?", (op.at, cid))
         if isinstance(update, TurnMetrics):
             self._write_turn(conn, cid, op.at, update)
+        elif isinstance(update, VoiceClip):
+            self._write_clip(conn, cid, update)
         elif update.final:  # only final items are history
             self._write_item(conn, cid, op.at, update)
 
@@ -136,6 +145,32 @@ class TableWriter:
                 "INSERT OR REPLACE INTO images (conversation_id, seq, jpeg) VALUES (?, ?, ?)",
                 (cid, seq, item.image_thumb),
             )
+
+    def _write_clip(self, conn: sqlite3.Connection, cid: str, clip: VoiceClip) -> None:
+        """Kept while the conversation's voice fits its cap; the first clip that does not marks
+        the conversation cut from then on (and nothing later is kept, so what is kept has no holes)."""
+        if cid not in self._audio_bytes:
+            row = conn.execute(
+                "SELECT COALESCE(SUM(LENGTH(data)), 0), (SELECT audio_cut_at FROM conversations WHERE id = ?)"
+                " FROM audio WHERE conversation_id = ?",
+                (cid, cid),
+            ).fetchone()
+            self._audio_bytes[cid] = int(row[0]) if row[1] is None else -1  # -1: cut already
+        kept = self._audio_bytes[cid]
+        if kept < 0:
+            return
+        data = encode_voice(clip.pcm, CLIP_RATE)
+        if kept + len(data) > self._audio_caps.get(cid, 0):
+            self._audio_bytes[cid] = -1
+            conn.execute("UPDATE conversations SET audio_cut_at = ? WHERE id = ?", (clip.started_at, cid))
+            return
+        self._audio_bytes[cid] = kept + len(data)
+        seq = self._next(self._clip_seq, conn, "audio", cid)
+        conn.execute(
+            "INSERT INTO audio (conversation_id, seq, role, item_id, started_at, seconds, codec, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'opus', ?)",
+            (cid, seq, clip.role, clip.item_id, clip.started_at, clip.seconds, data),
+        )
 
     def _model_of(self, conn: sqlite3.Connection, cid: str) -> str:
         if cid not in self._models:  # started by another recorder (another process)

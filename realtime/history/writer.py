@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from realtime.audio_tape import VoiceClip
 from realtime.metrics import TurnMetrics
 from realtime.transcript import TranscriptItem
 from realtime.updates import BridgeUpdate, CallEnded, Listener
@@ -124,7 +125,8 @@ class Recorder:
         """Start a conversation's record (its settings, without secrets); returns its id."""
         cid = conversation_id or uuid.uuid4().hex
         record = json.dumps(settings_record(settings), ensure_ascii=False)
-        self._tables.remember(cid, secret_values(settings), settings.model)
+        audio_cap = int(settings.audio_cap_mb * 1_000_000) if settings.keep_audio else 0
+        self._tables.remember(cid, secret_values(settings), settings.model, audio_cap)
         with self._lock:
             self._open_ids.add(cid)
         at = time.time() if started_at is None else started_at
@@ -140,7 +142,7 @@ class Recorder:
             if isinstance(update, CallEnded):
                 if self._mark_ended(conversation_id):
                     put(End(conversation_id, time.time()))
-            elif isinstance(update, (TranscriptItem, TurnMetrics)):
+            elif isinstance(update, (TranscriptItem, TurnMetrics, VoiceClip)):
                 put(Update(conversation_id, time.time(), update))
 
         return on_update

@@ -1,8 +1,10 @@
 """Replay a conversation's user turns against one setup, headless, through the official SDK.
 
 One WebSocket session (``client.realtime.connect(model=...)``) per setup, configured by the setup's
-own ``session`` (``Settings.session_payload``, the one rendering of it). Each turn goes in as one user
-message (its text, then its images as ``input_image``) and a ``response.create``; the runner reads the
+own ``session`` (``Settings.session_payload``, the one rendering of it) with turn detection off: the
+replay says when a turn ends. A typed turn goes in as one user message (its text, then its images as
+``input_image``), a spoken turn as its recorded voice (``input_audio_buffer.append`` and ``commit``,
+its images just before), or as its transcript when no voice was kept; then a ``response.create``; the runner reads the
 provider's events through ``realtime.events`` until the turn's last response is done, running the
 setup's tools as a live call does (a ``function_call_output`` and a new ``response.create`` per call).
 It records the reply's text (transcript or text), its voice (pcm16 at 24 kHz, as a WAV), the time to
@@ -15,11 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 import logging
 import time
-import wave
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -43,27 +43,19 @@ from realtime.replay.model import ReplayTurn, ReplyResult, SetupRun
 from realtime.settings import Settings
 from realtime.tools import ToolRegistry
 from realtime.usage import UsageTotals
+from realtime.voice_codec import wav_bytes
 
-__all__ = ["OUTPUT_RATE", "TURN_TIMEOUT_S", "replay_setup", "wav_bytes"]
+__all__ = ["OUTPUT_RATE", "TURN_TIMEOUT_S", "replay_setup"]
 
 log = logging.getLogger(__name__)
 
 OUTPUT_RATE = 24_000  # pcm16 mono, the Realtime API's audio format
 TURN_TIMEOUT_S = 60.0
+_AUDIO_CHUNK = OUTPUT_RATE * 2  # a second of pcm16 per input_audio_buffer.append
 
 
-def wav_bytes(pcm: bytes, rate: int = OUTPUT_RATE) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    return buf.getvalue()
-
-
-def _message(turn: ReplayTurn, detail: str) -> dict[str, Any]:
-    content: list[dict[str, Any]] = [{"type": "input_text", "text": turn.text}]
+def _message(turn: ReplayTurn, detail: str, *, with_text: bool = True) -> dict[str, Any]:
+    content: list[dict[str, Any]] = [{"type": "input_text", "text": turn.text}] if with_text else []
     for jpeg in turn.images:
         url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
         content.append({"type": "input_image", "image_url": url, "detail": detail})
@@ -113,7 +105,8 @@ async def replay_setup(
         secrets = (conn.api_key,)
         client = AsyncOpenAI(base_url=conn.base_url, api_key=conn.api_key, max_retries=0, timeout=15.0)
         async with client, client.realtime.connect(model=settings.model) as ws:
-            session = cast(RealtimeSessionCreateRequestParam, settings.session_payload(registry=tools))
+            driven = settings.replace(turn_detection={"mode": "none"})  # each turn ends when the replay says
+            session = cast(RealtimeSessionCreateRequestParam, driven.session_payload(registry=tools))
             await ws.send({"type": "session.update", "session": session})
             for turn in turns:
                 results.append(await _replay_turn(ws, turn, settings, tools, secrets, turn_timeout_s))
@@ -140,7 +133,15 @@ def _finish(run: SetupRun, results: list[ReplyResult], began: float, error: str 
 async def _replay_turn(
     ws: Any, turn: ReplayTurn, settings: Settings, tools: ToolRegistry, secrets: tuple[str, ...], timeout: float
 ) -> ReplyResult:
-    await ws.send(_message(turn, settings.camera.detail))
+    if turn.audio:
+        if turn.images:
+            await ws.send(_message(turn, settings.camera.detail, with_text=False))
+        for at in range(0, len(turn.audio), _AUDIO_CHUNK):
+            chunk = base64.b64encode(turn.audio[at : at + _AUDIO_CHUNK]).decode("ascii")
+            await ws.send({"type": "input_audio_buffer.append", "audio": chunk})
+        await ws.send({"type": "input_audio_buffer.commit"})
+    else:
+        await ws.send(_message(turn, settings.camera.detail))
     state = _Turn(time.monotonic())
     await ws.send({"type": "response.create"})
     try:
@@ -150,7 +151,7 @@ async def _replay_turn(
     return ReplyResult(
         turn=turn.index,
         text=state.text(),
-        audio_wav=wav_bytes(bytes(state.audio)) if state.audio else None,
+        audio_wav=wav_bytes(bytes(state.audio), OUTPUT_RATE) if state.audio else None,
         first_audio_ms=state.first_audio_ms,
         first_text_ms=state.first_text_ms,
         input_tokens=state.usage.input_tokens,

@@ -83,7 +83,7 @@ USAGE = {
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        (S("input_audio_buffer.speech_stopped", audio_end_ms=900, item_id="u1"), Speech("stopped")),
+        (S("input_audio_buffer.speech_stopped", audio_end_ms=900, item_id="u1"), Speech("stopped", "u1")),
         (
             S("input_audio_buffer.committed", item_id="u1", previous_item_id="a0"),
             InputCommitted("u1", "a0"),

@@ -93,3 +93,18 @@ async def test_an_engine_killed_mid_replay_keeps_what_came_before():
     assert run.error is not None and run.error.startswith("The replay stopped after ")
     assert run.error.endswith("the realtime server closed the connection.")
     assert len(run.results) < 5
+
+
+async def test_a_spoken_turn_with_kept_voice_is_replayed_as_that_voice_not_its_transcript(engine):
+    from tests.media import silence_pcm24k, speech_pcm24k
+
+    voice = silence_pcm24k(300) + speech_pcm24k("hello there how are you") + silence_pcm24k(300)
+    turns = (ReplayTurn(0, "spoken", "goodbye now", audio=voice), ReplayTurn(1, "typed", "echo upper kiwi"))
+    plain = Settings(api_key="test-key", base_url=engine.base_url, camera=CameraSettings(enabled=False))
+    run = await replay_setup(turns, plain, DEFAULT_TOOLS, name="current", label="Current")
+    assert run.error is None, run.error
+    heard, typed = run.results
+    said = heard.text.lower()
+    assert heard.error is None and "how are you" in said and "goodbye" not in said, heard.text  # heard, not read
+    assert heard.first_audio_ms is not None and heard.audio_wav is not None
+    assert "KIWI" in typed.text  # the turn after the audio one is answered on its own (turn detection off)
