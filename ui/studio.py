@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from realtime.bridge import Bridge, BridgeSnapshot
 
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+# The tab icon as a local SVG (Streamlit inlines it as a data: URL). ":material/graphic_eq:" as
+# page_icon makes the browser fetch it from fonts.gstatic.com: offline, a console error and no icon.
+FAVICON = PAGES_DIR.parent / "static" / "favicon.svg"
 
 STREAM_KEY = "conversation"
 STATUS_EVERY_S = 0.5  # the call bar's status line
@@ -247,7 +250,7 @@ def _page_title(path: Path) -> str:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Realtime Studio", page_icon=":material/graphic_eq:", layout="wide")
+    st.set_page_config(page_title="Realtime Studio", page_icon=FAVICON, layout="wide")
     pages = [st.Page(conversation_page, title="Conversation", icon=":material/forum:", default=True)]
     pages += [st.Page(str(p), title=_page_title(p)) for p in sorted(PAGES_DIR.glob("[0-9]*.py"))]
     page = st.navigation(pages)
