@@ -82,6 +82,9 @@ class TranscriptItem:
     tool_result: str | None = None  # the JSON output the tool returned
     truncated: bool = False  # the assistant was interrupted; text is what had been produced
     call_id: str | None = None  # function call id (tool items)
+    # the JPEG as the model got it: only on the update that made the item final (History keeps it
+    # for replays); the transcript itself keeps the thumbnail alone
+    image_sent: bytes | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -92,6 +95,7 @@ class _Entry:
     text: str = ""
     final: bool = False
     image_thumb: bytes | None = None
+    image_sent: bytes | None = None
     tool_name: str | None = None
     tool_args: str | None = None
     tool_result: str | None = None
@@ -108,12 +112,24 @@ class _Entry:
             text=self.text,
             final=self.final,
             image_thumb=self.image_thumb,
+            image_sent=self.image_sent,
             tool_name=self.tool_name,
             tool_args=self.tool_args,
             tool_result=self.tool_result,
             truncated=self.truncated,
             call_id=self.call_id,
         )
+
+
+def jpeg_from_data_url(url: str) -> bytes | None:
+    """The JPEG bytes of a ``data:image/jpeg;base64,`` URL (what the app sends), else None."""
+    if not isinstance(url, str) or not url.startswith("data:image/jpeg;base64,"):
+        return None
+    try:
+        raw = base64.b64decode(url.split(",", 1)[1], validate=False)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if raw[:2] == b"\xff\xd8" else None
 
 
 def thumbnail_from_data_url(url: str, max_side: int = THUMB_MAX_SIDE) -> bytes | None:
@@ -166,9 +182,11 @@ class Transcript:
                 self.ignored += 1
                 return ()
             self._dirty = True
-            return tuple(
-                self._entries[k].freeze() for k in self._order if self._entries[k].final and k not in was_final
-            )
+            done = [self._entries[k] for k in self._order if self._entries[k].final and k not in was_final]
+            finals = tuple(e.freeze() for e in done)
+            for e in done:
+                e.image_sent = None  # handed on once; the page and memory keep the thumbnail
+            return finals
 
     def snapshot(self) -> tuple[TranscriptItem, ...]:
         with self._lock:
@@ -454,6 +472,8 @@ class Transcript:
             if e.image_thumb is None:
                 e.image_failed = True
                 e.text = e.text or "(image could not be shown)"
+            elif not e.final:
+                e.image_sent = jpeg_from_data_url(image_url)
         if previous is not None:
             self._place(e.id, previous)
         if role == "assistant":

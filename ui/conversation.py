@@ -41,6 +41,7 @@ class Conversation:
         self._gate: VoiceGate | None = None
         self._generation = 0  # counts calls; a browser leg's end only stops the call it belonged to
         self._history_id: str | None = None
+        self.latest_history_id: str | None = None  # the record of the call running now, or of the last one
         self.start_error: str | None = None
         self.restart_note: tuple[str, ...] = ()  # settings changed mid-call that need a new call
 
@@ -125,7 +126,7 @@ class Conversation:
             self._gate = gate
             self._bridge = bridge
             self._last_bridge = bridge
-            self._history_id = _record(bridge, self.settings)
+            self._history_id = self.latest_history_id = _record(bridge, self.settings)
 
     def stop(self, reason: str = "stopped") -> None:
         """Hang up and close the current Bridge (blocking, at most a couple of seconds). Idempotent."""

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import streamlit as st
 
+from realtime.audio_tape import CLIP_RATE
 from realtime.history.records import ConversationRecord
 from realtime.history.registry import default_db_path
 from realtime.loop import run_coro
@@ -26,12 +27,20 @@ from realtime.replay.model import Comparison, ReplyResult, SetupRun
 from realtime.replay.plan import plan_turns
 from realtime.replay.report import to_html, to_json, totals, word_diff
 from realtime.settings import Settings
+from realtime.voice_codec import wav_bytes
 from ui.format import cost_label, escape_markdown
 from ui.live import live_fragment
 
-__all__ = ["render_replay"]
+__all__ = ["REPLAY_HELP", "open_for_replay", "render_replay"]
 
 _JOB = "replay_job"  # session key: the running or finished replay, with its conversation id
+_EXPAND = "replay_expand"  # session key: the conversation whose "Replay with…" opens expanded
+_HISTORY_OPEN = "history.open"  # the History page's open entry (pages/3_History.py)
+REPLAY_HELP = (
+    "Send this conversation's turns again, in order, to other setups (spoken turns as their recorded "
+    "voice when it was kept, else as their transcript; typed turns as text; images as sent), and "
+    "compare the replies, their voices, latency and cost side by side."
+)
 POLL_S = 0.5
 
 
@@ -59,15 +68,21 @@ def _setup_label(spec: str) -> str:
     return "Current setup (the sidebar)" if spec == "current" else f"Preset “{spec.removeprefix('preset:')}”"
 
 
+def open_for_replay(conversation_id: str) -> None:
+    """Make the History page open this conversation with "Replay with…" expanded (from the
+    Conversation page: replay the call running now, or the one just ended)."""
+    st.session_state[_HISTORY_OPEN] = conversation_id
+    st.session_state[_EXPAND] = conversation_id
+
+
 def render_replay(record: ConversationRecord, base: Settings) -> None:
     job = st.session_state.get(_JOB)
     if isinstance(job, ReplayJob) and job.conversation_id != record.id:
         job = None
-    with st.expander("Replay with…", icon=":material/replay:", expanded=job is not None):
-        st.caption(
-            "Send this conversation's turns again, in order, to other setups (typed and spoken turns as text, "
-            "with their images), and compare the replies, their voices, latency and cost side by side."
-        )
+    # kept, not popped: an expander whose `expanded` changes between runs is drawn anew, closed
+    expand = st.session_state.get(_EXPAND) == record.id
+    with st.expander("Replay with…", icon=":material/replay:", expanded=job is not None or expand):
+        st.caption(REPLAY_HELP)
         presets = PresetStore(presets_path(default_db_path()))
         options = ["current", *(f"preset:{name}" for name in presets.names())]
         chosen = st.multiselect("Setups", options, format_func=_setup_label, key="replay_setups", max_selections=4)
@@ -165,9 +180,12 @@ def render_comparison(comparison: Comparison) -> None:
     st.bar_chart({**chart, "turn": [f"Turn {t.index + 1}" for t in turns]}, x="turn", stack=False, height=220)
     show_diff = st.toggle("Show the words that differ from the original", key="replay_diff")
     for turn in turns:
-        with st.container(border=True):
+        with st.container(border=True, key=f"replay-turn-{turn.index}"):
             images = " · with an image" if turn.images else ""
-            st.markdown(f"**Turn {turn.index + 1}** ({turn.kind}{images}): {escape_markdown(turn.text)}")
+            kind = "spoken · replayed as its recorded voice" if turn.audio else turn.kind
+            st.markdown(f"**Turn {turn.index + 1}** ({kind}{images}): {escape_markdown(turn.text)}")
+            if turn.audio:
+                st.audio(wav_bytes(turn.audio, CLIP_RATE), format="audio/wav")
             for jpeg in turn.images:
                 st.image(jpeg, width=96)
             original = next((r for r in runs[0].results if r.turn == turn.index), None)

@@ -32,6 +32,7 @@ from ui import approvals, controls, sidebar, status, transcript_view
 from ui.conversation import Conversation, get_conversation, peek_conversation
 from ui.live import live_snapshot
 from ui.process_setup import ProcessSetup, prepare_process
+from ui.replay_panel import REPLAY_HELP, open_for_replay
 from ui.settings_source import default_settings
 from ui.webrtc_context import keep_context_across_reruns
 
@@ -183,6 +184,7 @@ def conversation_page() -> None:
             file_type=list(uploads.FILE_TYPES),
             max_upload_size=uploads.MAX_FILE_BYTES // MB,  # the browser refuses bigger files before uploading
         )
+    _replay_button(conv)
     if prompt is None:
         return
     text, files = prompt.text, list(prompt.files)
@@ -205,6 +207,18 @@ def conversation_page() -> None:
         bridge.send_text(text)  # queued until the data channel of this call (or the next) opens
     if delivery == "queue":
         st.toast(controls.QUEUED_NOTE, icon=":material/schedule_send:")
+
+
+def _replay_button(conv: Conversation) -> None:
+    """Replay this conversation (live or just ended) against other setups: its History entry, with
+    "Replay with…" open. Shown once the user has said or typed something."""
+    snap = conv.snapshot()
+    said = snap is not None and any(i.role == "user" and i.final and i.text.strip() for i in snap.transcript)
+    if conv.latest_history_id is None or not said:
+        return
+    if st.button("Replay with…", icon=":material/replay:", key="replay_current", help=REPLAY_HELP):
+        open_for_replay(conv.latest_history_id)
+        st.switch_page(PAGES_DIR / "3_History.py")
 
 
 def _described(text: str, files: list[UploadedFile]) -> str:

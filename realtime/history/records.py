@@ -40,7 +40,8 @@ class StoredItem:
     tool_args: str | None
     tool_result: str | None
     created_at: float
-    image_jpeg: bytes | None = None
+    image_jpeg: bytes | None = None  # the thumbnail the page shows
+    image_sent: bytes | None = field(default=None, repr=False)  # the JPEG as the model got it (None: not kept)
 
 
 @dataclass(frozen=True)

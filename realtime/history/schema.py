@@ -22,7 +22,8 @@ CREATE TABLE audio (
     data        BLOB NOT NULL,
     PRIMARY KEY (conversation_id, seq)
 );
-ALTER TABLE conversations ADD COLUMN audio_cut_at REAL
+ALTER TABLE conversations ADD COLUMN audio_cut_at REAL;
+ALTER TABLE images ADD COLUMN sent BLOB
 """
 
 _VERSION_1 = """

@@ -86,9 +86,10 @@ def _json_object(text: str) -> JsonObject:
     return value if isinstance(value, dict) else {}
 
 
-def _item(row: tuple[Any, ...], images: Mapping[int, bytes]) -> StoredItem:
+def _item(row: tuple[Any, ...], images: Mapping[int, tuple[bytes, bytes | None]]) -> StoredItem:
     seq, item_id, role, kind, text, tool_name, tool_args, tool_result, created_at = row
-    return StoredItem(seq, item_id, role, kind, text, tool_name, tool_args, tool_result, created_at, images.get(seq))
+    thumb, sent = images.get(seq, (None, None))
+    return StoredItem(seq, item_id, role, kind, text, tool_name, tool_args, tool_result, created_at, thumb, sent)
 
 
 def _turn(row: tuple[Any, ...]) -> StoredTurn:
@@ -103,7 +104,12 @@ def _load(conn: sqlite3.Connection, conversation_id: str) -> ConversationRecord:
     if row is None:
         raise KeyError(conversation_id)
     (settings_json,) = conn.execute("SELECT settings FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
-    images = dict(conn.execute("SELECT seq, jpeg FROM images WHERE conversation_id = ?", (conversation_id,)))
+    images = {
+        seq: (jpeg, sent)
+        for seq, jpeg, sent in conn.execute(
+            "SELECT seq, jpeg, sent FROM images WHERE conversation_id = ?", (conversation_id,)
+        )
+    }
     items = tuple(
         _item(r, images)
         for r in conn.execute(

@@ -140,10 +140,12 @@ class TableWriter:
                 " tool_args, tool_result, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cid, seq, item_id, *values, at),
             )
-        if item.image_thumb:
+        if item.image_thumb:  # the image as sent, for replays, when this update carries it
             conn.execute(
-                "INSERT OR REPLACE INTO images (conversation_id, seq, jpeg) VALUES (?, ?, ?)",
-                (cid, seq, item.image_thumb),
+                "INSERT INTO images (conversation_id, seq, jpeg, sent) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (conversation_id, seq) DO UPDATE SET jpeg = excluded.jpeg,"
+                " sent = COALESCE(excluded.sent, images.sent)",
+                (cid, seq, item.image_thumb, item.image_sent),
             )
 
     def _write_clip(self, conn: sqlite3.Connection, cid: str, clip: VoiceClip) -> None:

@@ -23,7 +23,7 @@ class ReplayTurn:
     kind: TurnKind
     text: str
     images: tuple[bytes, ...] = field(default=(), repr=False)
-    audio: bytes | None = field(default=None, repr=False)  # a spoken turn's recorded voice (pcm16 24 kHz)
+    audio: bytes | None = field(default=None, repr=False)  # a spoken turn's kept voice (pcm16 mono 24 kHz)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ IMAGE_ONLY = "(an image)"
 
 
 def _is_turn(item: StoredItem) -> bool:
-    return item.role == "user" and item.kind in ("text", "audio") and bool(item.text.strip())
+    """Words from the user: typed, spoken, or typed with images from the chat box (kind image with
+    text; a camera or screen frame has none)."""
+    return item.role == "user" and item.kind in ("text", "audio", "image") and bool(item.text.strip())
 
 
 def _user_clips(record: ConversationRecord) -> dict[str, StoredClip]:
@@ -37,8 +39,8 @@ def plan_turns(record: ConversationRecord) -> tuple[ReplayTurn, ...]:
     voices = _user_clips(record)
     for item in record.items:
         if item.role == "user" and item.image_jpeg is not None:
-            images.append(item.image_jpeg)
-        elif _is_turn(item):
+            images.append(item.image_sent or item.image_jpeg)  # as sent; older records kept thumbnails only
+        if _is_turn(item):
             kind: TurnKind = "spoken" if item.kind == "audio" else "typed"
             clip = voices.get(item.item_id) if kind == "spoken" else None
             audio = clip_pcm(clip) if clip is not None else None

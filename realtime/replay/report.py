@@ -17,7 +17,9 @@ from difflib import SequenceMatcher
 from html import escape
 from typing import Any, TypeVar
 
+from realtime.audio_tape import CLIP_RATE
 from realtime.pricing import price_for
+from realtime.voice_codec import wav_bytes
 
 from .model import Comparison, ReplayTurn, ReplyResult, SetupRun
 
@@ -71,7 +73,10 @@ def _fields(obj: Any) -> dict[str, Any]:
 
 def to_json(comparison: Comparison) -> dict[str, Any]:
     """A JSON-able dict (bytes as base64) that ``from_json`` turns back into an equal ``Comparison``."""
-    turns = [{**_fields(t), "images": [_b64(i) for i in t.images]} for t in comparison.turns]
+    turns = [
+        {**_fields(t), "images": [_b64(i) for i in t.images], "audio": None if t.audio is None else _b64(t.audio)}
+        for t in comparison.turns
+    ]
     runs = [
         {
             **_fields(run),
@@ -125,11 +130,13 @@ def _turn(obj: Mapping[str, Any], where: str) -> ReplayTurn:
     if kind not in ("typed", "spoken"):
         raise ValueError(f"{where}.kind: expected 'typed' or 'spoken', got {kind!r}")
     images = _items(obj, "images", where, str)
+    audio = _opt(obj, "audio", where, str) if "audio" in obj else None  # files from before voice was kept have none
     return ReplayTurn(
         index=_get(obj, "index", where, int),
         kind="typed" if kind == "typed" else "spoken",
         text=_get(obj, "text", where, str),
         images=tuple(_unb64(s, f"{where}.images[{i}]") for i, s in enumerate(images)),
+        audio=None if audio is None else _unb64(audio, f"{where}.audio"),
     )
 
 
@@ -281,7 +288,12 @@ def _turn_cell(turn: ReplayTurn) -> str:
         f'<img class="thumb" alt="image {n + 1}" src="data:image/jpeg;base64,{_b64(img)}">'
         for n, img in enumerate(turn.images)
     )
-    return f'<td><div class="meta">{escape(turn.kind)}</div><p class="text">{escape(turn.text)}</p>{images}</td>'
+    voice = (
+        f'<audio controls src="data:audio/wav;base64,{_b64(wav_bytes(turn.audio, CLIP_RATE))}"></audio>'
+        if turn.audio
+        else ""
+    )
+    return f'<td><div class="meta">{escape(turn.kind)}</div><p class="text">{escape(turn.text)}</p>{voice}{images}</td>'
 
 
 def to_html(comparison: Comparison) -> str:

@@ -39,7 +39,7 @@ SCRIPT = "<script>alert(1)</script>"
 def _comparison() -> Comparison:
     turns = (
         ReplayTurn(0, "typed", "What colour is this?", images=(JPEG,)),
-        ReplayTurn(1, "spoken", "What time is it in Paris?"),
+        ReplayTurn(1, "spoken", "What time is it in Paris?", audio=b"\x01\x00" * 480),
         ReplayTurn(2, "typed", "Thanks, bye"),
     )
     original = SetupRun(
@@ -120,6 +120,9 @@ def test_json_round_trip_is_lossless():
     doc = json.loads(text)
     assert doc["format"] == "realtime-studio-comparison" and doc["version"] == 1
     assert isinstance(doc["turns"][0]["images"][0], str)  # bytes travel as base64
+    assert isinstance(doc["turns"][1]["audio"], str) and doc["turns"][0]["audio"] is None
+    del doc["turns"][0]["audio"]  # a file from before the user's voice was kept
+    assert from_json(doc) == c
 
 
 def test_json_round_trip_keeps_whole_number_floats():
@@ -233,8 +236,8 @@ def test_html_shows_every_reply_and_the_totals():
 
 def test_html_embeds_images_and_audio_inline():
     doc = to_html(_comparison())
-    assert doc.count("<audio") == 2
-    assert doc.count('src="data:audio/wav;base64,') == 2
+    assert doc.count("<audio") == 3  # two replies, and the spoken turn's own voice
+    assert doc.count('src="data:audio/wav;base64,') == 3
     assert doc.count('<img class="thumb"') == 1 and 'src="data:image/jpeg;base64,' in doc
     assert "http://" not in doc and "https://" not in doc
 
