@@ -89,7 +89,7 @@ from realtime.pricing import estimate_cost
 from realtime.restore import plan_restore
 from realtime.rtc_stats import RtcStats, read_rtc_stats
 from realtime.settings import Settings, live_changes, restart_required
-from realtime.tools import DEFAULT_TOOLS, ToolRegistry
+from realtime.tools import DEFAULT_TOOLS, NO_TOOLS, ToolRegistry
 from realtime.transcript import Transcript, TranscriptItem
 from realtime.updates import BridgeUpdate, CallReplaced, Listener, ReplacedKind
 from realtime.uploads import PreparedMessage, Upload, prepare_message
@@ -128,7 +128,6 @@ _STALE_TYPES = frozenset(
 )
 CUT_BY_RECONNECT = "(interrupted by a reconnect)"
 NOT_HEARD = "(not heard: the connection dropped)"
-NO_TOOLS = ToolRegistry([])  # a scenario's tools come from its agents (the library's session.update)
 
 
 @dataclass(frozen=True)

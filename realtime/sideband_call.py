@@ -60,7 +60,7 @@ from realtime.metrics import TurnClock, TurnMetrics
 from realtime.pricing import estimate_cost
 from realtime.rtc_stats import RtcStats
 from realtime.settings import Connection, Settings
-from realtime.tools import ToolRegistry
+from realtime.tools import NO_TOOLS, ToolRegistry
 from realtime.transcript import Transcript
 from realtime.updates import BridgeUpdate, Listener
 
@@ -72,7 +72,6 @@ __all__ = ["CallSetup", "SidebandCall", "call_setup"]
 log = logging.getLogger(__name__)
 
 HANGUP_TIMEOUT_S = 3.0
-NO_TOOLS = ToolRegistry([])
 NOT_APPROVED_HERE = "{tool} needs approval, and nobody approves API calls in the studio: it was not run."
 
 

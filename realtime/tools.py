@@ -27,6 +27,7 @@ from agents.function_schema import FuncSchema, function_schema
 __all__ = [
     "DEFAULT_TOOLS",
     "DEFAULT_TOOL_NAMES",
+    "NO_TOOLS",
     "Tool",
     "ToolRegistry",
     "delayed_add",
@@ -190,4 +191,5 @@ def echo_upper(text: str) -> dict[str, str]:
 
 
 DEFAULT_TOOLS = ToolRegistry([get_datetime, delayed_add, echo_upper])
+NO_TOOLS = ToolRegistry([])  # a scenario's tools come from its agents (the library's session.update)
 DEFAULT_TOOL_NAMES: tuple[str, ...] = DEFAULT_TOOLS.names

@@ -30,6 +30,8 @@ from realtime.settings import Settings
 from realtime.voice_codec import wav_bytes
 from ui.format import cost_label, escape_markdown
 from ui.live import live_fragment
+from ui.scenario_choice import scenario_label, scenario_options
+from ui.settings_source import default_settings
 
 __all__ = ["REPLAY_HELP", "open_for_replay", "render_replay"]
 
@@ -65,7 +67,11 @@ class ReplayJob:
 
 
 def _setup_label(spec: str) -> str:
-    return "Current setup (the sidebar)" if spec == "current" else f"Preset “{spec.removeprefix('preset:')}”"
+    if spec == "current":
+        return "Current setup (the sidebar)"
+    if spec.startswith("scenario:"):
+        return f"Scenario: {scenario_label(spec.removeprefix('scenario:'))}"
+    return f"Preset “{spec.removeprefix('preset:')}”"
 
 
 def open_for_replay(conversation_id: str) -> None:
@@ -84,7 +90,8 @@ def render_replay(record: ConversationRecord, base: Settings) -> None:
     with st.expander("Replay with…", icon=":material/replay:", expanded=job is not None or expand):
         st.caption(REPLAY_HELP)
         presets = PresetStore(presets_path(default_db_path()))
-        options = ["current", *(f"preset:{name}" for name in presets.names())]
+        scenarios = scenario_options(default_settings().scenario)  # never a spec typed into the page
+        options = ["current", *(f"preset:{name}" for name in presets.names()), *(f"scenario:{s}" for s in scenarios)]
         chosen = st.multiselect("Setups", options, format_func=_setup_label, key="replay_setups", max_selections=4)
         running = isinstance(job, ReplayJob) and not job.future.done()
         if st.button("Replay", icon=":material/play_arrow:", disabled=not chosen or running, key="replay_go"):

@@ -36,7 +36,9 @@ from realtime.settings import Settings, SettingsError
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m realtime.replay", description=__doc__.splitlines()[0])
     parser.add_argument("conversation", help="a History conversation id, or a conversation exported as JSON")
-    parser.add_argument("--setup", action="append", default=[], help="current, or preset:NAME (repeat it)")
+    parser.add_argument(
+        "--setup", action="append", default=[], help="current, preset:NAME or scenario:NAME (repeat it)"
+    )
     parser.add_argument("--out", default="replay-report.html", help="the HTML report (JSON is written beside it)")
     parser.add_argument("--expect", help="a JSON file of expectations per turn")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="setups replayed at once")

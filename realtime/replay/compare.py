@@ -130,9 +130,12 @@ def load_conversation(ref: str, history_db: Path) -> ConversationRecord:
 
 
 def resolve_setups(specs: Sequence[str], base: Settings, presets: PresetStore) -> tuple[Setup, ...]:
-    """``current`` (``base``) and ``preset:NAME`` (that preset over ``base``), in the order given."""
+    """``current`` (``base``), ``preset:NAME`` (that preset over ``base``) and ``scenario:NAME``
+    (``base`` running that scenario's agents), in the order given."""
+    from scenarios import ScenarioError, load_scenario
+
     if not specs:
-        raise ReplayError("Give at least one setup: current, or preset:NAME.")
+        raise ReplayError("Give at least one setup: current, preset:NAME or scenario:NAME.")
     setups: list[Setup] = []
     for spec in specs:
         if spec == "current":
@@ -144,8 +147,15 @@ def resolve_setups(specs: Sequence[str], base: Settings, presets: PresetStore) -
             except PresetError as exc:
                 raise ReplayError(f"{exc} (setup {spec!r}; it may have been deleted).") from None
             setups.append(Setup(f"preset:{presets.get(name).name}", f"Preset “{presets.get(name).name}”", settings))
+        elif spec.startswith("scenario:") and spec[9:].strip():
+            name = spec[9:].strip()
+            try:
+                load_scenario(name)  # a broken one is said now, not as a run that never started
+            except ScenarioError as exc:
+                raise ReplayError(f"{exc} (setup {spec!r}).") from None
+            setups.append(Setup(f"scenario:{name}", f"Scenario “{name}”", base.replace(scenario=name)))
         else:
-            raise ReplayError(f"Unknown setup {spec!r}: use current or preset:NAME.")
+            raise ReplayError(f"Unknown setup {spec!r}: use current, preset:NAME or scenario:NAME.")
     return tuple(setups)
 
 

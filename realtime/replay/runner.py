@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, cast
 
 from openai import AsyncOpenAI
@@ -39,8 +40,10 @@ from realtime.events import (
     read_server_event,
 )
 from realtime.pricing import estimate_cost
+from realtime.replay.agents_wire import AgentsWire, WireClosed
 from realtime.replay.model import ReplayTurn, ReplyResult, SetupRun
-from realtime.settings import Settings
+from realtime.settings import Connection, Settings
+from realtime.sideband_call import CallSetup, call_setup
 from realtime.tools import ToolRegistry
 from realtime.usage import UsageTotals
 from realtime.voice_codec import wav_bytes
@@ -99,20 +102,20 @@ async def replay_setup(
     began = time.monotonic()
     results: list[ReplyResult] = []
     run = SetupRun(name=name, label=label, voice=settings.voice, model=settings.model, backend=settings.backend)
+    setup = call_setup(settings, tools)  # a scenario: its agents' instructions, and their tools in the library
+    if setup.problem is not None:
+        return _finish(run, results, began, setup.problem)
+    driven = setup.settings.replace(turn_detection={"mode": "none"})  # each turn ends when the replay says
     secrets: tuple[str, ...] = ()
     try:
         conn = await asyncio.get_running_loop().run_in_executor(None, settings.connection)
         secrets = (conn.api_key,)
-        client = AsyncOpenAI(base_url=conn.base_url, api_key=conn.api_key, max_retries=0, timeout=15.0)
-        async with client, client.realtime.connect(model=settings.model) as ws:
-            driven = settings.replace(turn_detection={"mode": "none"})  # each turn ends when the replay says
-            session = cast(RealtimeSessionCreateRequestParam, driven.session_payload(registry=tools))
-            await ws.send({"type": "session.update", "session": session})
+        async with _connect(driven, setup, conn) as wire:
             for turn in turns:
-                results.append(await _replay_turn(ws, turn, settings, tools, secrets, turn_timeout_s))
+                results.append(await _replay_turn(wire, turn, driven, setup.tools, secrets, turn_timeout_s))
                 if on_turn is not None:
                     on_turn(turn.index)
-    except ConnectionClosed:  # the provider went away mid-replay (a crash, a restart, the network)
+    except (ConnectionClosed, WireClosed):  # the provider went away mid-replay (a crash, a restart, the network)
         why = (
             f"The replay stopped after {len(results)} of {len(turns)} turns: the realtime server closed the connection."
         )
@@ -124,6 +127,37 @@ async def replay_setup(
     return _finish(run, results, began, None)
 
 
+class _SdkWire:
+    """The official SDK's WebSocket session, as the runner reads and writes it."""
+
+    agents = False
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self._ws.send(event)
+
+    async def recv(self) -> dict[str, Any]:
+        return decode_message(await self._ws.recv_bytes())
+
+
+@contextlib.asynccontextmanager
+async def _connect(settings: Settings, setup: CallSetup, conn: Connection) -> AsyncIterator[_SdkWire | AgentsWire]:
+    if setup.agent is not None:
+        wire = await AgentsWire.open(setup.agent, settings, conn)
+        try:
+            yield wire
+        finally:
+            await wire.close()
+        return
+    client = AsyncOpenAI(base_url=conn.base_url, api_key=conn.api_key, max_retries=0, timeout=15.0)
+    async with client, client.realtime.connect(model=settings.model) as ws:
+        session = cast(RealtimeSessionCreateRequestParam, settings.session_payload(registry=setup.tools))
+        await ws.send({"type": "session.update", "session": session})
+        yield _SdkWire(ws)
+
+
 def _finish(run: SetupRun, results: list[ReplyResult], began: float, error: str | None) -> SetupRun:
     from dataclasses import replace
 
@@ -131,7 +165,12 @@ def _finish(run: SetupRun, results: list[ReplyResult], began: float, error: str 
 
 
 async def _replay_turn(
-    ws: Any, turn: ReplayTurn, settings: Settings, tools: ToolRegistry, secrets: tuple[str, ...], timeout: float
+    ws: _SdkWire | AgentsWire,
+    turn: ReplayTurn,
+    settings: Settings,
+    tools: ToolRegistry,
+    secrets: tuple[str, ...],
+    timeout: float,
 ) -> ReplyResult:
     if turn.audio:
         if turn.images:
@@ -148,6 +187,8 @@ async def _replay_turn(
         await asyncio.wait_for(_read_until_done(ws, state, tools, secrets), timeout)
     except TimeoutError:
         state.error = f"No complete reply within {timeout:.0f} s."
+    if isinstance(ws, AgentsWire):  # the library ran them: their outputs are known once the turn is over
+        state.tools = [f"{line} -> {ws.tool_outputs.get(line.split('(', 1)[0], '')}" for line in state.tools]
     return ReplyResult(
         turn=turn.index,
         text=state.text(),
@@ -162,9 +203,11 @@ async def _replay_turn(
     )
 
 
-async def _read_until_done(ws: Any, state: _Turn, tools: ToolRegistry, secrets: tuple[str, ...]) -> None:
+async def _read_until_done(
+    ws: _SdkWire | AgentsWire, state: _Turn, tools: ToolRegistry, secrets: tuple[str, ...]
+) -> None:
     while state.pending > 0:
-        raw = decode_message(await ws.recv_bytes())
+        raw = await ws.recv()
         event = read_server_event(raw)
         if isinstance(event, AudioDelta) and event.data:
             if state.first_audio_ms is None:
@@ -176,6 +219,9 @@ async def _read_until_done(ws: Any, state: _Turn, tools: ToolRegistry, secrets: 
             state.partial[event.item_id] = state.partial.get(event.item_id, "") + event.delta
         elif isinstance(event, OutputDone) and event.text is not None:
             state.texts[event.item_id] = event.text
+        elif isinstance(event, FunctionArgsDone) and isinstance(ws, AgentsWire):
+            state.tools.append(f"{event.name}({event.arguments})")  # the library runs it, then asks again
+            state.pending += 1
         elif isinstance(event, FunctionArgsDone):
             output = await tools.run(event.name or "", event.arguments)
             state.tools.append(f"{event.name}({event.arguments}) -> {output}")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import wave
 
+import pytest
 from PIL import Image
 
+from realtime.presets import PresetStore
+from realtime.replay.compare import ReplayError, resolve_setups
 from realtime.replay.model import ReplayTurn
 from realtime.replay.runner import replay_setup
 from realtime.settings import CameraSettings, Settings
@@ -108,3 +111,33 @@ async def test_a_spoken_turn_with_kept_voice_is_replayed_as_that_voice_not_its_t
     assert heard.error is None and "how are you" in said and "goodbye" not in said, heard.text  # heard, not read
     assert heard.first_audio_ms is not None and heard.audio_wav is not None
     assert "KIWI" in typed.text  # the turn after the audio one is answered on its own (turn detection off)
+
+
+async def test_a_scenario_setup_runs_its_agents_handoff_and_all_and_a_tool_needing_approval_is_refused(engine):
+    base = Settings(api_key="test-key", base_url=engine.base_url, camera=CameraSettings(enabled=False))
+    turns = (
+        ReplayTurn(0, "typed", "hello"),
+        ReplayTurn(1, "typed", "transfer to billing"),
+        ReplayTurn(2, "typed", "look up invoice 42"),
+    )
+    desk = await replay_setup(turns, base.replace(scenario="front_desk"), DEFAULT_TOOLS, name="s", label="S")
+    assert desk.error is None, desk.error
+    first, handoff, billing = desk.results
+    assert first.text.startswith("Front desk here."), first.text
+    assert any(c.startswith("transfer_to_billing(") for c in handoff.tool_calls), handoff.tool_calls
+    assert billing.text.startswith("Billing here."), billing.text  # the agent handed to answers next
+    assert all(r.audio_wav is not None and r.first_audio_ms is not None for r in desk.results)
+
+    refund = (ReplayTurn(0, "typed", "issue refund 20"),)
+    careful = await replay_setup(refund, base.replace(scenario="guarded"), DEFAULT_TOOLS, name="g", label="G")
+    assert careful.error is None, careful.error
+    (result,) = careful.results
+    assert result.error is None and any(c.startswith("issue_refund(") for c in result.tool_calls)
+    assert "refunded" not in result.text.lower(), result.text  # refused: nobody approves during a replay
+
+
+async def test_an_unknown_scenario_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ReplayError, match=r"nowhere\.py"):
+        resolve_setups(["scenario:nowhere.py:agent"], Settings(), PresetStore(tmp_path / "p.json"))
+    (setup,) = resolve_setups(["scenario:front_desk"], Settings(), PresetStore(tmp_path / "p.json"))
+    assert setup.settings.scenario == "front_desk" and setup.label == "Scenario “front_desk”"
