@@ -44,6 +44,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from api.guard import ApiConfig, ApiConfigError, CallLimiter, bearer_token, token_matches
+from realtime.admission import admission, busy_message
 from realtime.errors import classify, redact
 from realtime.external_calls import ExternalCalls, external_calls
 from realtime.frames import DEFAULT_BUDGET_BYTES, encode_frame
@@ -263,6 +264,8 @@ class Api:
         offer, overrides = await self._offer(request)
         setup = call_setup(self.settings(), DEFAULT_TOOLS)  # a scenario's agents, or the studio's tools
         settings = self._instructions(overrides, setup.settings)
+        if admission().full():  # the whole server's limit, studio tabs included
+            raise _Refused(503, busy_message(admission().running()), {"Retry-After": "60"})
         self._admit(token, concurrent=True)
         reservation = f"pending-{uuid.uuid4().hex}"
         self.limiter.started(token, reservation)
@@ -285,6 +288,7 @@ class Api:
         call = SidebandCall(call_id, dataclasses.replace(setup, settings=settings), conn, source="api")
         call.add_listener(functools.partial(self._on_update, call_id))
         self.calls.add(call)
+        admission().admit(call, force=True)  # placed already: it counts from now on
         _record(call, settings)
         call.start()
         return Response(

@@ -361,6 +361,11 @@ class Bridge:
         return self._call.state
 
     @property
+    def running(self) -> bool:
+        """Not closed yet: the call counts against the server's limit (``realtime.admission``)."""
+        return self._call.state != "closed"
+
+    @property
     def hung_up(self) -> bool:
         """Whether the last call was hung up (every earlier one was, when it was replaced)."""
         upstream = self._upstream

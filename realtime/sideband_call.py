@@ -141,6 +141,11 @@ class SidebandCall:
         if self._task is None:
             self._task = run_coro(self._run())
 
+    @property
+    def running(self) -> bool:
+        """Counts against the server's limit (``realtime.admission``) while live."""
+        return self.live
+
     def add_listener(self, fn: Listener) -> None:
         self._listeners.append(fn)
 

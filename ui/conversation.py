@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 from streamlit.logger import get_logger
 
+from realtime.admission import admission
 from realtime.settings import Settings
 from realtime.voice_gate import VoiceGate
 
@@ -117,6 +118,10 @@ class Conversation:
             gate = VoiceGate(audio_out)
             try:
                 bridge = Bridge(self.settings, gate)
+                refused = admission().admit(bridge)
+                if refused is not None:
+                    self.start_error = refused
+                    return
                 bridge.start()
             except Exception as exc:
                 _log.warning("could not start the conversation: %s", type(exc).__name__)

@@ -25,12 +25,13 @@ from streamlit_webrtc import (
 )
 
 from realtime import uploads
+from realtime.admission import admission, busy_message
 from realtime.rtc_tuning import tune_streamlit_webrtc
 from realtime.settings import SettingsError
 from realtime.voice_source import just_in_time
 from ui import approvals, controls, sidebar, status, transcript_view
 from ui.conversation import Conversation, get_conversation, peek_conversation
-from ui.live import live_snapshot
+from ui.live import live_fragment, live_snapshot
 from ui.process_setup import ProcessSetup, prepare_process
 from ui.replay_panel import REPLAY_HELP, open_for_replay
 from ui.settings_source import default_settings
@@ -49,6 +50,7 @@ FAVICON = PAGES_DIR.parent / "static" / "favicon.svg"
 STREAM_KEY = "conversation"
 STATUS_EVERY_S = 0.5  # the call bar's status line
 TRANSCRIPT_EVERY_S = 0.4  # the live transcript
+BUSY_EVERY_S = 3.0  # a full server: how often a waiting tab looks for a free place
 MB = 1024 * 1024
 # Self-view and what the camera sends: 640x480 at up to 15 fps (issue 4). The echoed self-view costs
 # a VP8 decode and encode per frame on the server; that runs in aiortc's codec threads, off the loop.
@@ -105,8 +107,11 @@ def _webrtc(conv: Conversation) -> None:
     voice_out = just_in_time(create_pcm_audio_source_track(key=f"{key}-voice", sample_rate=48000))
     mic_sink = create_audio_sink_track(conv.on_mic_frame, key=f"{key}-mic", on_ended=conv.leg_ended_callback())
     keep_context_across_reruns(key)
+    busy = None if conv.active else _busy()
     ctx = webrtc_streamer(
         key=key,
+        # full: no Start button (and a leg opened in the same moment is closed) until a call ends
+        desired_playing_state=False if busy else None,
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=conv.settings.rtc_configuration(),
         media_stream_constraints=_media_constraints(conv),
@@ -116,12 +121,36 @@ def _webrtc(conv: Conversation) -> None:
         sendback_video=True,
         translations=TRANSLATIONS,
     )
-    if ctx.state.playing:
+    if busy:
+        _busy_note(busy)
+    elif ctx.state.playing:
         conv.start(voice_out)
+        if not conv.active and _busy():  # another tab took the last place meanwhile
+            st.rerun()
         if st.session_state.get("tuned_call") != id(conv.bridge) and tune_streamlit_webrtc(ctx):
             st.session_state["tuned_call"] = id(conv.bridge)
     elif not ctx.state.signalling and conv.active:
         conv.stop("the user pressed Stop")
+
+
+def _busy() -> str | None:
+    """The busy message when this server runs as many conversations as it may."""
+    gate = admission()
+    running = gate.running()
+    return busy_message(running) if running >= gate.limit else None
+
+
+def _busy_note(message: str) -> None:
+    """Said where Start would be; the page comes back by itself once a place is free."""
+
+    @live_fragment("busy", run_every=BUSY_EVERY_S)
+    def note() -> None:
+        now = _busy()
+        if now is None:
+            st.rerun()
+        st.warning(now or message, icon=":material/groups:")
+
+    note()
 
 
 def _status_line(conv: Conversation, setup: ProcessSetup) -> None:

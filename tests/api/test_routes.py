@@ -411,3 +411,31 @@ async def test_a_tool_needing_approval_is_denied_on_an_api_call(engine):
             20,
             "the model told the tool was not approved",
         )
+
+
+async def test_a_full_server_turns_an_api_call_away_with_the_busy_message(engine, monkeypatch):
+    import realtime.admission as admission_module
+    from realtime.admission import Admission
+
+    gate = Admission(1)
+    monkeypatch.setattr(admission_module, "_admission", gate)
+    api = make_api(engine)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi(api)), base_url="http://studio") as client:
+        first, second = FakeBrowser(rgb=None), FakeBrowser(rgb=None)
+        try:
+            await open_call(client, first)  # the one place, taken by an API client
+            await second.pc.setLocalDescription(await second.pc.createOffer())
+            r = await client.post(
+                "/api/v1/realtime/calls",
+                content=second.pc.localDescription.sdp,
+                headers={**AUTH, "Content-Type": "application/sdp"},
+            )
+            assert r.status_code == 503 and r.headers["retry-after"] == "60"
+            assert r.json()["error"] == (
+                "The studio is busy: 1 conversation is running on this server. Try again in a minute."
+            )
+        finally:
+            await first.close()
+            await second.close()
+        for call in api.calls.all():
+            await asyncio.wrap_future(call.hangup())
