@@ -1593,10 +1593,7 @@ def tab_replies(tab: Tab, data: dict[str, Any]) -> Replies:
 
 
 def start_app(app: AppUnderTest, env: dict[str, str], workdir: Path, timeout: float = 90.0) -> tuple[Any, str]:
-    import contextlib
-    import urllib.request
-
-    from tests.browser.harness import free_port
+    from tests.browser.harness import free_port, wait_healthy
 
     port = free_port()
     with open(workdir / f"{app.label}.log", "ab") as log:
@@ -1621,14 +1618,11 @@ def start_app(app: AppUnderTest, env: dict[str, str], workdir: Path, timeout: fl
         )
     _CHILDREN.append(proc.pid)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{app.label} exited early; see {workdir / (app.label + '.log')}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-            if r.status == 200:
-                return proc, url
-        time.sleep(0.2)
+    outcome = wait_healthy(proc, url, timeout)
+    if outcome == "healthy":
+        return proc, url
+    if outcome == "exited":
+        raise RuntimeError(f"{app.label} exited early; see {workdir / (app.label + '.log')}")
     raise RuntimeError(f"{app.label} did not become healthy in {timeout:.0f} s")
 
 

@@ -83,13 +83,23 @@ async def api_client(engine, seen) -> AsyncIterator[tuple[Api, httpx.AsyncClient
         await asyncio.wrap_future(call.hangup())
 
 
+async def post_offer(client: httpx.AsyncClient, offer: str) -> httpx.Response:
+    return await client.post(
+        "/api/v1/realtime/calls", content=offer, headers={**AUTH, "Content-Type": "application/sdp"}
+    )
+
+
+async def refused_offer(client: httpx.AsyncClient, browser: FakeBrowser) -> httpx.Response:
+    """A call the API should turn away: the browser's offer, posted, never connected."""
+    await browser.pc.setLocalDescription(await browser.pc.createOffer())
+    return await post_offer(client, browser.pc.localDescription.sdp)
+
+
 async def open_call(client: httpx.AsyncClient, browser: FakeBrowser) -> str:
     location: dict[str, str] = {}
 
     async def answerer(offer: str) -> str:
-        r = await client.post(
-            "/api/v1/realtime/calls", content=offer, headers={**AUTH, "Content-Type": "application/sdp"}
-        )
+        r = await post_offer(client, offer)
         assert r.status_code == 201, r.text
         assert r.headers["content-type"].startswith("application/sdp")
         location["call_id"] = r.headers["x-call-id"]
@@ -301,12 +311,7 @@ async def test_the_eleventh_call_in_a_minute_is_refused(engine, seen):
             finally:
                 await browser.close()
         browser = FakeBrowser(rgb=None)
-        await browser.pc.setLocalDescription(await browser.pc.createOffer())
-        r = await client.post(
-            "/api/v1/realtime/calls",
-            content=browser.pc.localDescription.sdp,
-            headers={**AUTH, "Content-Type": "application/sdp"},
-        )
+        r = await refused_offer(client, browser)
         await browser.close()
     assert r.status_code == 429
     assert 1 <= int(r.headers["retry-after"]) <= 60
@@ -319,12 +324,7 @@ async def test_concurrent_calls_are_limited(engine):
         first, second = FakeBrowser(rgb=None), FakeBrowser(rgb=None)
         try:
             call_id = await open_call(client, first)
-            await second.pc.setLocalDescription(await second.pc.createOffer())
-            r = await client.post(
-                "/api/v1/realtime/calls",
-                content=second.pc.localDescription.sdp,
-                headers={**AUTH, "Content-Type": "application/sdp"},
-            )
+            r = await refused_offer(client, second)
             assert r.status_code == 429 and r.headers["retry-after"] == "5"
             await client.post(f"/api/v1/realtime/calls/{call_id}/hangup", headers=AUTH)
             third = FakeBrowser(rgb=None)
@@ -424,12 +424,7 @@ async def test_a_full_server_turns_an_api_call_away_with_the_busy_message(engine
         first, second = FakeBrowser(rgb=None), FakeBrowser(rgb=None)
         try:
             await open_call(client, first)  # the one place, taken by an API client
-            await second.pc.setLocalDescription(await second.pc.createOffer())
-            r = await client.post(
-                "/api/v1/realtime/calls",
-                content=second.pc.localDescription.sdp,
-                headers={**AUTH, "Content-Type": "application/sdp"},
-            )
+            r = await refused_offer(client, second)
             assert r.status_code == 503 and r.headers["retry-after"] == "60"
             assert r.json()["error"] == (
                 "The studio is busy: 1 conversation is running on this server. Try again in a minute."

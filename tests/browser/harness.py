@@ -91,16 +91,26 @@ def start_streamlit(name: str, env: Mapping[str, str], timeout: float = 60.0) ->
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
+    outcome = wait_healthy(proc, url, timeout)
+    if outcome == "healthy":
+        return StreamlitApp(url, proc, log_path)
+    if outcome == "exited":
+        raise RuntimeError(f"streamlit exited early:\n{log_path.read_text(errors='replace')}")
+    proc.kill()
+    raise RuntimeError(f"streamlit did not become healthy in {timeout}s")
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, timeout: float) -> str:
+    """Poll a Streamlit server's health route until it answers: "healthy", "exited" or "timeout"."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early:\n{log_path.read_text(errors='replace')}")
+            return "exited"
         with contextlib.suppress(OSError), urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
             if r.status == 200:
-                return StreamlitApp(url, proc, log_path)
+                return "healthy"
         time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"streamlit did not become healthy in {timeout}s")
+    return "timeout"
 
 
 @dataclass
