@@ -130,6 +130,12 @@ def test_a_five_turn_conversation_replayed_with_two_presets_compares_side_by_sid
         # from the conversation just held: its History entry, with "Replay with…" open
         page.get_by_role("button", name="Replay with…").click()
         expect(page.get_by_role("heading", name="History")).to_be_visible(timeout=LONG)
+        voice = page.locator(".st-key-history-voice")  # the conversation to listen to again, both sides
+        expect(voice.locator("audio")).to_have_count(1, timeout=LONG)
+        expect(voice.get_by_role("button", name="Audio (WAV)")).to_be_visible()
+        expect(voice).to_contain_text(re.compile(r"Voice kept: \d+s in 7 clips"))  # 2 spoken turns, 5 replies
+        voice.scroll_into_view_if_needed()
+        screenshot(page, "history-voice")
         setups = page.get_by_test_id("stMultiSelect")
         expect(setups).to_be_visible(timeout=LONG)
         for name in PRESETS:
