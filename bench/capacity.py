@@ -1030,6 +1030,12 @@ def serve_main(engine_url: str, probe_file: str, sample_ms: float) -> None:
     sys.path.insert(0, str(ROOT))
     import importlib
 
+    # the product's own account of each call (why one ended, a reconnect) goes to server.log
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    logging.getLogger("realtime").addHandler(handler)
+    logging.getLogger("realtime").setLevel(logging.INFO)
+
     for name in ("realtime.bridge", "realtime.frames", "realtime.mic_track", "realtime.voice_out"):
         importlib.import_module(name)  # before the probe starts, so that it wraps them at once
 
@@ -1783,9 +1789,15 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
-def _timed_run(fn: Callable[[], RunFigures]) -> RunFigures:
+def _timed_run(fn: Callable[[], RunFigures], label: str, failures: list[str]) -> RunFigures | None:
+    """One N's run, timed; a run that fails is reported in ``failures`` and the next N still runs."""
     began = time.monotonic()
-    figures = fn()
+    try:
+        figures = fn()
+    except Exception as exc:  # e.g. a conversation that never connected at N=8: a figure in itself
+        failures.append(f"{label}: {type(exc).__name__}: {exc}")
+        print(f"{label}: failed after {time.monotonic() - began:.0f} s: {exc}", file=sys.stderr)
+        return None
     figures.wall_s = time.monotonic() - began
     return figures
 
@@ -1835,6 +1847,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     tables: dict[str, list[RunFigures]] = {}
+    failures: list[str] = []
     started = time.monotonic()
     print(f"capacity: mode {args.mode}, N {ns}, {seconds:.0f} s each, camera {args.camera}; logs in {workdir}")
     try:
@@ -1842,13 +1855,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for n in ns:
                 for camera in _variants(args.camera):
                     key = f"aiortc mode, {'camera on' if camera else 'voice only'}"
-                    tables.setdefault(key, []).append(
-                        _timed_run(
-                            functools.partial(
-                                _run_aiortc_bounded, n, camera, seconds, args.seed, workdir, args.sample_ms
-                            )
-                        )
+                    figures = _timed_run(
+                        functools.partial(_run_aiortc_bounded, n, camera, seconds, args.seed, workdir, args.sample_ms),
+                        f"{key}, N={n}",
+                        failures,
                     )
+                    if figures is not None:
+                        tables.setdefault(key, []).append(figures)
         apps = ([STUDIO] if args.mode == "chromium" else []) + ([peer_app(args.peer)] if args.peer else [])
         if apps:
             from tests.media import speech_wav
@@ -1871,13 +1884,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         key = (
                             f"chromium mode, {app.label} ({app.script.name}), {'camera on' if camera else 'voice only'}"
                         )
-                        tables.setdefault(key, []).append(
-                            _timed_run(
-                                functools.partial(
-                                    run_chromium, app, n, camera, seconds, workdir, hook_dir, wav, args.sample_ms
-                                )
-                            )
+                        figures = _timed_run(
+                            functools.partial(
+                                run_chromium, app, n, camera, seconds, workdir, hook_dir, wav, args.sample_ms
+                            ),
+                            f"{key}, N={n}",
+                            failures,
                         )
+                        if figures is not None:
+                            tables.setdefault(key, []).append(figures)
     except KeyboardInterrupt:
         print("interrupted: stopping everything", file=sys.stderr)
     finally:
@@ -1886,6 +1901,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for title, runs in tables.items():
         print(table(title, runs))
         print()
+    for failure in failures:
+        print(f"failed: {failure}")
     print(LEGEND)
     print(f"total {time.monotonic() - started:.0f} s; load average {os.getloadavg()[0]:.1f} (2 cores shared)")
     if args.json:
@@ -1906,6 +1923,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             for title, runs in tables.items()
         }
+        out["failed"] = failures  # type: ignore[assignment]
         args.json.write_text(json.dumps(out, indent=1, default=str))
         print(f"figures written to {args.json}")
     return 0

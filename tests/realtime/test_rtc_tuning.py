@@ -186,3 +186,35 @@ async def test_a_peer_that_goes_silent_is_noticed_in_seconds_not_half_a_minute()
     finally:
         await caller.close()
         await far.close()
+
+
+async def test_a_peer_that_answers_late_keeps_its_call():
+    """A loaded provider answers consent checks seconds late: the call stays up (it was dropped after 5 s)."""
+    caller, far = RTCPeerConnection(), RTCPeerConnection()
+    caller.addTransceiver("audio", direction="sendrecv")
+    far.on("track", lambda track: None)
+    try:
+        await caller.setLocalDescription(await caller.createOffer())
+        await far.setRemoteDescription(caller.localDescription)
+        await far.setLocalDescription(await far.createAnswer())
+        await caller.setRemoteDescription(far.localDescription)
+        await wait_until(lambda: caller.connectionState == "connected", 10, "the peers to connect")
+        assert watch_consent(caller) == 1
+        loop = asyncio.get_running_loop()
+        late = 0
+        for conn in _ice_connections(far):  # the far side's loop is busy: every request is handled 1.2 s late
+            for protocol in conn._protocols:
+                handle = protocol.datagram_received
+
+                def slow(data, addr, handle=handle):
+                    nonlocal late
+                    late += 1
+                    loop.call_later(1.2, handle, data, addr)
+
+                protocol.datagram_received = slow
+        await asyncio.sleep(9)
+        assert late >= 6  # the checks kept coming, and were answered late
+        assert caller.connectionState == "connected"
+    finally:
+        await caller.close()
+        await far.close()
