@@ -169,6 +169,7 @@ class Transcript:
         self._local_seq = 0
         self._snapshot: tuple[TranscriptItem, ...] = ()
         self._dirty = False
+        self._revision = 0  # counts changes: the page reruns its live transcript when it moves
         self.ignored = 0
 
     # --- public ---------------------------------------------------------------------------
@@ -181,12 +182,17 @@ class Transcript:
             if not handled:
                 self.ignored += 1
                 return ()
-            self._dirty = True
+            self._touch()
             done = [self._entries[k] for k in self._order if self._entries[k].final and k not in was_final]
             finals = tuple(e.freeze() for e in done)
             for e in done:
                 e.image_sent = None  # handed on once; the page and memory keep the thumbnail
             return finals
+
+    @property
+    def revision(self) -> int:
+        """A number that grows with every change to the items (cheap: no snapshot is built)."""
+        return self._revision
 
     def snapshot(self) -> tuple[TranscriptItem, ...]:
         with self._lock:
@@ -201,7 +207,7 @@ class Transcript:
             entry = self._new_entry(self._local_id("note"), role, "text")
             entry.text = text
             entry.final = True
-            self._dirty = True
+            self._touch()
             return entry.freeze()
 
     def cut_short(self, reply_mark: str, unheard: str) -> tuple[TranscriptItem, ...]:
@@ -221,7 +227,8 @@ class Transcript:
                     e.text = unheard
                 e.final = True
                 changed.append(e)
-            self._dirty = self._dirty or bool(changed)
+            if changed:
+                self._touch()
             return tuple(e.freeze() for e in changed)
 
     def cut_last_reply(self) -> TranscriptItem | None:
@@ -231,11 +238,15 @@ class Transcript:
                 e = self._entries[key]
                 if e.role == "assistant":
                     e.truncated = e.final = True
-                    self._dirty = True
+                    self._touch()
                     return e.freeze()
             return None
 
     # --- internals ------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        self._dirty = True
+        self._revision += 1
 
     def _local_id(self, prefix: str) -> str:
         self._local_seq += 1

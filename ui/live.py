@@ -16,6 +16,11 @@ typed messages with two CPU-bound processes beside the app; never with the conta
 
 Inside its own container the fragment's block is the container's only child, so step 3 empties that
 container for a moment instead of moving a neighbour into the fragment's place.
+
+A fragment reruns by push rather than on a timer when it is given a `ui.pulse.Pulse`: its signature is
+taken before the fragment reads anything, so a change made while it draws reruns it once more rather than
+being missed, and the pulse element is mounted at the fragment's end (inside it: its trigger reruns that
+fragment only).
 """
 
 from __future__ import annotations
@@ -26,16 +31,27 @@ from typing import TypeVar
 
 import streamlit as st
 
+from ui.pulse import Pulse, mount
+
 T = TypeVar("T")
 
 
-def live_fragment(key: str, *, run_every: float | None) -> Callable[[Callable[[], None]], Callable[[], None]]:
-    """`@st.fragment(run_every=...)`, drawn inside `st.container(key=key)`.
+def live_fragment(
+    key: str, *, run_every: float | None = None, pulse: Pulse | None = None
+) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """`@st.fragment(run_every=...)`, drawn inside `st.container(key=key)`; with `pulse`, it also reruns
+    whenever the pulse's value changes (and then usually needs no `run_every`).
 
     `key` must be unique on the page (it is also the container's `st-key-<key>` CSS class)."""
 
     def decorate(body: Callable[[], None]) -> Callable[[], None]:
-        fragment = st.fragment(run_every=run_every)(body)
+        def pulsed() -> None:
+            drawn = pulse.signature() if pulse is not None else ""
+            body()
+            if pulse is not None:
+                mount(pulse, drawn)
+
+        fragment = st.fragment(run_every=run_every)(functools.wraps(body)(pulsed))
 
         @functools.wraps(body)
         def draw() -> None:
@@ -48,7 +64,7 @@ def live_fragment(key: str, *, run_every: float | None) -> Callable[[Callable[[]
 
 
 def live_snapshot(
-    key: str, *, run_every: float | None, read: Callable[[], T]
+    key: str, *, read: Callable[[], T], run_every: float | None = None, pulse: Pulse | None = None
 ) -> Callable[[Callable[[T], None]], Callable[[], None]]:
     """`live_fragment` whose body is given a fresh `read()` (a conversation's snapshot) on each run.
 
@@ -56,7 +72,7 @@ def live_snapshot(
     polls must never show a traceback for state it could not read."""
 
     def decorate(body: Callable[[T], None]) -> Callable[[], None]:
-        @live_fragment(key, run_every=run_every)
+        @live_fragment(key, run_every=run_every, pulse=pulse)
         @functools.wraps(body)
         def draw() -> None:
             try:

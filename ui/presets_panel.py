@@ -17,6 +17,7 @@ from realtime.presets import PresetError, PresetStore, presets_path
 from realtime.settings import Settings
 from realtime.share import settings_from_query, share_url
 from ui.live import live_fragment
+from ui.pulse import Pulse
 from ui.scenario_choice import checked_scenario
 from ui.settings_source import configured_scenario
 
@@ -153,9 +154,8 @@ def _presets(settings: Settings) -> Settings | None:
     return chosen
 
 
-def _share(settings: Settings) -> None:
+def _share(settings: Settings, base: str) -> None:
     with st.expander("Share settings", icon=":material/share:"):
-        base = st.context.url or "http://localhost:8501/"
         url = share_url(base, settings)
         st.caption(
             "Anyone who opens this link gets this setup (voice, instructions, turn detection, "
@@ -180,17 +180,30 @@ def _history_notice(bridge: RecordableBridge | None, store: HistoryStore | None,
 
 
 def _live(fallback: Settings) -> None:
-    """Once a second: the share link from the settings in force, and the history notice.
+    """The share link from the settings in force, and the history notice, redrawn when either changes.
 
     The sidebar applies its widget changes after this panel is drawn, so a link drawn from the
-    settings this run started with would lag one change behind; the fragment re-reads the
-    conversation's settings every second instead (and whether its call is being saved)."""
+    settings this run started with would lag one change behind; the fragment reruns (by push) as soon as
+    the conversation's settings, or whether its call is being saved, differ from what it drew."""
     from ui.conversation import peek_conversation
 
-    @live_fragment("presets-live", run_every=1.0)
+    conv = peek_conversation()
+    base = st.context.url or "http://localhost:8501/"
+
+    def settings() -> Settings:
+        return conv.settings if conv is not None else fallback
+
+    opened, why_not = process_store()  # opening may touch the disk: here, not in the server's checks
+
+    def shown() -> object:
+        notice = opened.current_notice() if opened is not None else why_not
+        bridge = conv.latest_bridge if conv is not None else None
+        saving = opened is not None and bridge is not None and opened.recorder.is_recording(bridge)
+        return (share_url(base, settings()), id(bridge), saving, notice)
+
+    @live_fragment("presets-live", pulse=Pulse("presets", shown, gap_s=0.5, interval_s=0.5))
     def live() -> None:
-        conv = peek_conversation()
-        _share(conv.settings if conv is not None else fallback)
+        _share(settings(), base)
         store, notice = process_store()
         _history_notice(conv.latest_bridge if conv is not None else None, store, notice)
 

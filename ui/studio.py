@@ -4,13 +4,16 @@ The browser's mic and camera reach the server through streamlit-webrtc; a `realt
 Streamlit session, i.e. per tab) carries them to the model and plays its voice back through a PCM
 source track. The WebRTC component lives in the call bar, drawn here above `st.navigation(...).run()`,
 so it stays mounted, and the call stays up, while the user moves between Conversation, Events,
-Diagnostics and History. The pages only read `bridge.snapshot()` from polling fragments and call the
+Diagnostics and History. The pages only read `bridge.snapshot()` from live fragments (rerun by push when
+what they show changes: `ui.pulse`) and call the
 Bridge's thread-safe methods; they never touch asyncio objects.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +36,7 @@ from ui import approvals, controls, sidebar, status, transcript_view
 from ui.conversation import Conversation, get_conversation, peek_conversation
 from ui.live import live_fragment, live_snapshot
 from ui.process_setup import ProcessSetup, prepare_process
+from ui.pulse import Pulse
 from ui.replay_panel import REPLAY_HELP, open_for_replay
 from ui.settings_source import default_settings
 from ui.webrtc_context import keep_context_across_reruns
@@ -48,8 +52,12 @@ PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 FAVICON = PAGES_DIR.parent / "static" / "favicon.svg"
 
 STREAM_KEY = "conversation"
-STATUS_EVERY_S = 0.5  # the call bar's status line
-TRANSCRIPT_EVERY_S = 0.4  # the live transcript
+# The live parts rerun when what they show changes (ui.pulse), at most once per gap while it keeps changing.
+STATUS_GAP_S = 0.5  # the call bar's status line
+TRANSCRIPT_GAP_S = 0.4  # the live transcript, while words stream in
+# What the live parts' change checks leave out: they change with every frame or stats read and are shown
+# elsewhere (Diagnostics, Events), or they are big and have a cheaper stand-in (the transcript's revision).
+_HEAVY_FIELDS = frozenset({"transcript", "turns", "usage", "cost_usd", "rtc", "sent_images"})
 BUSY_EVERY_S = 3.0  # a full server: how often a waiting tab looks for a free place
 MB = 1024 * 1024
 # Self-view and what the camera sends: 640x480 at up to 15 fps (issue 4). The echoed self-view costs
@@ -86,6 +94,13 @@ def _media_constraints(conv: Conversation) -> dict[str, Any]:
         "audio": {"echoCancellation": True, "noiseSuppression": True, "autoGainControl": True},
         "video": dict(VIDEO) if conv.settings.camera.enabled else False,
     }
+
+
+def _light_fields(snap: BridgeSnapshot | None) -> tuple[object, ...]:
+    """The snapshot's fields a live part may show, minus the heavy ones (see _HEAVY_FIELDS)."""
+    if snap is None:
+        return ()
+    return tuple(getattr(snap, f.name) for f in dataclasses.fields(snap) if f.name not in _HEAVY_FIELDS)
 
 
 # -- the call bar (every page) -------------------------------------------------------------------
@@ -158,8 +173,22 @@ def _status_line(conv: Conversation, setup: ProcessSetup) -> None:
 
     waiting_for_engine = warmup is not None and warmup.status().state == "starting"
 
+    def shown() -> object:
+        """What the status line shows, cheaply: it reruns when this changes."""
+        snap = conv.snapshot()
+        engine = warmup.status() if warmup is not None else None
+        return (
+            conv.active,
+            conv.start_error,
+            engine,
+            _light_fields(snap),
+            status.call_bar_notice(snap, time.time(), live=conv.active),  # a notice that expires
+        )
+
     @live_snapshot(
-        "status-live", run_every=STATUS_EVERY_S if conv.active or waiting_for_engine else None, read=conv.snapshot
+        "status-live",
+        read=conv.snapshot,
+        pulse=Pulse("status", shown, gap_s=STATUS_GAP_S) if conv.active or waiting_for_engine else None,
     )
     def live(snap: BridgeSnapshot | None) -> None:
         status.render_status(conv.settings.backend, snap, live=conv.active)
@@ -275,7 +304,19 @@ def _send_with_files(bridge: Bridge, text: str, files: list[UploadedFile]) -> No
 
 
 def _transcript_panel(conv: Conversation) -> None:
-    @live_snapshot("transcript-live", run_every=TRANSCRIPT_EVERY_S if conv.active else None, read=conv.snapshot)
+    def shown() -> object:
+        """What the transcript shows, cheaply: it reruns when this changes."""
+        bridge = conv.latest_bridge
+        snap = bridge.snapshot() if bridge is not None else None
+        revision = bridge.transcript.revision if bridge is not None else -1
+        images = len(snap.sent_images) if snap is not None else 0
+        return (id(bridge), revision, images, conv.active, _light_fields(snap))
+
+    @live_snapshot(
+        "transcript-live",
+        read=conv.snapshot,
+        pulse=Pulse("transcript", shown, gap_s=TRANSCRIPT_GAP_S) if conv.active else None,
+    )
     def live(snap: BridgeSnapshot | None) -> None:
         with st.container(height=430, border=True, key="transcript"):
             items = snap.transcript if snap is not None else ()

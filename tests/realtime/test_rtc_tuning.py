@@ -211,7 +211,7 @@ async def test_a_peer_that_answers_late_keeps_its_call():
                     late += 1
                     loop.call_later(1.2, handle, data, addr)
 
-                protocol.datagram_received = slow
+                protocol.datagram_received = slow  # type: ignore[method-assign]
         await asyncio.sleep(9)
         assert late >= 6  # the checks kept coming, and were answered late
         assert caller.connectionState == "connected"

@@ -185,6 +185,28 @@ def test_text_reply_deltas_then_done():
     assert (by_id(t)["a1"].text, by_id(t)["a1"].final) == ("Seven.", True)
 
 
+def test_the_revision_moves_with_every_change_and_only_then():
+    """The page's live transcript reruns when the revision moves (ui.pulse): reading must not move it."""
+    t = Transcript()
+    seen = [t.revision]
+    t.apply(added(assistant("a1")))
+    seen.append(t.revision)
+    t.snapshot()
+    t.snapshot()
+    seen.append(t.revision)
+    t.apply(delta("text", "a1", "Hi"))
+    seen.append(t.revision)
+    t.apply(S("session.updated", session={"type": "realtime"}))  # not a transcript event: ignored
+    seen.append(t.revision)
+    t.add_system_note("Reconnected")
+    seen.append(t.revision)
+    assert t.cut_short("(cut)", "(not heard)")  # the reply in progress ends
+    seen.append(t.revision)
+    assert t.cut_short("(cut)", "(not heard)") == ()  # nothing left to cut
+    seen.append(t.revision)
+    assert seen == [0, 1, 1, 2, 2, 3, 4, 4]
+
+
 def test_beta_event_names_are_accepted():
     t = Transcript()
 
