@@ -13,14 +13,16 @@ Load generators (--mode):
 
 1. aiortc (default, cheap): the bench process is the callers. Each caller is the tests' fake
    browser (tests.fakebrowser.FakeBrowser: an aiortc peer whose mic speaks generated speech,
-   tests.media) with, camera on, a 640x480 15 fps picture with a sweeping bar (it changes, so the
-   frame policy sends JPEGs as for a real camera). The server is a child process (`--serve`, this
-   file) that builds each browser leg with streamlit-webrtc's own offer processing
-   (`streamlit_webrtc.webrtc._process_offer_coro`, SENDRECV: `AudioSinkTrack` -> Bridge.on_mic_frame,
-   `PcmAudioSource` tuned with realtime.voice_source.just_in_time as the voice, the video callback
-   echoed back for the self-view, realtime.rtc_tuning on the receive side) -- what `ui/studio.py`
-   asks of streamlit-webrtc, minus Streamlit -- and one realtime.Bridge per leg to the engine
-   (a child too). Each caller speaks one utterance every 6-8 s (random, seeded, staggered).
+   tests.media) with, camera on, a 640x480 picture with a sweeping bar at the rate a tab's call
+   sends (ui.self_view.SEND_FPS; it changes, so the frame policy sends JPEGs as for a real camera).
+   The server is a child process (`--serve`, this file) that builds each browser leg with
+   streamlit-webrtc's own offer processing (`streamlit_webrtc.webrtc._process_offer_coro`,
+   SENDRECV: `AudioSinkTrack` -> Bridge.on_mic_frame, `PcmAudioSource` tuned with
+   realtime.voice_source.just_in_time as the voice, the camera into a `VideoSinkTrack` with nothing
+   sent back (the tab draws its own self-view: ui.self_view), realtime.rtc_tuning on the receive
+   side) -- what `ui/studio.py` asks of streamlit-webrtc, minus Streamlit -- and one
+   realtime.Bridge per leg to the engine (a child too). Each caller speaks one utterance every
+   6-8 s (random, seeded, staggered).
 2. chromium: N tabs of Debian's Chromium (Playwright; fake mic plays a generated WAV in a ~7 s
    loop, fake camera is Chromium's animated test pattern) against the real app, `streamlit run
    app.py` on a free loopback port with its own local engine (tests/browser/harness.py's way).
@@ -48,8 +50,8 @@ stack every --sample-ms (10 ms; 0 = off, then all of it is leg). The buckets:
            _stats_loop, timed; plus the loop's samples in realtime/ (the voice source's pacing,
            realtime.rtc_tuning's receive buffer). For the peer: its script's samples on the loop
            (the resampling in its sink callback).
-  camera   the leg's VP8 decoder threads, the video callback thread (async_media_processor_*),
-           the VP8 encode of the echoed self-view, Bridge.on_video_frame, _camera_loop,
+  camera   the leg's VP8 decoder threads, the video callback thread (async_media_processor_*; before
+           issue 15, also the VP8 encode of the echoed self-view), Bridge.on_video_frame, _camera_loop,
            FrameThrottle and encode_frame (JPEG).
   page     Streamlit script runs (ScriptRunner threads, timed whole: page loads and the polling
            fragments) plus the loop's streamlit/starlette/uvicorn/websockets samples. None in aiortc
@@ -894,7 +896,7 @@ Columns: server CPU s per minute of conversation, per conversation (60 = one cor
 server process without the probe. leg = browser leg (aiortc ICE/DTLS/SRTP/RTP, streamlit-webrtc
 sinks/relay/voice track, Opus codec threads); upstr = aiortc peer to the engine (realtime.loop
 thread + workers, upstream Opus); bridge = our Python per-frame work (MicTrack, MicFeed, VoiceOut,
-Bridge events, voice pacing; timed per call or sampled); camera = VP8 decode + echo encode, video
+Bridge events, voice pacing; timed per call or sampled); camera = VP8 decode (+ echo encode before issue 15), video
 callback, JPEG throttle/encode; page = Streamlit script runs + the web share of the server loop;
 other = the rest (footer). p50/p90 = end of the caller's speech -> first reply audio it hears
 (aiortc: frame arrival; chromium: after the tab's jitter buffer). frag = voiced bursts per reply
@@ -913,9 +915,8 @@ async def _serve(engine_url: str) -> None:
     later {"op": "state", "id", "state"}; {"op": "close", "id"} -> {"op": "closed", "id"}; {"op": "quit"}."""
     from aiortc import RTCPeerConnection, RTCSessionDescription
     from aiortc.contrib.media import MediaRelay
-    from streamlit_webrtc.models import CallbackAttachableProcessor
     from streamlit_webrtc.pcm_source import PcmAudioSource
-    from streamlit_webrtc.sink import AudioSinkTrack
+    from streamlit_webrtc.sink import AudioSinkTrack, VideoSinkTrack
     from streamlit_webrtc.webrtc import WebRtcMode, _process_offer_coro
 
     from bench.relay_latency import KEY
@@ -961,10 +962,11 @@ async def _serve(engine_url: str) -> None:
 
         sink._on_ended_callback = leg_ended
 
-        def on_video(frame: av.VideoFrame) -> av.VideoFrame:  # ui.conversation.Conversation.on_video_frame
+        def on_video(frame: av.VideoFrame) -> None:  # ui.conversation.Conversation.on_video_frame
             if camera:
                 bridge.on_video_frame(frame)
-            return frame
+
+        camera_sink = VideoSinkTrack(callback=on_video)  # ui.self_view.camera_sink: received, not echoed
 
         pc = RTCPeerConnection()
         relay = MediaRelay()
@@ -980,24 +982,22 @@ async def _serve(engine_url: str) -> None:
             relay=relay,
             source_video_track=None,
             source_audio_track=relay.subscribe(voice.track),
-            sink_video_track=None,
+            sink_video_track=camera_sink,
             sink_audio_track=sink,
             in_recorder=None,
             out_recorder=None,
-            video_processor=CallbackAttachableProcessor(
-                frame_callback=on_video, queued_frames_callback=None, ended_callback=None
-            ),
+            video_processor=None,
             audio_processor=None,
             video_receiver=None,
             audio_receiver=None,
             async_processing=True,
-            sendback_video=True,
+            sendback_video=False,
             sendback_audio=True,
             on_track_created=lambda kind, track: None,
             remote_description_set_event=asyncio.Event(),
         )
         tune_peer_connection(pc)  # the app's tune_streamlit_webrtc(ctx)
-        convs[cid] = (pc, sink, voice, bridge)
+        convs[cid] = (pc, (sink, camera_sink), voice, bridge)
         bridge.start()
         say({"op": "answer", "id": cid, "sdp": answer.sdp})
         await watch(cid, bridge)
@@ -1005,9 +1005,10 @@ async def _serve(engine_url: str) -> None:
     async def close(cid: int) -> None:
         conv = convs.pop(cid, None)
         if conv is not None:
-            pc, sink, voice, bridge = conv
+            pc, sinks, voice, bridge = conv
             await pc.close()
-            sink.stop()
+            for sink in sinks:
+                sink.stop()
             voice.track.stop()
             await asyncio.to_thread(bridge.close, 5.0)
         say({"op": "closed", "id": cid})
@@ -1168,14 +1169,16 @@ def _camera_class() -> type:
     import numpy
 
     from tests.fakebrowser import SolidVideoTrack
+    from ui.self_view import SEND_FPS
 
     class MovingCamera(SolidVideoTrack):
-        """640x480 at 15 fps (what the app asks of a camera): a bar sweeping across a blue field every 2 s."""
+        """640x480 at ui.self_view.SEND_FPS (what a tab's call sends of its camera): a bar sweeping across a
+        blue field every 2 s."""
 
         frames: ClassVar[list[Any]] = []
 
         def __init__(self) -> None:
-            super().__init__((20, 60, 230), size=(640, 480), fps=15)
+            super().__init__((20, 60, 230), size=(640, 480), fps=SEND_FPS)
             if not MovingCamera.frames:
                 for i in range(30):
                     image = numpy.empty((480, 640, 3), dtype=numpy.uint8)
@@ -1199,18 +1202,6 @@ class Caller:
     browser: Any  # tests.fakebrowser.FakeBrowser
     ear: Any  # Ear
     utterances: list[tuple[float, float]] = field(default_factory=list)  # (start, end), monotonic
-    drain: asyncio.Task[None] | None = None
-
-
-async def _drain_video(track: MediaStreamTrack) -> None:
-    """Read the echoed self-view as a tab shows it (aiortc decodes it anyway; unread, it piles up)."""
-    from aiortc.mediastreams import MediaStreamError
-
-    try:
-        while True:
-            await track.recv()
-    except (MediaStreamError, asyncio.CancelledError):
-        return
 
 
 async def open_caller(server: ServerChild, cid: int, camera: bool) -> Caller:
@@ -1220,13 +1211,8 @@ async def open_caller(server: ServerChild, cid: int, camera: bool) -> Caller:
     ear = _ear_class()()
     browser.speaker = ear
     caller = Caller(cid, browser, ear)
-    if camera:
-        browser.pc.addTransceiver(_camera_class()(), direction="sendrecv")
-
-        @browser.pc.on("track")
-        def _on_video(track: MediaStreamTrack) -> None:
-            if track.kind == "video":
-                caller.drain = asyncio.ensure_future(_drain_video(track))
+    if camera:  # as the tab's call sends it: no self-view comes back (the tab draws its own)
+        browser.pc.addTransceiver(_camera_class()(), direction="sendonly")
 
     await browser.connect(lambda sdp: server.offer(cid, sdp, camera))
     await server.connected(cid)
@@ -1237,8 +1223,6 @@ async def close_caller(server: ServerChild, caller: Caller) -> None:
     try:
         await caller.browser.close()
     finally:
-        if caller.drain is not None:
-            caller.drain.cancel()
         await server.close(caller.cid)
 
 

@@ -71,11 +71,12 @@ class Conversation:
         if bridge is not None:
             bridge.on_mic_frame(frame)
 
-    def on_video_frame(self, frame: av.VideoFrame) -> av.VideoFrame:
+    def on_video_frame(self, frame: av.VideoFrame) -> None:
+        """A camera frame from the browser leg's video sink (nothing is sent back: the browser draws
+        the self-view). The bridge only keeps the latest one."""
         bridge = self._bridge
         if bridge is not None and self.settings.camera.enabled:
             bridge.on_video_frame(frame)
-        return frame  # echoed back: the self-view
 
     def on_screen_frame(self, frame: np.ndarray) -> None:
         """A frame of the user's shared screen (RGB, posted by the Share screen control to

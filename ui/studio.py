@@ -7,6 +7,10 @@ so it stays mounted, and the call stays up, while the user moves between Convers
 Diagnostics and History. The pages only read `bridge.snapshot()` from live fragments (rerun by push when
 what they show changes: `ui.pulse`) and call the
 Bridge's thread-safe methods; they never touch asyncio objects.
+
+The camera goes one way: the server receives it (at `ui.self_view.SEND_FPS` frames a second) into a
+video sink that keeps the latest frame for the model, and sends no video back. The self-view beside
+the Start button is drawn by the browser from its own capture (`ui.self_view`), not by the server.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from ui.live import live_fragment, live_snapshot
 from ui.process_setup import ProcessSetup, prepare_process
 from ui.pulse import Pulse
 from ui.replay_panel import REPLAY_HELP, open_for_replay
+from ui.self_view import camera_constraints, camera_sink, render_self_view
 from ui.settings_source import default_settings
 from ui.webrtc_context import keep_context_across_reruns
 
@@ -60,8 +65,9 @@ TRANSCRIPT_GAP_S = 0.4  # the live transcript, while words stream in
 _HEAVY_FIELDS = frozenset({"transcript", "turns", "usage", "cost_usd", "rtc", "sent_images"})
 BUSY_EVERY_S = 3.0  # a full server: how often a waiting tab looks for a free place
 MB = 1024 * 1024
-# Self-view and what the camera sends: 640x480 at up to 15 fps (issue 4). The echoed self-view costs
-# a VP8 decode and encode per frame on the server; that runs in aiortc's codec threads, off the loop.
+# What the camera captures: 640x480 at up to 15 fps (issue 4), shown at that rate by the browser's own
+# self-view. Only a clone limited to ui.self_view.SEND_FPS goes to the server, which VP8-decodes it and
+# sends nothing back (issue 15: the echoed self-view cost a decode and an encode of every frame).
 VIDEO = {"width": 640, "height": 480, "frameRate": {"max": 15}}
 TRANSLATIONS: Translations = {
     "start": "Start conversation",
@@ -92,7 +98,7 @@ def _stream_key() -> str:
 def _media_constraints(conv: Conversation) -> dict[str, Any]:
     return {
         "audio": {"echoCancellation": True, "noiseSuppression": True, "autoGainControl": True},
-        "video": dict(VIDEO) if conv.settings.camera.enabled else False,
+        "video": camera_constraints(VIDEO) if conv.settings.camera.enabled else False,
     }
 
 
@@ -121,6 +127,10 @@ def _webrtc(conv: Conversation) -> None:
     key = _stream_key()
     voice_out = just_in_time(create_pcm_audio_source_track(key=f"{key}-voice", sample_rate=48000))
     mic_sink = create_audio_sink_track(conv.on_mic_frame, key=f"{key}-mic", on_ended=conv.leg_ended_callback())
+    camera = camera_sink(conv.on_video_frame, key=f"{key}-camera")
+    # above the component and in every run: the self-view's wrapper of the component's capture must be
+    # in place before the user can press Start
+    render_self_view()
     keep_context_across_reruns(key)
     busy = None if conv.active else _busy()
     ctx = webrtc_streamer(
@@ -131,9 +141,11 @@ def _webrtc(conv: Conversation) -> None:
         rtc_configuration=conv.settings.rtc_configuration(),
         media_stream_constraints=_media_constraints(conv),
         sink_audio_track=mic_sink,
+        sink_video_track=camera,  # receive only: no VP8 encode on the server, no video back
         source_audio_track=voice_out.track,
-        video_frame_callback=conv.on_video_frame,
-        sendback_video=True,
+        sendback_video=False,
+        # the component now plays the voice in an <audio>: without controls it takes no room in the bar
+        audio_html_attrs={"autoPlay": True, "controls": False},
         translations=TRANSLATIONS,
     )
     if busy:
