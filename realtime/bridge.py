@@ -15,6 +15,14 @@ Everything runs on the process's one background loop (`realtime.loop`). The publ
 called from Streamlit threads or the browser leg's media loop: they only hand work over
 (`call_soon` / `run_coro`) and never block, except `close()`, which waits at most `timeout`
 seconds. The page reads `snapshot()`, an immutable value built when it is read.
+
+Once a second the stats loop also feeds `realtime.overload`'s watch from counters the media path
+keeps anyway (the loop's lateness, the voice running out, late mic and voice frames): while it says
+the audio is degraded, `BridgeSnapshot.overloaded` says why, and the event log notes each change.
+
+Closing waits for everything the conversation started: its tasks (also those started while it was
+closing) and every call's hang-up (retried once when it times out; one that still fails is said in
+the transcript and the event log). Bridges still running when the process exits are closed first.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -84,7 +93,8 @@ from realtime.frame_policy import FramePolicy
 from realtime.frames import FrameThrottle, ImageWindow, encode_frame
 from realtime.image_log import ImageLog, SentImage, uploaded_images
 from realtime.metrics import TurnClock, TurnMetrics
-from realtime.mic_track import MicFeed, MicTrack
+from realtime.mic_track import MicFeed, MicStats, MicTrack
+from realtime.overload import Cleared, LoadSample, OverloadWatch, Tripped
 from realtime.pricing import estimate_cost
 from realtime.restore import plan_restore
 from realtime.rtc_stats import RtcStats, read_rtc_stats
@@ -93,9 +103,9 @@ from realtime.tools import DEFAULT_TOOLS, NO_TOOLS, ToolRegistry
 from realtime.transcript import Transcript, TranscriptItem
 from realtime.updates import BridgeUpdate, CallReplaced, Listener, ReplacedKind
 from realtime.uploads import PreparedMessage, Upload, prepare_message
-from realtime.upstream_call import HANGUP_TIMEOUT_S, UpstreamCall
+from realtime.upstream_call import HANGUP_TIMEOUT_S, UpstreamCall, hangup_budget_s
 from realtime.usage import UsageTotals
-from realtime.voice_out import PcmSink, VoiceOut
+from realtime.voice_out import PcmSink, VoiceOut, VoiceStats
 
 if TYPE_CHECKING:
     from agents.realtime import RealtimeAgent
@@ -130,6 +140,30 @@ CUT_BY_RECONNECT = "(interrupted by a reconnect)"
 NOT_HEARD = "(not heard: the connection dropped)"
 
 
+def close_timeout_s() -> float:
+    """How long `close()` waits by default: a call still being placed (``HANGUP_TIMEOUT_S``), its
+    hang-up with the retry, and a second for closing the peers."""
+    return HANGUP_TIMEOUT_S + hangup_budget_s() + 1.0
+
+
+_running: weakref.WeakSet[Bridge] = weakref.WeakSet()
+
+
+def _close_at_exit(bridge: Bridge) -> None:
+    """Hang up ``bridge`` at process exit if it is still running then (``realtime.loop.before_exit``)."""
+    _running.add(bridge)
+    bg.before_exit(_close_all)
+
+
+def _close_all() -> None:
+    """Close every bridge still running, all at once, waiting as long as one close may take."""
+    futures = [bridge.close_soon() for bridge in list(_running) if bridge.running]
+    if futures:
+        _, pending = concurrent.futures.wait(futures, timeout=close_timeout_s())
+        if pending:
+            log.warning("%d conversation(s) did not finish closing before the process exit", len(pending))
+
+
 @dataclass(frozen=True)
 class SettingsChange:
     applied: tuple[str, ...]
@@ -157,6 +191,7 @@ class BridgeSnapshot:
     agent: str | None = None  # the scenario's agent speaking now
     approvals: tuple[ApprovalNeeded, ...] = ()  # tools waiting for Approve or Deny, oldest first
     sent_images: tuple[SentImage, ...] = ()  # every image shown to the model (the vision inspector)
+    overloaded: str | None = None  # the connected call's audio is degraded under load: why (realtime.overload)
 
 
 def _new_id(prefix: str) -> str:
@@ -204,6 +239,8 @@ class Bridge:
         self._replaced: tuple[CallReplaced, ...] = ()
         self._listeners: list[Listener] = []
         self._rtc = RtcStats()
+        self._load = OverloadWatch()
+        self._overloaded: str | None = None
         self._call = CallState()
         self._call_lock = threading.Lock()  # `start()` steps the fold off the loop; the loop does the rest
         self._started = False
@@ -215,6 +252,7 @@ class Bridge:
         self._calls_made = 0
         self._opening: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        self._retired: weakref.WeakSet[UpstreamCall] = weakref.WeakSet()  # let go once: hung up once
         self._mic_lock: asyncio.Lock | None = None
         self._pending: list[_Pending] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -243,6 +281,7 @@ class Bridge:
         self._started = True
         self._step(Lifecycle("connect", at=time.monotonic()))
         bg.call_soon(self._begin)
+        _close_at_exit(self)
 
     def on_mic_frame(self, frame: av.AudioFrame) -> None:
         self.mic.push(frame)
@@ -350,6 +389,7 @@ class Bridge:
             agent=self._active_agent,
             approvals=tuple(self._approvals.values()),
             sent_images=self.image_log.snapshot(),
+            overloaded=self._overloaded if call.state == "connected" else None,
         )
 
     @property
@@ -377,8 +417,11 @@ class Bridge:
             self._close_future = bg.run_coro(self._close())
         return self._close_future
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Hang up the call and close the peer; waits at most `timeout` s. Idempotent."""
+    def close(self, timeout: float | None = None) -> None:
+        """Hang up the call and close the peer; waits at most `timeout` s (by default, long enough
+        for a hang-up that is retried: `close_timeout_s()`). Idempotent."""
+        if timeout is None:
+            timeout = close_timeout_s()
         future = self.close_soon()
         if bg.in_loop_thread():
             return  # cannot wait on our own loop; the close runs right after this callback
@@ -507,12 +550,24 @@ class Bridge:
         self._completed(self._clock.cut())
 
     def _retire(self, upstream: UpstreamCall | None) -> None:
-        """Hang up a call that no longer carries the conversation, in the background."""
-        if upstream is None:
+        """Hang up a call that no longer carries the conversation, in the background (once)."""
+        if upstream is None or upstream in self._retired:
             return
-        task = asyncio.ensure_future(upstream.close())
+        self._retired.add(upstream)
+        task = asyncio.ensure_future(self._let_go(upstream))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
+
+    async def _let_go(self, upstream: UpstreamCall) -> None:
+        await upstream.close()
+        failure = upstream.hangup_failure
+        if failure is None:
+            return
+        call_id = upstream.call_id
+        self.events.record("local", {"type": "local.hangup_failed", "call_id": call_id, "reason": failure.reason})
+        if failure.timed_out:  # the provider may keep that call running (and billing) until it ends it itself
+            note = f"Could not hang up call {call_id}: the hang-up {failure.reason}; the provider ends it by itself."
+            self._notify(self.transcript.add_system_note(note, role="error"))
 
     def _restore(self, effect: Restore) -> None:
         """The new call is up: the conversation so far goes in before anything queued."""
@@ -999,6 +1054,8 @@ class Bridge:
     async def _stats_loop(self) -> None:
         while True:
             await asyncio.sleep(STATS_INTERVAL_S)
+            voice, mic = self.voice.stats(), self.mic.stats()
+            self._watch_load(time.monotonic(), voice, mic)
             upstream = self._upstream
             if upstream is None or upstream.pc is None:
                 continue
@@ -1006,8 +1063,30 @@ class Bridge:
                 report = await upstream.pc.getStats()
             except Exception:  # stats are best effort
                 continue
-            self._rtc = read_rtc_stats(report, self.voice.stats(), self.mic.stats(), upstream.codec)
+            self._rtc = read_rtc_stats(report, voice, mic, upstream.codec)
             self._completed(self._clock.tick(time.monotonic()))  # spoken turns whose audio never started
+
+    def _watch_load(self, now: float, voice: VoiceStats, mic: MicStats) -> None:
+        """Feed the overload watch what the media path counted; note in the log when it changes."""
+        from realtime.voice_source import voice_track  # here: it pulls in streamlit-webrtc
+
+        track = voice_track(self.voice.audio_out)
+        sample = LoadSample(
+            at=now,
+            loop=bg.behind_s(),
+            leg=track.late_s if track is not None else 0.0,
+            voice=voice.starved_ms / 1000,
+            mic=mic.late_ms / 1000,
+        )
+        change = self._load.feed(sample, live=self._call.state == "connected")
+        self._overloaded = self._load.reason
+        if isinstance(change, Tripped):
+            why = change.overload
+            log.warning("audio degraded on %s: %s", self._call.call_id, why.reason)
+            self.events.record("local", {"type": "local.overloaded", "signal": why.signal, "reason": why.reason})
+        elif isinstance(change, Cleared):
+            log.info("audio recovered on %s after %.0f s", self._call.call_id, change.lasted_s)
+            self.events.record("local", {"type": "local.overload_cleared", "lasted_s": round(change.lasted_s, 1)})
 
     # ------------------------------------------------------------------ errors
 
@@ -1047,13 +1126,15 @@ class Bridge:
         link, self._link = self._link, None
         if link is not None:
             await link.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # until none is left: a task being cancelled may start another (a tool's reply, an agent's close)
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         for upstream in (self._next, self._upstream):
             self._retire(upstream)
         self._next = None
-        if self._retiring:
+        while self._retiring:
             await asyncio.gather(*list(self._retiring), return_exceptions=True)
         self.mic.stop()

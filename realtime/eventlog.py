@@ -18,7 +18,9 @@ from typing import Any, Literal, get_args
 
 __all__ = ["EventLog", "LoggedEvent", "elide"]
 
-Direction = Literal["client", "server", "agent"]  # agent: what the scenario's agents did (handoffs...)
+# agent: what the scenario's agents did (handoffs...); local: what the bridge itself noticed (the
+# audio degrading under load, a hang-up that failed), with types under "local."
+Direction = Literal["client", "server", "agent", "local"]
 
 MAX_STRING_CHARS = 8192  # longer strings (instructions, transcripts) are cut to this
 MAX_TYPES = 500  # distinct event types remembered for ``types()`` (bounded against a noisy peer)

@@ -21,10 +21,12 @@ __all__ = ["SAMPLES_PER_FRAME", "SAMPLE_RATE", "MicFeed", "MicStats", "MicTrack"
 
 SAMPLE_RATE = 48000
 SAMPLES_PER_FRAME = 960  # 20 ms
+_FRAME_S = SAMPLES_PER_FRAME / SAMPLE_RATE
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 # If the loop stalls longer than this, re-anchor the clock instead of bursting to catch up.
 _MAX_LAG_S = 0.2
 _LEVEL_WINDOW_S = 0.2
+_MAX_GAP_S = 1.0  # the most one gap between mic frames counts as late (a browser that paused is not load)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class MicStats:
     queued_ms: float
     muted: bool
     level: float  # RMS (0..1 of full scale) of mic audio pushed in the last 200 ms; 0 when muted
+    late_gaps: int = 0  # gaps between mic frames longer than the slack: the provider got silence
+    late_ms: float = 0.0  # how late the frames after those gaps were, in total (at most 1 s each)
 
 
 class MicTrack(MediaStreamTrack):
@@ -65,6 +69,10 @@ class MicTrack(MediaStreamTrack):
     padded with silence goes out, so the far side's clock keeps running. Muted, it
     sends silence on the schedule. After a loop stall longer than 200 ms the
     schedule is re-anchored instead of catching up with a burst of silence.
+
+    ``push()`` also notes gaps between mic frames longer than ``slack_ms`` (the
+    browser leg's loop or network stalled; the provider was sent silence meanwhile):
+    `MicStats.late_ms` is one of ``realtime.overload``'s signals.
     """
 
     kind = "audio"
@@ -106,6 +114,9 @@ class MicTrack(MediaStreamTrack):
         self._pts: int | None = None
         self._start = 0.0
         self._pushed = 0
+        self._last_push: float | None = None
+        self._late_gaps = 0
+        self._late_s = 0.0
         self._sent = 0
         self._silence = 0
         self._dropped_samples = 0
@@ -127,6 +138,10 @@ class MicTrack(MediaStreamTrack):
         now = self._clock()
         with self._lock:
             self._pushed += 1
+            last, self._last_push = self._last_push, now
+            if last is not None and now - last > self._slack_s + _FRAME_S:
+                self._late_gaps += 1
+                self._late_s += min(now - last, _MAX_GAP_S) - _FRAME_S
             if self._muted or mono.size == 0:
                 return
             self._levels.append((now, energy, int(mono.size)))
@@ -186,6 +201,8 @@ class MicTrack(MediaStreamTrack):
                 queued_ms=self._queued * 1000 / SAMPLE_RATE,
                 muted=self._muted,
                 level=level,
+                late_gaps=self._late_gaps,
+                late_ms=self._late_s * 1000,
             )
 
     # ------------------------------------------------------------------ consumer side

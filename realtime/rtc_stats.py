@@ -24,6 +24,9 @@ class RtcStats:
     voice_buffer_ms: float = 0.0
     voice_dropped_ms: float = 0.0
     codec: str | None = None  # the audio codec the call negotiated: "opus", "PCMU", "PCMA"
+    voice_underruns: int = 0  # times the assistant's voice ran out mid-reply (a gap the user heard)
+    voice_starved_ms: float = 0.0  # how long, in all (a lower bound)
+    mic_late_ms: float = 0.0  # mic audio that arrived too late to be sent on time, in all
 
 
 def read_rtc_stats(report: Mapping[str, Any], voice: VoiceStats, mic: MicStats, codec: str | None = None) -> RtcStats:
@@ -52,4 +55,7 @@ def read_rtc_stats(report: Mapping[str, Any], voice: VoiceStats, mic: MicStats, 
         voice_buffer_ms=voice.current_buffer_ms,
         voice_dropped_ms=voice.dropped_ms,
         codec=codec,
+        voice_underruns=voice.underruns,
+        voice_starved_ms=voice.starved_ms,
+        mic_late_ms=mic.late_ms,
     )

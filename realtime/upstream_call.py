@@ -7,6 +7,10 @@ is the IO of one call only: it sends the SDP offer through the official SDK
 reports what happens to it as ``realtime.call_state`` signals (stamped with the monotonic time),
 hands the provider's messages and voice track to the bridge, and is always hung up on close.
 Everything runs on the bridge loop.
+
+A hang-up that times out (a busy server, ours or the provider's) is tried once more; if that
+fails too, `hangup_failure` says why (the bridge reports it: the call may still be running at the
+provider until it ends it). A call the provider no longer knows (404) needs no hang-up.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, cast
 
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
-from openai import AsyncOpenAI
+from openai import APITimeoutError, AsyncOpenAI, NotFoundError
 from openai.types.realtime import RealtimeSessionCreateRequestParam
 
 from realtime.call_state import CallCreated, Failure, Lifecycle, Signal
@@ -29,12 +34,34 @@ from realtime.sdp import normalize_answer
 from realtime.settings import Connection, Settings
 from realtime.tools import ToolRegistry
 
-__all__ = ["CONNECT_TIMEOUT_S", "HANGUP_TIMEOUT_S", "UpstreamCall"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "HANGUP_ATTEMPTS",
+    "HANGUP_TIMEOUT_S",
+    "HangupFailure",
+    "UpstreamCall",
+    "hangup_budget_s",
+]
 
 log = logging.getLogger(__name__)
 
 HANGUP_TIMEOUT_S = 1.5
+HANGUP_ATTEMPTS = 2  # the first try, and one more when it timed out
 CONNECT_TIMEOUT_S = 20.0
+
+
+def hangup_budget_s() -> float:
+    """The longest a hang-up can take, retry included (read when needed: tests shorten the timeout)."""
+    return HANGUP_TIMEOUT_S * HANGUP_ATTEMPTS
+
+
+@dataclass(frozen=True)
+class HangupFailure:
+    """Why a call could not be hung up: ``reason`` (words, never an SDK message: those may quote a
+    key); ``timed_out``: every try timed out, so the call may well still be running."""
+
+    reason: str
+    timed_out: bool
 
 
 def _call_id_from_location(location: str | None) -> str | None:
@@ -70,6 +97,7 @@ class UpstreamCall:
         self.codec: str | None = None  # what the answer settled on (realtime.codecs)
         self.opened_at: float | None = None  # monotonic time the data channel opened
         self.hung_up = False
+        self.hangup_failure: HangupFailure | None = None  # why the hang-up failed in the end
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -81,7 +109,15 @@ class UpstreamCall:
         if not self._closed:
             self._on_signal(self, signal)
 
+    @property
+    def closed(self) -> bool:
+        """`close()` has begun: the call is being (or was) hung up."""
+        return self._closed
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        if self._closed:  # close() cancelled the call's tasks already: one started now would be left behind
+            coro.close()
+            return
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -187,8 +223,23 @@ class UpstreamCall:
         call_id, client = self.call_id, self.client
         if call_id is None or client is None or self.hung_up:
             return
-        try:
-            await client.realtime.calls.hangup(call_id, timeout=HANGUP_TIMEOUT_S)
-            self.hung_up = True
-        except Exception as exc:  # the call may already be gone
-            log.warning("hangup of %s failed: %s", call_id, type(exc).__name__)
+        for attempt in range(1, HANGUP_ATTEMPTS + 1):
+            try:
+                await client.realtime.calls.hangup(call_id, timeout=HANGUP_TIMEOUT_S)
+                self.hung_up = True
+                return
+            except APITimeoutError:
+                if attempt < HANGUP_ATTEMPTS:
+                    log.info("hangup of %s timed out after %.1f s; trying once more", call_id, HANGUP_TIMEOUT_S)
+                    continue
+                failure = HangupFailure(f"timed out {HANGUP_ATTEMPTS} times ({HANGUP_TIMEOUT_S:g} s each)", True)
+            except NotFoundError:
+                # gone: the provider ended it, or (on the retry) the try that timed out did reach it
+                log.info("hangup of %s: the call is gone already", call_id)
+                self.hung_up = attempt > 1
+                return
+            except Exception as exc:
+                failure = HangupFailure(f"failed: {type(exc).__name__}", False)
+            self.hangup_failure = failure
+            log.warning("hangup of %s %s", call_id, failure.reason)
+            return

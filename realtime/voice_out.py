@@ -42,6 +42,19 @@ words keep their length) and only while no more than ``silence_skip_ms`` is buff
 For any other sink (no fifo to look into) it falls back to that own accounting, a
 leaky bucket drained at ``sample_rate`` in real time, and since it cannot take
 samples back out of an opaque sink it drops the excess of the incoming chunk.
+
+Underruns: the voice running out mid-reply
+------------------------------------------
+When the provider's frames arrive late (this loop or the network stalled), the browser
+leg's track finds the buffer empty mid-word and plays silence: a gap the user hears.
+Inside an utterance (as long as frames are still queued, silence within ``hangover_ms``
+included), each frame sets a deadline: the audio buffered after it, plus one frame
+period for the phase of the player's reads. A frame arriving later than that means the
+player read an empty buffer at least once; the time past the deadline is counted as
+starved (`VoiceStats.starved_ms`, a lower bound; at most ``_MAX_GAP_S`` per gap, since a
+stream that stops mid-word and resumes much later is not one long underrun). Outside an
+utterance the buffer runs empty on purpose and nothing is counted. This is O(1) work per
+frame on what `push_frame` measures already.
 """
 
 from __future__ import annotations
@@ -77,6 +90,8 @@ class PcmSink(Protocol):
 
 
 _SILENCE_RMS = 0.001  # -60 dBFS
+_FRAME_S = 0.02  # the browser leg's track reads 20 ms at a time (streamlit-webrtc's ptime)
+_MAX_GAP_S = 1.0  # the most one gap between frames counts as starved
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,8 @@ class VoiceStats:
     level: float  # RMS of the last 200 ms received, 0..1 of full scale (0 if none lately)
     clears: int
     bad_frames: int  # frames that could not be converted (skipped, logged once)
+    underruns: int = 0  # times the voice ran out mid-utterance (see the module docstring)
+    starved_ms: float = 0.0  # how long it was out, in total (a lower bound)
 
 
 class _FifoGauge:
@@ -218,6 +235,9 @@ class VoiceOut:
         self._dropped = 0
         self._clears = 0
         self._bad = 0
+        self._next_by: float | None = None  # inside an utterance: the next frame is due by then
+        self._underruns = 0
+        self._starved_s = 0.0
         # told each frame of the voice as received (mono s16), before any of it is skipped or dropped
         self.on_voice: Callable[[np.ndarray], None] | None = None
 
@@ -244,9 +264,11 @@ class VoiceOut:
         if energy <= _SILENCE_RMS**2 * pcm.size:
             with self._lock:
                 self._since_voiced += pcm.size
-                skip = self._since_voiced > self._hangover or queued > self._skip_above
+                pause = self._since_voiced > self._hangover  # between utterances: let the buffer run out
+                skip = pause or queued > self._skip_above
                 if skip:
                     self._skipped += pcm.size
+                self._arrived(now, None if pause else queued)
             if skip:
                 if queued > cap:  # a standing backlog in a long pause: trim it all the same
                     dropped = self._gauge.trim(cap)
@@ -260,6 +282,19 @@ class VoiceOut:
         with self._lock:
             self._pushed += pcm.size
             self._dropped += dropped
+            self._arrived(now, queued + pcm.size - dropped)
+
+    def _arrived(self, now: float, buffered: int | None) -> None:
+        """Count an underrun if this frame came after the buffer ran dry; ``buffered``: samples
+        queued after it (None: between utterances, nothing to keep up). Under ``self._lock``."""
+        due = self._next_by
+        if buffered is None:  # what ran out, if anything did, was the utterance's tail of silence
+            self._next_by = None
+            return
+        if due is not None and now > due:
+            self._underruns += 1
+            self._starved_s += min(now - due, _MAX_GAP_S)
+        self._next_by = now + buffered / self.sample_rate + _FRAME_S
 
     def _cap_now(self, queued: int, now: float) -> int:
         """The cap for this push: the burst ceiling, or ``max_buffer_ms`` once a backlog stood."""
@@ -282,6 +317,7 @@ class VoiceOut:
             self._levels.clear()
             self._since_voiced = self._hangover
             self._above_since = None
+            self._next_by = None
 
     async def run(self, track: MediaStreamTrack, active: Callable[[], bool] | None = None) -> None:
         """Relay ``track`` until it ends (MediaStreamError). Cancel the task to stop early.
@@ -327,4 +363,6 @@ class VoiceOut:
                 level=level,
                 clears=self._clears,
                 bad_frames=self._bad,
+                underruns=self._underruns,
+                starved_ms=self._starved_s * 1000,
             )

@@ -22,6 +22,7 @@ from ui.format import (
     count,
     dbfs,
     engine_label,
+    escape_markdown,
     ms,
     outcome_label,
     replaced_label,
@@ -30,11 +31,12 @@ from ui.format import (
     trigger_label,
     usd,
 )
-from ui.status import shown_state
+from ui.status import shown_state, state_badge
 
 if TYPE_CHECKING:
     from realtime.bridge import BridgeSnapshot
     from realtime.metrics import TurnMetrics, UsageTotals
+    from realtime.rtc_stats import RtcStats
     from realtime.updates import CallReplaced
 
 NO_RECONNECTS = "No reconnects in this conversation."
@@ -141,12 +143,27 @@ def loss_text(lost: int, received: int) -> str:
     return f"{lost:,} ({lost / expected * 100:.1f} %)" if expected else f"{lost:,}"
 
 
+def gaps_text(rtc: RtcStats) -> str:
+    """What broke up in the audio so far: the voice running out mid-reply, mic audio arriving late."""
+    if not rtc.voice_underruns and not rtc.mic_late_ms:
+        return "No gaps in the audio so far."
+    times = f"{rtc.voice_underruns:,} time{'s' if rtc.voice_underruns != 1 else ''}"
+    return (
+        f"The assistant's voice ran out mid-reply {times} ({short_duration(rtc.voice_starved_ms / 1000)} in all); "
+        f"mic audio arrived late for {short_duration(rtc.mic_late_ms / 1000)} in all."
+    )
+
+
 def connection_line(snap: BridgeSnapshot, *, backend: str, model: str, live: bool) -> str:
-    """One markdown line: engine, connection state, who is speaking, model, call id."""
+    """One markdown line: engine, connection state, who is speaking, whether the audio is degraded
+    under load (and why), model, call id."""
     state = shown_state(snap, live=live)
     parts = [f"**Engine** {engine_label(backend)}", f"**Connection** {state_label(state)}"]
     if live and state == "connected":
         parts.append(f"**Now** {activity_label(snap.activity)}")
+    overloaded = state_badge(snap, live=live).detail
+    if overloaded:
+        parts.append(f"**Audio** choppy, the server is overloaded: {escape_markdown(overloaded)}")
     parts.append(f"**Model** `{model}`")
     if snap.call_id:
         parts.append(f"**Call** `{snap.call_id}`")
@@ -215,6 +232,7 @@ def render_rtc(snap: BridgeSnapshot) -> None:
         f"Audio codec to the model: **{codec_label(rtc.codec)}** (negotiated in the call's SDP; "
         "the phone line setting chooses it for the next call)."
     )
+    st.caption(gaps_text(rtc))
 
 
 def render_turns(snap: BridgeSnapshot, *, model: str, backend: str) -> None:

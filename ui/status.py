@@ -1,5 +1,5 @@
 """The one-line status: engine, connection state, who is speaking; and what the call bar says about a
-call that is reconnecting, paused or was just replaced.
+call that is reconnecting, paused or was just replaced, or whose audio breaks up under load.
 
 The decisions are pure functions of a snapshot (tested without Streamlit); the `render_*` functions draw them."""
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # whose conversation has ended without the bridge saying so shows them as "Call ended".
 ONGOING_STATES: frozenset[State] = frozenset({"connecting", "connected", "reconnecting", "paused"})
 RECENT_REPLACE_S = 60.0  # how long the call bar keeps saying "Reconnected in …"
+OVERLOADED = "Audio is choppy: the server is overloaded"
 
 _STATE_COLOURS: dict[State, str] = {
     "connected": "green",
@@ -49,6 +50,19 @@ _NOTICE_ICONS: dict[NoticeKind, str] = {
 
 
 @dataclass(frozen=True)
+class Badge:
+    """The call's state badge: `text` in `colour`, and `detail` (why) in small print under it."""
+
+    colour: str
+    text: str
+    detail: str = ""
+
+    @property
+    def markdown(self) -> str:
+        return f":{self.colour}-badge[{self.text}]"
+
+
+@dataclass(frozen=True)
 class Notice:
     """A line under the status badges: `text`, and `detail` (why) in small print."""
 
@@ -65,6 +79,15 @@ def shown_state(snapshot: BridgeSnapshot | None, *, live: bool) -> State:
     if not live and snapshot.state in ONGOING_STATES:
         return "closed"
     return snapshot.state
+
+
+def state_badge(snapshot: BridgeSnapshot | None, *, live: bool) -> Badge:
+    """The state badge: the shown state, except that a connected call whose audio is degraded under
+    load says so (`BridgeSnapshot.overloaded`, the reason, goes in small print)."""
+    state = shown_state(snapshot, live=live)
+    if snapshot is not None and live and state == "connected" and snapshot.overloaded:
+        return Badge("orange", OVERLOADED, snapshot.overloaded)
+    return Badge(_STATE_COLOURS.get(state, "gray"), state_label(state))
 
 
 def can_reconnect(snapshot: BridgeSnapshot | None, *, live: bool) -> bool:
@@ -103,10 +126,8 @@ def agent_badge(snapshot: BridgeSnapshot | None, *, live: bool) -> str | None:
 def render_status(backend: str, snapshot: BridgeSnapshot | None, *, live: bool) -> None:
     """`snapshot` is None before the first call."""
     state = shown_state(snapshot, live=live)
-    parts = [
-        f":blue-badge[Engine: {engine_label(backend)}]",
-        f":{_STATE_COLOURS.get(state, 'gray')}-badge[{state_label(state)}]",
-    ]
+    badge = state_badge(snapshot, live=live)
+    parts = [f":blue-badge[Engine: {engine_label(backend)}]", badge.markdown]
     if snapshot is not None and live and state == "connected":
         activity = snapshot.activity
         parts.append(f":{_ACTIVITY_COLOURS.get(activity, 'gray')}-badge[{activity_label(activity)}]")
@@ -115,6 +136,8 @@ def render_status(backend: str, snapshot: BridgeSnapshot | None, *, live: bool) 
         parts.append(agent)
     with st.container(key="status"):
         st.markdown(" ".join(parts))
+        if badge.detail:
+            st.caption(f":material/graphic_eq: {escape_markdown(badge.detail)}")
         notice = call_bar_notice(snapshot, time.time(), live=live)
         if notice is not None:
             line = f"{_NOTICE_ICONS[notice.kind]} {escape_markdown(notice.text)}"

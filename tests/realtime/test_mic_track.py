@@ -322,3 +322,30 @@ def test_jitter_below_the_target_is_left_alone():
             track.push(stereo_frame(1))
         track._take(960)
     assert track.stats().dropped_ms == 0
+
+
+def test_gaps_between_mic_frames_longer_than_the_slack_are_counted_as_late():
+    now = [10.0]
+    track = MicTrack(slack_ms=100, clock=lambda: now[0])
+
+    def push_after(seconds: float) -> None:
+        now[0] += seconds
+        track.push(stereo_frame(3000))
+
+    push_after(0)
+    for _ in range(100):  # a paced mic, with the jitter of a real network: nothing is late
+        push_after(0.02)
+    push_after(0.1)  # 100 ms: MicTrack's slack covers it
+    push_after(0.001)
+    assert (track.stats().late_gaps, track.stats().late_ms) == (0, 0)
+    push_after(0.3)  # the browser leg stalled 300 ms: the provider was sent silence meanwhile
+    stats = track.stats()
+    assert stats.late_gaps == 1 and stats.late_ms == pytest.approx(280)
+    track.muted = True  # muted frames still arrive: their gaps count the same
+    push_after(0.25)
+    push_after(30.0)  # a browser that stopped sending for a while: one second at most
+    stats = track.stats()
+    assert stats.late_gaps == 3 and stats.late_ms == pytest.approx(280 + 230 + 980)
+    track.stop()
+    push_after(0.5)  # stopped: nothing more is counted
+    assert track.stats().late_gaps == 3

@@ -334,3 +334,81 @@ async def test_a_frame_that_cannot_be_converted_is_skipped_and_the_relay_goes_on
     assert stats.bad_frames == 2 and stats.frames == 2
     assert voice.buffer_ms() == pytest.approx(40)
     assert caplog.text.count("could not convert") == 1
+
+
+class Player:
+    """The browser leg's track: every 20 ms it takes a frame from the source (a short read is a gap heard)."""
+
+    def __init__(self, source: PcmAudioSource, now: list[float]) -> None:
+        self.source, self.now = source, now
+        self.short_reads = 0
+
+    def tick(self) -> None:
+        self.now[0] += 0.02
+        with self.source._lock:
+            frame = self.source._fifo.read(960, partial=True)
+        if frame is None or frame.samples < 960:
+            self.short_reads += 1
+
+
+def test_underruns_are_counted_only_when_the_voice_runs_out_mid_utterance():
+    now = [100.0]
+    source = PcmAudioSource(sample_rate=48000)
+    voice = VoiceOut(source, hangover_ms=200, clock=lambda: now[0])
+    player = Player(source, now)
+    quiet = np.zeros(960, np.int16)
+
+    def frame_then_read(pcm=3000) -> None:
+        voice.push_frame(decoded_frame(pcm))
+        player.tick()
+
+    for _ in range(100):  # a reply arriving in real time: never runs out
+        frame_then_read()
+    assert (voice.stats().underruns, voice.stats().starved_ms, player.short_reads) == (0, 0, 0)
+
+    for _ in range(10):  # this loop stalls 200 ms mid-word: the player reads nothing
+        player.tick()
+    frame_then_read()
+    stats = voice.stats()
+    assert player.short_reads == 10 and stats.underruns == 1
+    assert 140 <= stats.starved_ms <= 200  # 200 ms heard as a gap; counted at least 140 of it (a lower bound)
+
+    for _ in range(60):  # the reply ends: its tail of silence, then the idle stream
+        frame_then_read(quiet)
+    for _ in range(25):  # the idle stream stalls too: nothing is playing, nothing is missed
+        player.tick()
+    for _ in range(20):
+        frame_then_read(quiet)
+    frame_then_read()  # the next reply starts after the pause
+    for _ in range(50):
+        frame_then_read()
+    assert voice.stats().underruns == 1  # unchanged
+    assert player.short_reads > 10  # (the player did run dry in the pause, on purpose)
+
+
+def test_a_voice_stream_that_stops_mid_word_counts_at_most_a_second_and_clear_forgets_it():
+    now = [100.0]
+    voice = VoiceOut(PcmAudioSource(sample_rate=48000), clock=lambda: now[0])
+    voice.push_frame(decoded_frame(3000))
+    now[0] += 30.0  # the stream stopped mid-word and came back much later
+    voice.push_frame(decoded_frame(3000))
+    assert (voice.stats().underruns, voice.stats().starved_ms) == (1, pytest.approx(1000))
+    voice.clear()  # Interrupt: what comes after is not late for what was cleared
+    now[0] += 0.5
+    voice.push_frame(decoded_frame(3000))
+    assert voice.stats().underruns == 1
+
+
+def test_a_burst_after_a_stall_counts_the_stall_once():
+    now = [100.0]
+    source = PcmAudioSource(sample_rate=48000)
+    voice = VoiceOut(source, clock=lambda: now[0])
+    player = Player(source, now)
+    voice.push_frame(decoded_frame(3000))
+    player.tick()
+    for _ in range(15):  # 300 ms with nothing from the provider
+        player.tick()
+    for _ in range(15):  # then the late frames all at once
+        voice.push_frame(decoded_frame(3000))
+    stats = voice.stats()
+    assert stats.underruns == 1 and stats.starved_ms == pytest.approx(300 - 20, abs=1)

@@ -13,7 +13,8 @@ from aiortc.mediastreams import MediaStreamError
 from streamlit_webrtc.pcm_source import PcmAudioSource
 from streamlit_webrtc.source import AudioSourceTrack
 
-from realtime.voice_source import JustInTimeAudioTrack, just_in_time
+from realtime.voice_gate import VoiceGate
+from realtime.voice_source import JustInTimeAudioTrack, just_in_time, voice_track
 
 LOUD = np.full(960, 9000, np.int16)
 
@@ -31,7 +32,7 @@ def test_streamlit_webrtc_still_reads_its_buffer_a_period_early_and_keeps_the_st
     track = AudioSourceTrack(
         callback=lambda pts, tb: av.AudioFrame(format="s16", layout="mono", samples=960), sample_rate=48000
     )
-    for name in ("_started_at", "_pts", "_samples_per_frame", "_sample_rate", "_time_base", "_call_callback"):
+    for name in ("_started_at", "_pts", "_samples_per_frame", "_sample_rate", "_ptime", "_time_base", "_call_callback"):
         assert hasattr(track, name), name
     track.stop()
 
@@ -77,3 +78,31 @@ async def test_the_track_stays_paced_continuous_and_stoppable():
 def test_only_a_pcm_audio_source_is_accepted():
     with pytest.raises(TypeError, match="PcmAudioSource"):
         just_in_time(object())  # type: ignore[arg-type]
+
+
+async def test_frames_read_late_because_the_loop_was_busy_are_counted():
+    source = just_in_time(PcmAudioSource(sample_rate=48000))
+    track = source.track
+    assert isinstance(track, JustInTimeAudioTrack)
+    try:
+        for _ in range(5):
+            await track.recv()
+        before = track.late_frames
+        time.sleep(0.3)  # this loop is busy for 300 ms: the frames due meanwhile go out late
+        for _ in range(20):
+            await track.recv()
+        late = track.late_frames - before
+        assert 10 <= late <= 20  # ~14 frames fell due during the stall and were read over 20 ms late
+        assert track.frames_read == 25
+        assert track.late_s == pytest.approx(track.late_frames * 0.02)
+    finally:
+        track.stop()
+
+
+def test_the_bridge_finds_the_track_behind_its_sink():
+    source = just_in_time(PcmAudioSource(sample_rate=48000))
+    assert voice_track(source) is source.track
+    assert voice_track(VoiceGate(source)) is source.track  # the app's sink: a gate in front of the source
+    assert voice_track(PcmAudioSource(sample_rate=48000)) is None  # not made just in time
+    assert voice_track(object()) is None
+    source.track.stop()

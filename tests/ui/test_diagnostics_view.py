@@ -108,6 +108,33 @@ def test_connection_line_while_reconnecting_and_after_the_page_ended_it():
     assert "**Connection** Call ended" in connection_line(reconnecting(), backend="openai", model="m", live=False)
 
 
+def test_gaps_text():
+    from realtime.rtc_stats import RtcStats
+    from ui.diagnostics_view import gaps_text
+
+    assert gaps_text(RtcStats()) == "No gaps in the audio so far."
+    assert gaps_text(RtcStats(voice_underruns=1, voice_starved_ms=180.0)) == (
+        "The assistant's voice ran out mid-reply 1 time (180 ms in all); mic audio arrived late for 0 ms in all."
+    )
+    assert gaps_text(RtcStats(voice_underruns=12, voice_starved_ms=2340.0, mic_late_ms=560.0)) == (
+        "The assistant's voice ran out mid-reply 12 times (2.3 s in all); mic audio arrived late for 560 ms in all."
+    )
+
+
+def test_connection_line_says_when_the_audio_is_choppy_under_load_and_why():
+    from tests.ui.snapshots import snapshot
+    from ui.diagnostics_view import connection_line
+
+    snap = snapshot("connected", overloaded="the server's media loop ran late 40% of the last 5 s")
+    assert connection_line(snap, backend="local", model="m", live=True) == (
+        "**Engine** Local (offline) · **Connection** Connected · **Now** Listening · "
+        "**Audio** choppy, the server is overloaded: the server's media loop ran late 40% of the last 5 s · "
+        "**Model** `m` · **Call** `rtc_1`"
+    )
+    assert "**Audio**" not in connection_line(snap, backend="local", model="m", live=False)
+    assert "**Audio**" not in connection_line(snapshot("connected"), backend="local", model="m", live=True)
+
+
 def test_replaced_rows_read_like_a_log():
     import datetime as dt
 

@@ -11,7 +11,17 @@ from realtime.bridge import BridgeSnapshot
 from realtime.call_state import PAUSE_NOTE
 from realtime.errors import BridgeError
 from tests.ui.snapshots import GAVE_UP, gave_up, reconnecting, replaced, snapshot
-from ui.status import RECONNECT_HINT, Notice, call_bar_notice, can_reconnect, error_text, shown_state
+from ui.status import (
+    OVERLOADED,
+    RECONNECT_HINT,
+    Badge,
+    Notice,
+    call_bar_notice,
+    can_reconnect,
+    error_text,
+    shown_state,
+    state_badge,
+)
 
 NOW = 1_750_000_000.0
 
@@ -60,6 +70,26 @@ def test_a_call_the_page_has_ended_shows_as_ended(state):
     assert shown_state(snapshot(state), live=True) == state
     assert shown_state(None, live=True) == "idle"
     assert shown_state(snapshot("failed"), live=False) == "failed"
+
+
+LATE_LOOP = "the server's media loop ran late 40% of the last 5 s"
+
+
+def test_the_badge_says_the_audio_is_choppy_while_a_connected_call_is_overloaded():
+    assert OVERLOADED == "Audio is choppy: the server is overloaded"
+    assert state_badge(snapshot("connected", overloaded=LATE_LOOP), live=True) == Badge("orange", OVERLOADED, LATE_LOOP)
+    assert state_badge(snapshot("connected"), live=True) == Badge("green", "Connected")
+
+
+@pytest.mark.parametrize("state", ["connecting", "reconnecting", "paused", "failed", "closed"])
+def test_only_a_connected_call_is_called_choppy(state):
+    badge = state_badge(snapshot(state, overloaded=LATE_LOOP), live=True)
+    assert badge.text != OVERLOADED and badge.detail == ""
+
+
+def test_a_call_the_page_has_ended_is_not_called_choppy():
+    assert state_badge(snapshot("connected", overloaded=LATE_LOOP), live=False) == Badge("gray", "Call ended")
+    assert state_badge(None, live=True) == Badge("gray", "Not connected")
 
 
 def test_can_reconnect_only_a_running_call_whose_attempts_ran_out():
@@ -132,6 +162,16 @@ def test_the_agent_speaking_now_is_a_badge_while_the_call_runs():
     assert agent_badge(snapshot("connected", agent="billing"), live=False) is None  # the call has ended
     assert agent_badge(snapshot("closed", agent="billing"), live=True) is None
     assert agent_badge(None, live=True) is None
+
+
+def test_status_line_when_the_audio_is_choppy_under_load():
+    at = _status(snapshot("connected", activity="assistant_speaking", overloaded="the *voice* ran_out"))
+    badges = at.markdown[0].value
+    assert f":orange-badge[{OVERLOADED}]" in badges and "Connected" not in badges
+    assert ":green-badge[Assistant speaking]" in badges  # who is speaking still shows
+    assert [c.value for c in at.caption] == [r":material/graphic_eq: the \*voice\* ran\_out"]  # the reason, small
+    at = _status(snapshot("connected", overloaded="the voice ran out"), live=False)
+    assert ":gray-badge[Call ended]" in at.markdown[0].value and not at.caption
 
 
 def test_status_line_names_the_agent():
