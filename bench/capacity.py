@@ -535,6 +535,7 @@ def start_probe_from_env() -> Probe | None:
     path = os.environ.pop(PROBE_FILE_ENV, "")
     if not path:
         return None
+    _log_calls()
     opts = json.loads(os.environ.pop(PROBE_OPTS_ENV, "{}"))
     return Probe(
         path,
@@ -640,7 +641,7 @@ def start_engine(workdir: Path) -> tuple[subprocess.Popen[str], str]:
 
     with open(workdir / "engine.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "localengine", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "localengine", "--host", "127.0.0.1", "--port", "0", "--log-level", "info"],
             stdout=subprocess.PIPE,
             stderr=log,
             env={**os.environ, "LOCALENGINE_API_KEYS": KEY},
@@ -923,7 +924,7 @@ async def _serve(engine_url: str) -> None:
     from realtime.bridge import Bridge
     from realtime.rtc_tuning import tune_peer_connection
     from realtime.settings import CameraSettings, Settings
-    from realtime.voice_source import just_in_time
+    from realtime.voice_source import just_in_time, send_voice_as_opus
 
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str] = asyncio.Queue()
@@ -996,7 +997,8 @@ async def _serve(engine_url: str) -> None:
             on_track_created=lambda kind, track: None,
             remote_description_set_event=asyncio.Event(),
         )
-        tune_peer_connection(pc)  # the app's tune_streamlit_webrtc(ctx)
+        tune_peer_connection(pc)  # the app's tune_streamlit_webrtc(ctx), which also does:
+        send_voice_as_opus(pc, voice.track)
         convs[cid] = (pc, (sink, camera_sink), voice, bridge)
         bridge.start()
         say({"op": "answer", "id": cid, "sdp": answer.sdp})
@@ -1027,15 +1029,19 @@ async def _serve(engine_url: str) -> None:
         await close(cid)
 
 
-def serve_main(engine_url: str, probe_file: str, sample_ms: float) -> None:
-    sys.path.insert(0, str(ROOT))
-    import importlib
-
-    # the product's own account of each call (why one ended, a reconnect) goes to server.log
+def _log_calls() -> None:
+    """The product's own account of each call (why one ended, a reconnect) on stderr: the server's log."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     logging.getLogger("realtime").addHandler(handler)
     logging.getLogger("realtime").setLevel(logging.INFO)
+
+
+def serve_main(engine_url: str, probe_file: str, sample_ms: float) -> None:
+    sys.path.insert(0, str(ROOT))
+    import importlib
+
+    _log_calls()
 
     for name in ("realtime.bridge", "realtime.frames", "realtime.mic_track", "realtime.voice_out"):
         importlib.import_module(name)  # before the probe starts, so that it wraps them at once

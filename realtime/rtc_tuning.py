@@ -30,10 +30,12 @@ consent freshness checks (RFC 7675: every 5 s, 6 misses) take about 30 s to give
 kill -9 of the local engine. A reconnect cannot start before that. The watch replaces the
 connection's consent task (``aioice.Connection._query_consent_task``, the same STUN binding
 requests) with one that checks every second, gives each check 3.5 s (two retransmissions) to be
-answered, and gives up after 3 unanswered checks in a row: about 7 s after the provider died. A
-provider that is only slow (measured: 4 conversations with camera on these 2 cores; with a 0.5 s
-window and 5 misses, 4 live calls out of 4 were dropped in 40 s) keeps its call; on a link losing 5 %
-of packets a check goes unanswered once in ~1000, three in a row practically never.
+answered, and gives up after 4 unanswered checks in a row: about 7.5 s after the provider died
+(kill -9 of the local engine: noticed after 7.5 s). A provider that is only slow keeps its call
+unless it answers nothing for about 6.5 s (measured: 4 aiortc conversations with camera on these 2
+cores lost 4 live calls in 40 s with aioice's 0.5 s window, none with this one; 4 Chromium tabs, which
+saturate both cores, still lose some). On a link losing 5 % of packets a check goes unanswered once
+in ~1000, four in a row practically never.
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ def tune_peer_connection(pc: RTCPeerConnection) -> int:
 
 
 def tune_streamlit_webrtc(ctx: Any) -> int:
-    """Tune the server side of a streamlit-webrtc leg (its ``webrtc_streamer(...)`` context).
+    """Tune the server side of a streamlit-webrtc leg (its ``webrtc_streamer(...)`` context): its audio
+    receive, and its voice sent as Opus packets (``realtime.voice_source.send_voice_as_opus``).
 
     streamlit-webrtc (0.79) keeps the peer on its worker (``ctx._get_worker().pc``), with no
     public accessor. Returns the number of audio receivers tuned (0 when no worker is
@@ -125,6 +128,9 @@ def tune_streamlit_webrtc(ctx: Any) -> int:
         pc = getattr(worker, "pc", None) if worker is not None else None
         if not isinstance(pc, RTCPeerConnection):
             return 0
+        from realtime.voice_source import send_voice_as_opus
+
+        send_voice_as_opus(pc, getattr(worker, "source_audio_track", None))  # the voice, as given to the worker
         return tune_peer_connection(pc)
     except Exception as exc:
         log.warning("could not tune the browser leg's audio receive: %s", exc)
@@ -132,7 +138,7 @@ def tune_streamlit_webrtc(ctx: Any) -> int:
 
 
 CONSENT_INTERVAL_S = 1.0
-CONSENT_MISSES = 3
+CONSENT_MISSES = 4
 # A check's request is sent again after 0.5 s and 1.5 s (aioice's RTO, doubling), and fails after 3.5 s.
 CONSENT_RETRANSMISSIONS = 2
 _CONSENT_ATTRS = ("_query_consent_task", "_nominated", "build_request", "remote_password", "close")

@@ -29,6 +29,7 @@ from openai.types.realtime import RealtimeSessionCreateRequestParam
 from realtime.call_state import CallCreated, Failure, Lifecycle, Signal
 from realtime.codecs import negotiated_codec, offer_only
 from realtime.errors import BridgeError
+from realtime.opus_track import EncodedVoice
 from realtime.rtc_tuning import tune_peer_connection, watch_consent
 from realtime.sdp import normalize_answer
 from realtime.settings import Connection, Settings
@@ -85,6 +86,7 @@ class UpstreamCall:
     ) -> None:
         self.number = number
         self.mic = mic
+        self._sent: MediaStreamTrack = mic  # what the sender reads: the mic, or its Opus packets
         self._on_signal = on_signal
         self._on_message = on_message
         self._on_voice = on_voice
@@ -132,7 +134,9 @@ class UpstreamCall:
         self.client = AsyncOpenAI(base_url=conn.base_url, api_key=conn.api_key, max_retries=0, timeout=15.0)
         pc = RTCPeerConnection()
         self.pc = pc
-        offer_only(pc.addTransceiver(self.mic, direction="sendrecv"), settings.audio_codec)
+        # Opus: the mic goes as packets we encode on the loop (realtime.opus_track), not via aiortc's pool
+        self._sent = EncodedVoice(self.mic) if settings.audio_codec == "opus" else self.mic
+        offer_only(pc.addTransceiver(self._sent, direction="sendrecv"), settings.audio_codec)
         tune_peer_connection(pc)  # the voice is handed on as it arrives (aiortc would hold it 80 ms)
         dc = pc.createDataChannel("oai-events")
         self.dc = dc
@@ -207,6 +211,7 @@ class UpstreamCall:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._hangup()
+        self._sent.stop()  # (the packets' track stops the mic too)
         self.mic.stop()
         if self.pc is not None:
             try:

@@ -18,19 +18,31 @@ given to. The app calls it on what the factory returns, before ``webrtc_streamer
 The track also counts the frames it read more than a frame late (`late_frames`): it runs on the
 browser leg's loop (the Streamlit server's), so that is how late the voice went to the browser,
 one of the signals of ``realtime.overload``. `voice_track(audio_out)` finds it behind a bridge's sink.
+
+Once the leg has settled on Opus, `send_voice_as_opus(pc, track)` makes the track hand its sender Opus
+packets it encodes itself, mono, on the loop (``realtime.opus_track``): aiortc would hop to a thread
+pool for every 20 ms frame and encode it as stereo.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 import av
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from streamlit_webrtc.pcm_source import PcmAudioSource
 from streamlit_webrtc.source import AudioSourceTrack
 
-__all__ = ["JustInTimeAudioTrack", "just_in_time", "voice_track"]
+from realtime.codecs import negotiated_codec
+from realtime.opus_track import OpusVoice
+
+if TYPE_CHECKING:
+    from realtime.opus_track import Packet
+
+__all__ = ["JustInTimeAudioTrack", "just_in_time", "send_voice_as_opus", "voice_track"]
 
 
 class JustInTimeAudioTrack(AudioSourceTrack):
@@ -39,8 +51,9 @@ class JustInTimeAudioTrack(AudioSourceTrack):
     # class defaults: `just_in_time` swaps the class of a track whose __init__ has run already
     frames_read = 0
     late_frames = 0  # frames read more than a frame's time after they were due
+    opus: OpusVoice | None = None  # set by `send_voice_as_opus`: packets instead of frames
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | Packet:  # type: ignore[override]  # aiortc's sender takes both
         if self.readyState != "live":
             raise MediaStreamError
         if self._started_at is None or self._pts is None:
@@ -58,7 +71,9 @@ class JustInTimeAudioTrack(AudioSourceTrack):
             if self.readyState != "live":
                 raise MediaStreamError
         self.frames_read += 1
-        return self._call_callback(self._pts, self._time_base)
+        frame = self._call_callback(self._pts, self._time_base)
+        opus = self.opus
+        return frame if opus is None else opus.packet(frame)
 
     @property
     def late_s(self) -> float:
@@ -84,3 +99,15 @@ def voice_track(audio_out: object) -> JustInTimeAudioTrack | None:
     source = getattr(audio_out, "source", audio_out)  # VoiceGate keeps the source it fronts there
     track = getattr(source, "track", None)
     return track if isinstance(track, JustInTimeAudioTrack) else None
+
+
+def send_voice_as_opus(pc: RTCPeerConnection, track: object) -> bool:
+    """Make ``track`` (the leg's voice, a `JustInTimeAudioTrack`) send Opus packets it encodes itself,
+    when ``pc``'s answer settled on Opus. Returns whether it does; safe to call again, and mid-call
+    (the packets keep the frames' timestamps)."""
+    answer = pc.localDescription
+    if not isinstance(track, JustInTimeAudioTrack) or answer is None or negotiated_codec(answer.sdp) != "opus":
+        return False
+    if track.opus is None:
+        track.opus = OpusVoice()
+    return True

@@ -152,6 +152,8 @@ def test_tune_streamlit_webrtc_reaches_the_worker_peer_and_never_raises():
     # streamlit-webrtc still keeps the peer where tune_streamlit_webrtc looks for it
     assert callable(WebRtcStreamerContext._get_worker)
     assert "self.pc = RTCPeerConnection(" in inspect.getsource(WebRtcWorker.__init__)
+    # and the voice track as the page gave it (send_voice_as_opus switches that one to packets)
+    assert "self.source_audio_track = source_audio_track" in inspect.getsource(WebRtcWorker.__init__)
 
     class NoWorker:
         def _get_worker(self):

@@ -9,12 +9,14 @@ import time
 import av
 import numpy as np
 import pytest
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from streamlit_webrtc.pcm_source import PcmAudioSource
 from streamlit_webrtc.source import AudioSourceTrack
 
+from realtime.codecs import offer_only
 from realtime.voice_gate import VoiceGate
-from realtime.voice_source import JustInTimeAudioTrack, just_in_time, voice_track
+from realtime.voice_source import JustInTimeAudioTrack, just_in_time, send_voice_as_opus, voice_track
 
 LOUD = np.full(960, 9000, np.int16)
 
@@ -66,7 +68,7 @@ async def test_the_track_stays_paced_continuous_and_stoppable():
     frames = [await track.recv() for _ in range(26)]
     assert 0.48 <= time.monotonic() - t0 < 0.9  # 25 x 20 ms after the first frame
     assert [f.pts for f in frames] == [i * 960 for i in range(26)]
-    assert all(f.samples == 960 and f.sample_rate == 48000 for f in frames)
+    assert all(isinstance(f, av.AudioFrame) and f.samples == 960 and f.sample_rate == 48000 for f in frames)
     pending = asyncio.ensure_future(track.recv())
     await asyncio.sleep(0)
     track.stop()
@@ -106,3 +108,27 @@ def test_the_bridge_finds_the_track_behind_its_sink():
     assert voice_track(PcmAudioSource(sample_rate=48000)) is None  # not made just in time
     assert voice_track(object()) is None
     source.track.stop()
+
+
+@pytest.mark.parametrize(("codec", "packets"), [("opus", True), ("pcmu", False)])
+async def test_once_the_leg_settled_on_opus_the_voice_goes_as_packets_without_a_timestamp_jump(codec, packets):
+    offerer, answerer = RTCPeerConnection(), RTCPeerConnection()
+    source = just_in_time(PcmAudioSource(sample_rate=48000))
+    track = source.track
+    try:
+        offer_only(offerer.addTransceiver("audio", direction="recvonly"), codec)
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        answerer.addTrack(track)
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        before = [await track.recv() for _ in range(3)]  # the call's first frames, as raw frames
+        assert send_voice_as_opus(answerer, track) is packets
+        assert send_voice_as_opus(answerer, object()) is False  # not the leg's voice track
+        after = [await track.recv() for _ in range(3)]
+    finally:
+        track.stop()
+        await offerer.close()
+        await answerer.close()
+    assert all(isinstance(f, av.AudioFrame) for f in before)
+    assert all(isinstance(p, av.Packet) is packets for p in after)
+    assert [x.pts for x in before + after] == [i * 960 for i in range(6)]  # the RTP clock runs on
