@@ -12,7 +12,9 @@ import asyncio
 import fractions
 import json
 import logging
+import random
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 
 import av
 import numpy as np
+from aioice import stun
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
@@ -30,6 +33,55 @@ from .pcm import SAMPLE_RATE
 __all__ = ["CallListener", "CallPeer", "ChannelSink", "OfferError", "VoiceTrack", "read_pcm", "upsample_24k_to_48k"]
 
 log = logging.getLogger("localengine.rtc")
+
+# RFC 7675's consent freshness: consent expires 30 s after the last answered check; checks every 5 s,
+# each retransmitted as STUN does (here twice: answered within 3.5 s). aioice's own check gives each
+# request 0.5 s with no retransmission and gives up after 6 misses in a row, so a client whose machine
+# is busy (measured: 4 Chromium tabs and the studio on 2 cores) lost its call where a provider keeps it.
+CONSENT_INTERVAL_S = 5.0
+CONSENT_EXPIRY_S = 30.0
+CONSENT_RETRANSMISSIONS = 2
+_kept: weakref.WeakSet[Any] = weakref.WeakSet()  # ICE connections whose checks follow RFC 7675
+
+
+def keep_consent(
+    pc: RTCPeerConnection, interval_s: float = CONSENT_INTERVAL_S, expiry_s: float = CONSENT_EXPIRY_S
+) -> int:
+    """Replace aioice's consent checks of ``pc``'s ICE connections (once connected) with RFC 7675's
+    rule. Returns how many it replaced."""
+    replaced = 0
+    for transceiver in pc.getTransceivers():
+        conn = getattr(getattr(transceiver.sender.transport, "transport", None), "_connection", None)
+        task = getattr(conn, "_query_consent_task", None)
+        if conn is None or task is None or task.done() or conn in _kept:
+            continue
+        task.cancel()
+        conn._query_consent_task = asyncio.ensure_future(_consent(conn, interval_s, expiry_s))
+        _kept.add(conn)
+        replaced += 1
+    return replaced
+
+
+async def _consent(conn: Any, interval_s: float, expiry_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    answered = loop.time()
+    while loop.time() - answered < expiry_s:
+        await asyncio.sleep(interval_s * (0.8 + 0.4 * random.random()))
+        for pair in list(conn._nominated.values()):
+            try:
+                await pair.protocol.request(
+                    conn.build_request(pair, nominate=False),
+                    pair.remote_addr,
+                    integrity_key=(conn.remote_password or "").encode("utf8"),
+                    retransmissions=CONSENT_RETRANSMISSIONS,
+                )
+                answered = loop.time()
+            except stun.TransactionError:
+                pass
+    log.info("no answer to consent checks for %.0f s: the client is gone", loop.time() - answered)
+    conn._query_consent_task = None  # close() must not cancel the task running it
+    await conn.close()
+
 
 EVENTS_LABEL = "oai-events"
 OUT_RATE = 48_000
@@ -290,6 +342,8 @@ class CallPeer:
 
     def _on_state(self) -> None:
         state = self.pc.connectionState
+        if state == "connected":
+            keep_consent(self.pc)
         if state in ("failed", "closed") and not self._closed:
             log.info("call %s: peer connection %s", self.call_id, state)
             self._on_ended(f"peer connection {state}")

@@ -179,3 +179,45 @@ async def test_barge_in_truncates_at_what_was_played(engine, client):
         await client.realtime.calls.hangup(call_id)
     finally:
         await peer.close()
+
+
+async def test_consent_follows_rfc_7675_late_answers_keep_the_call_silence_ends_it():
+    """A busy client answers consent checks late: the engine keeps its call (aioice's own check gave each
+    answer 0.5 s and dropped the call); a client gone silent loses it once consent expires."""
+    import time
+
+    from aiortc import RTCPeerConnection
+
+    from localengine.rtc import keep_consent
+
+    client, engine = RTCPeerConnection(), RTCPeerConnection()
+    client.addTransceiver("audio", direction="sendrecv")
+    engine.on("track", lambda track: None)
+    try:
+        await client.setLocalDescription(await client.createOffer())
+        await engine.setRemoteDescription(client.localDescription)
+        await engine.setLocalDescription(await engine.createAnswer())
+        await client.setRemoteDescription(engine.localDescription)
+        await wait_until(lambda: engine.connectionState == "connected", 10)
+        assert keep_consent(engine, interval_s=0.3, expiry_s=2.0) == 1
+        assert keep_consent(engine) == 0  # once
+        loop = asyncio.get_running_loop()
+        conns = [t.sender.transport.transport._connection for t in client.getTransceivers()]
+        for protocol in conns[0]._protocols:  # the client's loop is busy: it answers 1.2 s late
+            handle = protocol.datagram_received
+
+            def late(data: bytes | str, addr: tuple, handle=handle) -> None:
+                loop.call_later(1.2, handle, data, addr)
+
+            protocol.datagram_received = late  # type: ignore[method-assign]
+        await asyncio.sleep(5)
+        assert engine.connectionState == "connected"
+        for protocol in conns[0]._protocols:  # now the client is gone without a word
+            if protocol.transport is not None:
+                protocol.transport.close()
+        gone = time.monotonic()
+        await wait_until(lambda: engine.connectionState in ("failed", "closed"), 10)
+        assert time.monotonic() - gone < 2.0 + 3.5 + 1.0  # expiry, the last check's window, one interval
+    finally:
+        await client.close()
+        await engine.close()
