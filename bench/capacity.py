@@ -1663,6 +1663,7 @@ def run_chromium(
     if app.own_engine:
         extra["REALTIME_HISTORY_DB"] = str(workdir / f"history-{n}.db")
         extra["REALTIME_CAMERA"] = "on" if camera else "off"
+        extra["REALTIME_MAX_CONVERSATIONS"] = str(n)  # all N tabs are measured, past the default limit too
     else:
         engine, engine_url = start_engine(workdir)
         extra.update(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=engine_url)
