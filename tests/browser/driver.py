@@ -8,7 +8,10 @@ import time
 from playwright.sync_api import Frame, Page, expect
 
 from tests.browser.harness import SCREENSHOTS
+from ui.status import OVERLOADED
 
+# The call is up: "Connected", or, while the machine cannot keep up, the badge that says so instead.
+CALL_UP = re.compile(f"Connected|{re.escape(OVERLOADED)}")
 START = "Start conversation"
 STOP = "Stop (hang up)"
 LONG = 60_000  # ms: the first call also starts the local engine
@@ -37,7 +40,7 @@ def start_call(page: Page) -> float:
     """Press Start and wait until the call is connected. Returns the seconds that took."""
     began = time.monotonic()
     component_frame(page).get_by_role("button", name=START).click()
-    expect(status(page)).to_contain_text("Connected", timeout=LONG)
+    expect(status(page)).to_contain_text(CALL_UP, timeout=LONG)
     return time.monotonic() - began
 
 

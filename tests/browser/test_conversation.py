@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.driver import (
+    CALL_UP,
     LONG,
     component_frame,
     event_count,
@@ -92,7 +93,7 @@ def test_spoken_turn_is_transcribed_answered_and_heard(app, speaking_browser):
     # words are not checked) and an assistant reply, both final.
     expect(items(page, "user").first).to_be_visible(timeout=LONG)
     expect(items(page, "assistant").first).to_be_visible(timeout=LONG)
-    expect(status(page)).to_contain_text("Connected")
+    expect(status(page)).to_contain_text(CALL_UP)
 
     # The assistant's voice really plays in the page: a long reply, measured while it plays.
     reset_level(meter)
@@ -111,7 +112,7 @@ def test_spoken_turn_is_transcribed_answered_and_heard(app, speaking_browser):
     expect(page.get_by_text("The conversation is running")).to_be_visible(timeout=LONG)
     expect(page.get_by_text("session.created").first).to_be_visible()
     expect(page.get_by_text("response.done").first).to_be_visible()
-    expect(status(page)).to_contain_text("Connected")
+    expect(status(page)).to_contain_text(CALL_UP)
     before = event_count(page)
     expect(page.get_by_text(re.compile(r"[\d,]+ events in this conversation")).first).not_to_have_text(
         re.compile(rf"^{before:,} events"), timeout=LONG
@@ -123,14 +124,14 @@ def test_spoken_turn_is_transcribed_answered_and_heard(app, speaking_browser):
     expect(page.get_by_text("Latency per turn")).to_be_visible(timeout=LONG)
     expect(page.get_by_text("Estimated cost")).to_be_visible()
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
-    expect(status(page)).to_contain_text("Connected")
+    expect(status(page)).to_contain_text(CALL_UP)
     assert_reads_like_a_product(page)
     screenshot(page, "06-diagnostics-live")
 
     # Back on the Conversation page it is still the same call: its transcript, and it answers.
     page.get_by_role("link", name="Conversation").click()
     expect(component_frame(page).get_by_role("button", name="Stop (hang up)")).to_be_visible(timeout=LONG)
-    expect(status(page)).to_contain_text("Connected")
+    expect(status(page)).to_contain_text(CALL_UP)
     type_message(page, "still the same call")
     wait_assistant_text(page, "still the same call")
     page.context.close()
@@ -180,7 +181,7 @@ def test_typed_camera_instructions_interrupt_and_stop(app, silent_browser):
 
     # Stop hangs up: the call ends and typing is off.
     stop_call(page)
-    expect(status(page)).not_to_contain_text("Connected", timeout=LONG)
+    expect(status(page)).not_to_contain_text(CALL_UP, timeout=LONG)
     expect(page.get_by_test_id("stChatInputTextArea")).to_be_disabled()
     assert_reads_like_a_product(page)
     screenshot(page, "09-conversation-stopped")
@@ -206,7 +207,7 @@ def test_two_tabs_are_two_conversations(app, silent_browser):
     expect(tab_a.get_by_text("banana", exact=False)).to_have_count(0)
 
     stop_call(tab_b)
-    expect(status(tab_a)).to_contain_text("Connected")  # one tab's hang-up leaves the other talking
+    expect(status(tab_a)).to_contain_text(CALL_UP)  # one tab's hang-up leaves the other talking
     type_message(tab_a, "still here")
     wait_assistant_text(tab_a, "still here")
     stop_call(tab_a)

@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.driver import (
+    CALL_UP,
     LONG,
     START,
     component_frame,
@@ -47,7 +48,7 @@ def test_one_tab_past_the_limit_is_told_the_studio_is_busy_and_the_running_call_
 
         type_message(first, "echo upper still here")  # the running call is untouched
         wait_assistant_text(first, "STILL HERE")
-        expect(status(first)).to_contain_text("Connected")
+        expect(status(first)).to_contain_text(CALL_UP)
 
         stop_call(first)  # a place is free: the waiting tab offers Start again by itself
         expect(second.get_by_text(BUSY)).to_have_count(0, timeout=LONG)

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-from tests.browser.driver import open_app, start_call, status, stop_call, type_message, wait_assistant_text
+from tests.browser.driver import CALL_UP, open_app, start_call, status, stop_call, type_message, wait_assistant_text
 from tests.browser.harness import VIEWPORT
 from ui.format import activity_label
 
@@ -53,7 +53,7 @@ def test_an_idle_call_reruns_nothing_and_a_reply_is_pushed_to_the_page(app, sile
         start_call(page)
         type_message(page, "echo upper warm up")
         wait_assistant_text(page, "WARM UP")
-        expect(status(page)).to_contain_text("Connected")
+        expect(status(page)).to_contain_text(CALL_UP)
         assert {"status", "transcript", "presets"} <= set(pulses), pulses
 
         # the reply's voice plays to its end (its words arrive with it): then nothing changes
@@ -72,7 +72,7 @@ def test_an_idle_call_reruns_nothing_and_a_reply_is_pushed_to_the_page(app, sile
         wait_assistant_text(page, "PUSHED TO THE PAGE", timeout=15_000)
         shown_after = time.monotonic() - asked
         assert shown_after < 10, f"the reply took {shown_after:.1f} s to show"
-        expect(status(page)).to_contain_text("Connected")
+        expect(status(page)).to_contain_text(CALL_UP)
     finally:
         stop_call(page)
         page.context.close()

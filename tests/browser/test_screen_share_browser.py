@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.driver import LONG, items, open_app, screenshot, start_call, type_message, wait_assistant_text
+from tests.browser.driver import (
+    CALL_UP,
+    LONG,
+    items,
+    open_app,
+    screenshot,
+    start_call,
+    type_message,
+    wait_assistant_text,
+)
 from tests.browser.harness import CHROMIUM, VIEWPORT, chromium_args
 
 pytestmark = pytest.mark.browser
@@ -125,7 +134,7 @@ def test_moving_between_pages_while_sharing_keeps_the_call_and_the_share(app, br
         page.wait_for_timeout(1200)
         nav.get_by_text("Conversation").click()
         expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=LONG)
-        expect(page.locator(".st-key-status")).to_contain_text("Connected", timeout=LONG)
+        expect(page.locator(".st-key-status")).to_contain_text(CALL_UP, timeout=LONG)
         expect(share_button(page, "Stop sharing")).to_be_visible(timeout=LONG)
         page.wait_for_timeout(1200)
     type_message(page, "what do you see?")

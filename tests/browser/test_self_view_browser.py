@@ -21,6 +21,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import BLUE, launch
 from tests.browser.driver import (
+    CALL_UP,
     LONG,
     component_frame,
     open_app,
@@ -154,7 +155,7 @@ def test_the_camera_button_and_page_changes_keep_the_self_view_truthful(app, sil
     wait_live(page)
     nav.get_by_text("Conversation").click()
     expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=LONG)
-    expect(page.locator(".st-key-status")).to_contain_text("Connected", timeout=LONG)
+    expect(page.locator(".st-key-status")).to_contain_text(CALL_UP, timeout=LONG)
     wait_live(page)
 
     stop_call(page)

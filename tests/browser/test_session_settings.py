@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from realtime.settings import DEFAULT_MODEL
 from tests.browser.driver import (
+    CALL_UP,
     LONG,
     component_frame,
     install_level_meter,
@@ -56,6 +57,6 @@ def test_phone_line_default_model_and_a_live_speed_change(app, silent_browser):
     page.get_by_role("link", name="Diagnostics").click()
     main = page.get_by_test_id("stMain")
     expect(main.get_by_text("Audio codec to the model")).to_contain_text("PCMU", timeout=LONG)
-    expect(status(page)).to_contain_text("Connected")
+    expect(status(page)).to_contain_text(CALL_UP)
     screenshot(page, "12-diagnostics-phone-line")
     page.context.close()
