@@ -6,8 +6,10 @@ import re
 import time
 
 from playwright.sync_api import Frame, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.harness import SCREENSHOTS
+from ui.format import STREAMING_MARK
 from ui.status import OVERLOADED
 
 # The call is up: "Connected", or, while the machine cannot keep up, the badge that says so instead.
@@ -20,6 +22,26 @@ LONG = 60_000  # ms: the first call also starts the local engine
 def open_app(page: Page, url: str, path: str = "/") -> None:
     page.goto(url + path)
     expect(page.get_by_text("Realtime Studio").first).to_be_visible(timeout=LONG)
+
+
+def go_to(page: Page, name: str) -> None:
+    """Open the app page `name` from the sidebar, as a user does.
+
+    Streamlit loses a page change when a rerun from the page being left (a component's first value,
+    a live part's update) reaches the server right behind it: the rerun names the old page and wins
+    (about 1 load in 10 when the click comes before the call component has mounted). A user clicks
+    again; so does this, once."""
+    link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=name, exact=True)
+    href = link.get_attribute("href")
+    assert href, f"no page link {name!r} in the sidebar"
+    for attempt in range(2):
+        link.click()
+        try:
+            page.wait_for_url(re.compile(re.escape(href) + r"(\?.*)?$"), timeout=10_000 if attempt == 0 else LONG)
+            return
+        except PlaywrightTimeoutError:
+            if attempt:
+                raise
 
 
 def component_frame(page: Page) -> Frame:
@@ -66,6 +88,13 @@ def wait_assistant_text(page: Page, pattern: str, timeout: float = LONG):
     loc = items(page, "assistant").filter(has_text=re.compile(pattern, re.I)).last
     expect(loc).to_be_visible(timeout=timeout)
     return loc
+
+
+def wait_replies_finished(page: Page, timeout: float = LONG) -> None:
+    """Until no assistant bubble is still streaming (its text ends with the streaming mark): a test that
+    reads a reply's words must not read them half-way."""
+    streaming = items(page, "assistant").filter(has_text=re.compile(re.escape(STREAMING_MARK.strip()) + r"\s*$"))
+    expect(streaming).to_have_count(0, timeout=timeout)
 
 
 def screenshot(page: Page, name: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import launch
-from tests.browser.driver import LONG, open_app, start_call, stop_call, type_message, wait_assistant_text
+from tests.browser.driver import LONG, go_to, open_app, start_call, stop_call, type_message, wait_assistant_text
 from tests.browser.harness import VIEWPORT, clean_env, start_streamlit
 
 pytestmark = pytest.mark.browser
@@ -20,13 +20,13 @@ pytestmark = pytest.mark.browser
 
 def vision_summary(page: Page):
     """The Vision page's summary line (its first caption)."""
-    page.get_by_test_id("stSidebarNav").get_by_text("Vision").click()
+    go_to(page, "Vision")
     expect(page.get_by_role("heading", name="Vision")).to_be_visible(timeout=LONG)
     return page.get_by_test_id("stMainBlockContainer").get_by_test_id("stCaptionContainer").first
 
 
 def back_to_conversation(page: Page) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_text("Conversation").click()
+    go_to(page, "Conversation")
 
 
 @pytest.mark.parametrize("policy", ["manual", "turn"])

@@ -18,12 +18,14 @@ from realtime.history import HistoryStore
 from tests.browser.conftest import launch
 from tests.browser.driver import (
     LONG,
+    go_to,
     items,
     open_app,
     screenshot,
     start_call,
     type_message,
     wait_assistant_text,
+    wait_replies_finished,
 )
 from tests.browser.harness import VIEWPORT, clean_env, start_streamlit
 
@@ -69,6 +71,7 @@ def test_a_conversation_survives_a_restart_and_exports_every_turn(playwright_ins
         type_message(page, "delayed add 2 and 5")
         wait_assistant_text(page, r"\b7\b")
         expect(page.get_by_text("This conversation is being saved to History")).to_be_visible(timeout=LONG)
+        wait_replies_finished(page)
         assistant = [t for t in _bubble_texts(page, "assistant") if t]
         assert len(assistant) >= 2
         # Saved while the call is still up (not at exit): read the file from this process.
@@ -83,7 +86,7 @@ def test_a_conversation_survives_a_restart_and_exports_every_turn(playwright_ins
         context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
         page = context.new_page()
         open_app(page, server.url)
-        page.get_by_test_id("stSidebarNav").get_by_text("History").click()
+        go_to(page, "History")
         expect(page.get_by_role("heading", name="History")).to_be_visible(timeout=LONG)
         entry = page.locator("[class*='st-key-conv-']").first
         expect(entry).to_contain_text("hello", timeout=LONG)
@@ -123,13 +126,13 @@ def test_a_share_link_opened_in_a_new_tab_reproduces_the_setup(playwright_instan
         page = browser.new_context(viewport=VIEWPORT).new_page()
         open_app(page, server.url)
         sidebar = page.get_by_test_id("stSidebar")
-        sidebar.get_by_text("Presets").click()
+        sidebar.get_by_text("Presets", exact=True).click()
         sidebar.get_by_test_id("stSelectbox").filter(has_text="Preset").first.click()
         page.get_by_role("option", name=re.compile("Tool demo")).click()
         sidebar.get_by_role("button", name="Load").click()
         expect(sidebar.get_by_text("Loaded preset “Tool demo”")).to_be_visible(timeout=LONG)
         expect(_sidebar_voice(page)).to_have_value("verse")
-        sidebar.get_by_text("Share settings").click()
+        sidebar.get_by_text("Share settings", exact=True).click()
         link = sidebar.locator("[class*='st-key-'] code, [data-testid='stCode'] code").filter(has_text="voice=").first
         expect(link).to_contain_text("voice=verse", timeout=LONG)  # follows the settings in force
         url = link.inner_text().strip()

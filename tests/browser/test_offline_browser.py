@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, Request, WebSocket, expect
 
-from tests.browser.driver import LONG, open_app, start_call, stop_call
+from tests.browser.driver import LONG, go_to, open_app, start_call, stop_call
 from tests.browser.harness import VIEWPORT
 
 pytestmark = pytest.mark.browser
@@ -121,7 +121,7 @@ def test_the_page_loads_nothing_from_outside_the_server(app, silent_browser):
     assert icons > 0, "the conversation page should show Material icons (title, page list, sidebar)"
 
     for name in PAGES:
-        page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True).click()
+        go_to(page, name)
         heading = "Realtime Studio" if name == "Conversation" else name
         expect(page.get_by_role("heading", name=heading).first).to_be_visible(timeout=LONG)
         page.wait_for_timeout(1500)  # lazily loaded chunks, fonts and the favicon of this page

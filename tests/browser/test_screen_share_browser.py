@@ -18,6 +18,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.driver import (
     CALL_UP,
     LONG,
+    go_to,
     items,
     open_app,
     screenshot,
@@ -127,12 +128,11 @@ def test_moving_between_pages_while_sharing_keeps_the_call_and_the_share(app, br
     start_call(page)
     share_button(page, "Share screen").click()
     expect(share_button(page, "Stop sharing")).to_be_visible(timeout=LONG)
-    nav = page.get_by_test_id("stSidebarNav")
     for _hop in range(4):
-        nav.get_by_text("Vision").click()
+        go_to(page, "Vision")
         expect(page.get_by_role("heading", name="Vision")).to_be_visible(timeout=LONG)
         page.wait_for_timeout(1200)
-        nav.get_by_text("Conversation").click()
+        go_to(page, "Conversation")
         expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=LONG)
         expect(page.locator(".st-key-status")).to_contain_text(CALL_UP, timeout=LONG)
         expect(share_button(page, "Stop sharing")).to_be_visible(timeout=LONG)

@@ -24,6 +24,7 @@ from tests.browser.driver import (
     CALL_UP,
     LONG,
     component_frame,
+    go_to,
     open_app,
     screenshot,
     start_call,
@@ -148,12 +149,11 @@ def test_the_camera_button_and_page_changes_keep_the_self_view_truthful(app, sil
     wait_live(page)
 
     # The call bar is drawn on every page: the picture stays with the call.
-    nav = page.get_by_test_id("stSidebarNav")
-    nav.get_by_text("Vision").click()
+    go_to(page, "Vision")
     expect(page.get_by_role("heading", name="Vision")).to_be_visible(timeout=LONG)
     expect(page.get_by_text(re.compile(r"^Camera · ")).first).to_be_visible(timeout=LONG)  # the model got frames
     wait_live(page)
-    nav.get_by_text("Conversation").click()
+    go_to(page, "Conversation")
     expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible(timeout=LONG)
     expect(page.locator(".st-key-status")).to_contain_text(CALL_UP, timeout=LONG)
     wait_live(page)
