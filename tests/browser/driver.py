@@ -22,6 +22,31 @@ LONG = 60_000  # ms: the first call also starts the local engine
 def open_app(page: Page, url: str, path: str = "/") -> None:
     page.goto(url + path)
     expect(page.get_by_text("Realtime Studio").first).to_be_visible(timeout=LONG)
+    wait_loaded(page)
+
+
+# True once the app's script has been idle for `quiet_ms` in a row (polled; the attribute is Streamlit's own).
+_IDLE_FOR = """(quiet_ms) => {
+  const state = document.querySelector("[data-testid='stApp']")?.getAttribute("data-test-script-state");
+  const now = performance.now();
+  if (state !== "notRunning") { window.__idleSince = null; return false; }
+  window.__idleSince ??= now;
+  return now - window.__idleSince >= quiet_ms;
+}"""
+
+
+def wait_loaded(page: Page, quiet_ms: int = 500) -> None:
+    """Until the page has finished loading as a user sees it: the call component has drawn its buttons
+    and the app is idle.
+
+    streamlit-webrtc's component resets its value when it mounts, a full rerun about half a second
+    after the page shows. A click before that rerun can be undone by it (the rerun carries the page's
+    old widget values and page): a preset loaded reverts, a page change is lost."""
+    page.wait_for_function(_IDLE_FOR, arg=quiet_ms, polling=100, timeout=LONG)  # the first run drew the page
+    iframe = page.locator("iframe[title*='webrtc_streamer']")
+    if iframe.count():
+        expect(iframe.first.content_frame.locator("button").first).to_be_attached(timeout=LONG)
+    page.wait_for_function(_IDLE_FOR, arg=quiet_ms, polling=100, timeout=LONG)
 
 
 def go_to(page: Page, name: str) -> None:
