@@ -65,6 +65,8 @@ TRANSCRIPT_GAP_S = 0.4  # the live transcript, while words stream in
 _HEAVY_FIELDS = frozenset({"transcript", "turns", "usage", "cost_usd", "rtc", "sent_images"})
 BUSY_EVERY_S = 3.0  # a full server: how often a waiting tab looks for a free place
 MB = 1024 * 1024
+CHAT_KEY = "chat_box"
+_CHAT_NOTES = "chat_notes"  # session key: what the last submit could not send, said under the box
 # What the camera captures: 640x480 at up to 15 fps (issue 4), shown at that rate by the browser's own
 # self-view. Only a clone limited to ui.self_view.SEND_FPS goes to the server, which VP8-decodes it and
 # sends nothing back (issue 15: the echoed self-view cost a decode and an encode of every frame).
@@ -245,38 +247,64 @@ def conversation_page() -> None:
     # page without one remounts the whole main area, and the call bar's WebRTC iframe with it (the
     # browser's peer closes and the call ends; measured with Streamlit 1.67).
     with st.container(key="chat"):
-        prompt = st.chat_input(
+        st.chat_input(
             "Type a message, or add images, for the assistant…"
             if conv.active
             else "Start the conversation to type a message",
+            key=CHAT_KEY,
             disabled=not conv.active,
             accept_file="multiple",
             file_type=list(uploads.FILE_TYPES),
             max_upload_size=uploads.MAX_FILE_BYTES // MB,  # the browser refuses bigger files before uploading
+            on_submit=_on_chat_submit,
         )
+    for note in st.session_state.pop(_CHAT_NOTES, ()):
+        st.warning(note.text, icon=note.icon)
     _replay_button(conv)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ChatNote:
+    text: str
+    icon: str | None = None
+
+
+def _on_chat_submit() -> None:
+    """Send what was typed, from the submit callback rather than from the page's run.
+
+    The browser may carry a submitted message in a live part's rerun (the transcript's, when its
+    update and the message leave together): that run does not reach ``st.chat_input`` and the message
+    would be lost (measured: 1 message in about 60 under a busy machine). Callbacks run before every
+    run, a fragment's included. What cannot be sent is said under the box on the next full run."""
+    prompt = st.session_state.get(CHAT_KEY)
     if prompt is None:
         return
     text, files = prompt.text, list(prompt.files)
     if not text and not files:
         return
-    bridge = conv.bridge
+    conv = peek_conversation()
+    notes: list[_ChatNote] = []
+    bridge = conv.bridge if conv is not None else None
     if bridge is None:  # the call ended in the run that carried the message: say so, keep the text
-        st.warning(f"Not sent, the call has ended: {_described(text, files)}. Press Start and send it again.")
-        return
-    delivery = controls.chat_delivery(bridge.snapshot())
-    if delivery == "refuse":  # the box is drawn before the call can fail: say so, keep the text
-        st.warning(
-            f"Not sent, the call is not connected: {_described(text, files)}. "
-            "Press Stop, then Start, and send it again."
+        notes.append(
+            _ChatNote(f"Not sent, the call has ended: {_described(text, files)}. Press Start and send it again.")
         )
-        return
-    if files:
-        _send_with_files(bridge, text, files)
+    elif (delivery := controls.chat_delivery(bridge.snapshot())) == "refuse":
+        notes.append(
+            _ChatNote(
+                f"Not sent, the call is not connected: {_described(text, files)}. "
+                "Press Stop, then Start, and send it again."
+            )
+        )
     else:
-        bridge.send_text(text)  # queued until the data channel of this call (or the next) opens
-    if delivery == "queue":
-        st.toast(controls.QUEUED_NOTE, icon=":material/schedule_send:")
+        if files:
+            notes.extend(_send_with_files(bridge, text, files))
+        else:
+            bridge.send_text(text)  # queued until the data channel of this call (or the next) opens
+        if delivery == "queue":
+            st.toast(controls.QUEUED_NOTE, icon=":material/schedule_send:")
+    if notes:
+        st.session_state[_CHAT_NOTES] = [*st.session_state.get(_CHAT_NOTES, ()), *notes]
 
 
 def _replay_button(conv: Conversation) -> None:
@@ -299,20 +327,22 @@ def _described(text: str, files: list[UploadedFile]) -> str:
     return f"“{text}”" + (f" with {names}" if names else "")
 
 
-def _send_with_files(bridge: Bridge, text: str, files: list[UploadedFile]) -> None:
+def _send_with_files(bridge: Bridge, text: str, files: list[UploadedFile]) -> list[_ChatNote]:
     """Hand text and images to the bridge, which decodes, encodes and sends them off the page's thread.
 
     A file over the size limit (only possible if the browser did not enforce ``max_upload_size``) is
-    refused here from its size, before its bytes are copied."""
+    refused here from its size, before its bytes are copied; the notes say which."""
+    notes: list[_ChatNote] = []
     sendable: list[uploads.Upload] = []
     for f in files:
         too_big = uploads.file_too_large(f.name, f.size)
         if too_big:
-            st.warning(too_big, icon=":material/image_not_supported:")
+            notes.append(_ChatNote(too_big, ":material/image_not_supported:"))
         else:
             sendable.append(uploads.Upload(f.name, f.getvalue()))
     if sendable or text:
         bridge.send_message(text, sendable)
+    return notes
 
 
 def _transcript_panel(conv: Conversation) -> None:
