@@ -83,21 +83,35 @@ def render_recovery(conv: Conversation, snapshot: BridgeSnapshot | None) -> None
     )
 
 
+def _send_frame_now(conv: Conversation) -> None:
+    bridge = conv.bridge
+    if bridge is not None:
+        bridge.send_frame_now()
+        st.toast("Camera frame sent to the assistant.", icon=":material/photo_camera:")
+
+
+def _end_turn(conv: Conversation) -> None:
+    bridge = conv.bridge
+    if bridge is not None:
+        bridge.commit_and_respond()
+
+
 def render_call_controls(conv: Conversation) -> None:
     bridge = conv.bridge
     live = bridge is not None
     c1, c2, c3 = st.columns(3)
     with c1:
-        send_frame = st.button(
+        # Buttons act in on_click: a click can reach the server in a live part's rerun, which never
+        # reaches the button's line (see ui.studio._on_chat_submit).
+        st.button(
             "Send frame",
             icon=":material/photo_camera:",
             disabled=not live or not conv.settings.camera.enabled,
             width="stretch",
             help="Show the assistant the current camera frame right away.",
+            on_click=_send_frame_now,
+            args=(conv,),
         )
-        if send_frame and bridge is not None:
-            bridge.send_frame_now()
-            st.toast("Camera frame sent to the assistant.", icon=":material/photo_camera:")
     with c2:
         render_screen_share(conv)  # its frames go to a route beside the app: they rerun nothing
     with c3:
@@ -115,15 +129,15 @@ def render_call_controls(conv: Conversation) -> None:
         bridge.set_muted(bool(muted))
 
     if conv.settings.turn_detection.mode == "none":
-        end_turn = st.button(
+        st.button(
             "Send what I said",
             icon=":material/keyboard_voice:",
             type="primary",
             disabled=not live,
             width="stretch",
             help="Push to talk: speak first, then press to get an answer.",
+            on_click=_end_turn,
+            args=(conv,),
         )
-        if end_turn and bridge is not None:
-            bridge.commit_and_respond()
     if not live:
         st.caption("Press **Start conversation**; the buttons come alive once the call is connected.")
