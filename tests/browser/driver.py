@@ -36,8 +36,8 @@ _IDLE_FOR = """(quiet_ms) => {
 
 
 def wait_loaded(page: Page, quiet_ms: int = 500) -> None:
-    """Until the page has finished loading as a user sees it: the call component has drawn its buttons
-    and the app is idle.
+    """Until the page has finished loading as a user sees it: the call component has mounted and the
+    app is idle.
 
     streamlit-webrtc's component resets its value when it mounts, a full rerun about half a second
     after the page shows. A click before that rerun can be undone by it (the rerun carries the page's
@@ -45,7 +45,7 @@ def wait_loaded(page: Page, quiet_ms: int = 500) -> None:
     page.wait_for_function(_IDLE_FOR, arg=quiet_ms, polling=100, timeout=LONG)  # the first run drew the page
     iframe = page.locator("iframe[title*='webrtc_streamer']")
     if iframe.count():
-        expect(iframe.first.content_frame.locator("button").first).to_be_attached(timeout=LONG)
+        expect(iframe.first.content_frame.locator("#root > *").first).to_be_attached(timeout=LONG)  # it mounted
     page.wait_for_function(_IDLE_FOR, arg=quiet_ms, polling=100, timeout=LONG)
 
 

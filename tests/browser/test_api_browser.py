@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.driver import LONG, install_meter, items, open_app, played_level, screenshot
+from tests.browser.driver import LONG, go_to, install_meter, items, open_app, played_level, screenshot
 from tests.browser.harness import VIEWPORT, StreamlitApp, clean_env, start_streamlit
 
 pytestmark = pytest.mark.browser
@@ -61,7 +61,7 @@ def test_the_example_client_talks_through_the_studio(api_app, speaking_browser):
     # The studio, in another tab: the Events page shows that call live, with the tool run on the server.
     studio = context.new_page()
     open_app(studio, api_app.url)
-    studio.get_by_role("link", name="Events").click()
+    go_to(studio, "Events")
     picker = studio.get_by_role("combobox", name="Call")
     expect(picker).to_have_value(re.compile(r"^API client · " + re.escape(call_id[:14]) + ".* · live$"), timeout=LONG)
     expect(studio.get_by_text("The conversation is running")).to_be_visible()
@@ -75,7 +75,7 @@ def test_the_example_client_talks_through_the_studio(api_app, speaking_browser):
     expect(picker).to_have_value(re.compile(r" · ended$"), timeout=LONG)
     expect(studio.get_by_text("The log of this API call (it has ended).")).to_be_visible(timeout=LONG)
 
-    studio.get_by_role("link", name="History").click()
+    go_to(studio, "History")
     expect(studio.get_by_text("API client").first).to_be_visible(timeout=LONG)
     context.close()
 

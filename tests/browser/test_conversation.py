@@ -17,6 +17,7 @@ from tests.browser.driver import (
     LONG,
     component_frame,
     event_count,
+    go_to,
     install_level_meter,
     items,
     open_app,
@@ -66,7 +67,7 @@ def test_pages_explain_themselves_before_a_call(app, silent_browser):
     assert_reads_like_a_product(page)
     screenshot(page, "01-conversation-idle")
 
-    page.get_by_role("link", name="Events").click()
+    go_to(page, "Events")
     expect(page.get_by_text("No conversation in this tab yet")).to_be_visible(timeout=LONG)
     # the call bar (Start, status) is on every page
     component_frame(page).get_by_role("button", name="Start conversation").wait_for(timeout=LONG)
@@ -74,7 +75,7 @@ def test_pages_explain_themselves_before_a_call(app, silent_browser):
     assert_reads_like_a_product(page)
     screenshot(page, "02-events-idle")
 
-    page.get_by_role("link", name="Diagnostics").click()
+    go_to(page, "Diagnostics")
     expect(page.get_by_text("No conversation in this tab yet")).to_be_visible(timeout=LONG)
     expect(page.get_by_text("round-trip time")).to_be_visible()
     assert_reads_like_a_product(page)
@@ -108,7 +109,7 @@ def test_spoken_turn_is_transcribed_answered_and_heard(app, speaking_browser):
 
     # The call stays up on Events and Diagnostics (the call bar is on every page), and they are live:
     # the looped speech file keeps producing turns, whose events show up while the Events page is open.
-    page.get_by_role("link", name="Events").click()
+    go_to(page, "Events")
     expect(page.get_by_text("The conversation is running")).to_be_visible(timeout=LONG)
     expect(page.get_by_text("session.created").first).to_be_visible()
     expect(page.get_by_text("response.done").first).to_be_visible()
@@ -120,7 +121,7 @@ def test_spoken_turn_is_transcribed_answered_and_heard(app, speaking_browser):
     assert_reads_like_a_product(page)
     screenshot(page, "05-events-live")
 
-    page.get_by_role("link", name="Diagnostics").click()
+    go_to(page, "Diagnostics")
     expect(page.get_by_text("Latency per turn")).to_be_visible(timeout=LONG)
     expect(page.get_by_text("Estimated cost")).to_be_visible()
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
@@ -129,7 +130,7 @@ def test_spoken_turn_is_transcribed_answered_and_heard(app, speaking_browser):
     screenshot(page, "06-diagnostics-live")
 
     # Back on the Conversation page it is still the same call: its transcript, and it answers.
-    page.get_by_role("link", name="Conversation").click()
+    go_to(page, "Conversation")
     expect(component_frame(page).get_by_role("button", name="Stop (hang up)")).to_be_visible(timeout=LONG)
     expect(status(page)).to_contain_text(CALL_UP)
     type_message(page, "still the same call")
@@ -213,7 +214,7 @@ def test_two_tabs_are_two_conversations(app, silent_browser):
     stop_call(tab_a)
 
     # Each call was saved to History as its own conversation.
-    tab_a.get_by_role("link", name="History").click()
+    go_to(tab_a, "History")
     expect(tab_a.get_by_text("mango from tab one").first).to_be_visible(timeout=LONG)
     expect(tab_a.get_by_text("banana from tab two").first).to_be_visible()
     context.close()

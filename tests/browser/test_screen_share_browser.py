@@ -92,7 +92,7 @@ def test_a_shared_screen_replaces_the_camera_until_sharing_stops(app, browser):
     expect(items(page, "assistant").nth(answered)).to_contain_text("mostly blue", timeout=LONG)
 
     # The Vision page says where each image came from: camera, screen, camera again (newest first).
-    page.get_by_role("link", name="Vision").click()
+    go_to(page, "Vision")
     captions = page.get_by_text(re.compile(r"^(Screen|Camera) · "))
     expect(captions).to_have_count(3, timeout=LONG)
     assert [c.split(" · ")[0] for c in captions.all_inner_texts()] == ["Camera", "Screen", "Camera"]

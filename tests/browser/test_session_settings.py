@@ -12,6 +12,7 @@ from tests.browser.driver import (
     CALL_UP,
     LONG,
     component_frame,
+    go_to,
     install_level_meter,
     open_app,
     played_level,
@@ -49,12 +50,12 @@ def test_phone_line_default_model_and_a_live_speed_change(app, silent_browser):
     slider.press("ArrowRight")
     expect(page.get_by_text("Changes apply to the live call")).to_be_visible(timeout=LONG)
 
-    page.get_by_role("link", name="Events").click()
+    go_to(page, "Events")
     expect(page.get_by_text("session.update", exact=True).first).to_be_visible(timeout=LONG)
     expect(page.get_by_text("session.updated", exact=True).first).to_be_visible()
     screenshot(page, "11-events-speed-update")
 
-    page.get_by_role("link", name="Diagnostics").click()
+    go_to(page, "Diagnostics")
     main = page.get_by_test_id("stMain")
     expect(main.get_by_text("Audio codec to the model")).to_contain_text("PCMU", timeout=LONG)
     expect(status(page)).to_contain_text(CALL_UP)
