@@ -3,8 +3,9 @@
 The WebSocket edge and the WebRTC edge each give the driver somewhere to send server events (an
 ``EventSink``: the data channel, a WebSocket, and any sideband WebSockets of a call) and, for
 WebRTC, somewhere to play voice (a ``Player``). Everything here runs on the engine's loop; the
-blocking speech jobs (``Transcribe``/``Synthesize``) run in the engine's bounded thread pool and
-come back through ``Session.speech_result``.
+blocking speech jobs come back through ``Session.speech_result``: ``Synthesize`` runs in the
+engine's bounded thread pool, ``Transcribe`` in its recognizer (a child process: decoding holds the
+GIL, and the loop must keep serving every call's packets meanwhile).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 from . import speech
 from .conversation import ClearPlayback, Close, Effect, Play, Send, Session, Synthesize, Transcribe
+from .recognizer import Recognizer
 
 __all__ = ["DriverStats", "EventSink", "Player", "SessionDriver"]
 
@@ -60,6 +62,7 @@ class SessionDriver:
         session: Session,
         *,
         executor: Executor,
+        recognizer: Recognizer | None = None,
         player: Player | None = None,
         on_closed: Callable[[SessionDriver, str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -67,6 +70,8 @@ class SessionDriver:
     ) -> None:
         self.session = session
         self._executor = executor
+        self._recognizer = recognizer
+        self._heard_audio = False
         self._player = player
         self._on_closed = on_closed
         self._clock = clock
@@ -136,6 +141,10 @@ class SessionDriver:
     def audio_in(self, pcm24k: bytes) -> None:
         if self.closed:
             return
+        if not self._heard_audio:  # a turn to transcribe may follow: start the recognizer now
+            self._heard_audio = True
+            if self._recognizer is not None:
+                self._recognizer.warm()
         started = time.perf_counter()
         effects = self.session.audio_in(pcm24k, self._clock())
         spent = time.perf_counter() - started
@@ -175,7 +184,10 @@ class SessionDriver:
                 for sink in list(self._sinks):
                     sink.send(effect.event)
             elif isinstance(effect, Transcribe):
-                self._submit(effect.job_id, speech.transcribe, effect.pcm24k)
+                if self._recognizer is not None:
+                    self._track(effect.job_id, asyncio.wrap_future(self._recognizer.transcribe(effect.pcm24k)))
+                else:
+                    self._submit(effect.job_id, speech.transcribe, effect.pcm24k)
             elif isinstance(effect, Synthesize):
                 self._submit(effect.job_id, speech.synthesize, effect.text, effect.voice, effect.speed)
             elif isinstance(effect, Play):
@@ -190,8 +202,9 @@ class SessionDriver:
                 raise TypeError(f"unknown effect {effect!r}")
 
     def _submit(self, job_id: str, fn: Callable[..., Any], *args: Any) -> None:
-        loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self._executor, fn, *args)
+        self._track(job_id, asyncio.get_running_loop().run_in_executor(self._executor, fn, *args))
+
+    def _track(self, job_id: str, job: asyncio.Future[Any]) -> None:
         self._speech_jobs += 1
         self._jobs.add(job)
         job.add_done_callback(lambda fut: self._job_done(job_id, fut))

@@ -178,6 +178,7 @@ class RunningEngine:
         if self._thread.is_alive() or self._thread.ident is not None:
             self._thread.join(timeout)
         self.state.executor.shutdown(wait=True, cancel_futures=True)
+        self.state.recognizer.shutdown(wait=True, cancel_futures=True)
         self._sock.close()
         if self._thread.is_alive():
             raise RuntimeError("localengine thread did not stop in time")

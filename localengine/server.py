@@ -37,6 +37,7 @@ from starlette.websockets import WebSocket
 from .config import EngineConfig
 from .conversation import Send, Session
 from .driver import Player, SessionDriver
+from .recognizer import Recognizer
 from .rtc import CallPeer, OfferError
 from .schema import ClientEventError, validate_client_secret_request, validate_session
 
@@ -91,12 +92,13 @@ class _Call:
 
 @dataclass
 class EngineState:
-    """Everything the routes share: calls, open WebSockets, minted client secrets, the speech pool."""
+    """Everything the routes share: calls, open WebSockets, minted client secrets, the speech pool and recognizer."""
 
     config: EngineConfig
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(SPEECH_WORKERS, thread_name_prefix="localengine-speech")
     )
+    recognizer: Recognizer = field(default_factory=Recognizer)
     calls: dict[str, _Call] = field(default_factory=dict)
     sockets: set[WebSocket] = field(default_factory=set)
     drivers: set[SessionDriver] = field(default_factory=set)
@@ -147,7 +149,9 @@ class EngineState:
             if on_closed is not None:
                 on_closed(driver, reason)
 
-        driver = SessionDriver(session, executor=self.executor, player=player, on_closed=closed)
+        driver = SessionDriver(
+            session, executor=self.executor, recognizer=self.recognizer, player=player, on_closed=closed
+        )
         self.drivers.add(driver)
         return driver
 
@@ -575,6 +579,7 @@ def build_app(config: EngineConfig | None = None) -> Starlette:
         finally:
             await state.close_all()
             state.executor.shutdown(wait=True, cancel_futures=True)
+            state.recognizer.shutdown(wait=True, cancel_futures=True)
 
     app = Starlette(
         routes=[

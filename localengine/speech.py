@@ -1,6 +1,7 @@
 """Offline speech for the local engine: text to speech, speech to text, voice activity.
 
-Everything here is blocking and thread-safe; the engine's IO edge calls it from a thread pool.
+Everything here is blocking and thread-safe; the engine's IO edge calls ``synthesize`` from a thread
+pool and ``transcribe`` in a child process (localengine.recognizer: decoding holds the GIL).
 Audio in and out is pcm16 little-endian mono at 24 kHz (the Realtime wire format).
 
 - ``synthesize`` drives libespeak-ng from the ``espeakng-loader`` wheel through ctypes. espeak-ng
@@ -35,6 +36,7 @@ __all__ = [
     "SpeechEdge",
     "synthesize",
     "transcribe",
+    "warm_recognizer",
 ]
 
 SAMPLE_RATE = 24_000
@@ -308,6 +310,11 @@ def _loudest_frame_dbfs(samples: np.ndarray) -> float:
         return -120.0
     power = np.mean(usable.reshape(-1, _FRAME_SAMPLES_24K).astype(np.float32) ** 2, axis=1).max()
     return 10.0 * float(np.log10(max(float(power), 1e-12) / 32768.0**2))
+
+
+def warm_recognizer() -> None:
+    """Build the decoder now (it takes about a second), so the first ``transcribe`` does not."""
+    _DECODERS.release(_DECODERS.acquire())
 
 
 def transcribe(pcm24k: bytes) -> str:

@@ -1,0 +1,101 @@
+"""localengine.recognizer: speech recognition in a child process that is replaced when it dies
+and ends when the engine's process does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from localengine import speech
+from localengine.recognizer import Recognizer, RecognizerError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat")
+    return not (status.exists() and status.read_text().split(") ")[-1].startswith("Z"))
+
+
+def _wait(predicate, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_it_recognizes_what_the_engine_would_in_another_process():
+    pcm = speech.synthesize("what do you see", "alloy")
+    recognizer = Recognizer()
+    try:
+        recognizer.warm()
+        assert _wait(lambda: recognizer.pid is not None, 10)
+        child = recognizer.pid
+        assert child != os.getpid()
+        assert recognizer.transcribe(pcm).result(timeout=60) == "what do you see"
+        assert recognizer.transcribe(b"").result(timeout=30) == ""  # silence: nothing, and the child goes on
+        assert recognizer.pid == child
+    finally:
+        recognizer.shutdown(wait=True)
+    assert child is not None and _wait(lambda: not _alive(child), 5), "the child outlived shutdown"
+
+
+def test_a_killed_child_fails_its_job_and_the_next_job_gets_a_new_one():
+    pcm = speech.synthesize("what do you see", "alloy")
+    recognizer = Recognizer()
+    try:
+        assert recognizer.transcribe(pcm).result(timeout=60) == "what do you see"
+        first = recognizer.pid
+        assert first is not None
+        os.kill(first, signal.SIGSTOP)  # it cannot answer the next job...
+        running = recognizer.transcribe(pcm)
+        time.sleep(0.5)
+        os.kill(first, signal.SIGKILL)  # ...and dies in the middle of it
+        with pytest.raises(RecognizerError, match="ended"):
+            running.result(timeout=30)
+        assert recognizer.transcribe(pcm).result(timeout=60) == "what do you see"
+        assert recognizer.pid not in (first, None)
+    finally:
+        recognizer.shutdown(wait=True)
+
+
+def test_the_child_ends_when_the_engine_process_is_killed():
+    script = (
+        "import time\n"
+        "from localengine.recognizer import Recognizer\n"
+        "r = Recognizer()\n"
+        "r.transcribe(b'').result(timeout=60)\n"
+        "print(r.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    engine = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert engine.stdout is not None
+        child = int(engine.stdout.readline())
+        assert _alive(child)
+        engine.kill()  # no shutdown, no atexit: as kill -9 of the engine
+        engine.wait(timeout=10)
+        assert _wait(lambda: not _alive(child), 5), "the child outlived the engine"
+    finally:
+        engine.kill()
+
+
+def test_after_shutdown_it_refuses_work_and_cancels_what_waited():
+    recognizer = Recognizer()
+    waiting = [recognizer.transcribe(speech.synthesize("one two three", "alloy")) for _ in range(3)]
+    recognizer.shutdown(wait=True, cancel_futures=True)
+    assert all(f.done() for f in waiting)
+    with pytest.raises(RuntimeError, match="shut down"):
+        recognizer.transcribe(b"")
