@@ -24,18 +24,24 @@ Replacing it mid-stream loses at most the few packets the old buffer held, once.
 The app applies it to its streamlit-webrtc leg with `tune_streamlit_webrtc(ctx)` (the
 ``webrtc_streamer`` context, once ``ctx.state.playing``); the Bridge tunes its own peer.
 
-`watch_consent(pc)` is the other knob, for the Bridge's call to the provider only: a provider
-that dies without a word (a crash, a cable pulled) sends nothing that ends the call, and aioice's
-consent freshness checks (RFC 7675: every 5 s, 6 misses) take about 30 s to give up, measured with
-kill -9 of the local engine. A reconnect cannot start before that. The watch replaces the
-connection's consent task (``aioice.Connection._query_consent_task``, the same STUN binding
-requests) with one that checks every second, gives each check 3.5 s (two retransmissions) to be
-answered, and gives up after 4 unanswered checks in a row: about 7.5 s after the provider died
-(kill -9 of the local engine: noticed after 7.5 s). A provider that is only slow keeps its call
-unless it answers nothing for about 6.5 s (measured: 4 aiortc conversations with camera on these 2
-cores lost 4 live calls in 40 s with aioice's 0.5 s window, none with this one; 4 Chromium tabs, which
-saturate both cores, still lose some). On a link losing 5 % of packets a check goes unanswered once
-in ~1000, four in a row practically never.
+`watch_consent(pc)` is the other knob. On the Bridge's call to the provider: a provider that dies
+without a word (a crash, a cable pulled) sends nothing that ends the call, and aioice's consent
+freshness checks (RFC 7675: every 5 s, 6 misses) take about 30 s to give up, measured with kill -9
+of the local engine. A reconnect cannot start before that. The watch replaces the connection's
+consent task (``aioice.Connection._query_consent_task``, the same STUN binding requests) with one
+that checks every second, gives each check 3.5 s (two retransmissions) to be answered, and gives
+up after 4 unanswered checks in a row, if the peer has also sent nothing at all for 3 s: about
+7.5 s after the provider died (kill -9 of the local engine: noticed after 7.5 s).
+
+A provider that is only slow keeps its call. With 4 Chromium tabs saturating these 2 cores, our
+loops fell seconds behind their sockets: the answers sat behind seconds of the provider's media in
+our own socket queue (or were dropped with it when the queue filled), so 4 checks in a row went
+unanswered while the media kept coming, and the calls were dropped and reconnected (3-8 per 30 s).
+Media still arriving is proof enough that the peer is there. On a link losing 5 % of packets a
+check goes unanswered once in ~1000, four in a row practically never.
+
+`tune_streamlit_webrtc` gives the browser leg the same watch at RFC 7675's pace (every 5 s, 6
+misses): aioice's own gives each answer 0.5 s, and under the same load it closed tabs' legs.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from aioice import Connection, stun
@@ -131,6 +140,9 @@ def tune_streamlit_webrtc(ctx: Any) -> int:
         from realtime.voice_source import send_voice_as_opus
 
         send_voice_as_opus(pc, getattr(worker, "source_audio_track", None))  # the voice, as given to the worker
+        loop = getattr(worker, "_loop", None)
+        if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_closed():
+            loop.call_soon_threadsafe(_watch_browser_consent, pc)
         return tune_peer_connection(pc)
     except Exception as exc:
         log.warning("could not tune the browser leg's audio receive: %s", exc)
@@ -141,7 +153,24 @@ CONSENT_INTERVAL_S = 1.0
 CONSENT_MISSES = 4
 # A check's request is sent again after 0.5 s and 1.5 s (aioice's RTO, doubling), and fails after 3.5 s.
 CONSENT_RETRANSMISSIONS = 2
-_CONSENT_ATTRS = ("_query_consent_task", "_nominated", "build_request", "remote_password", "close")
+# Consent is kept while the peer is heard at all: a packet or a check of its own within this long.
+HEARD_WITHIN_S = 3.0
+# The browser leg: RFC 7675's pace (a tab that is gone also closes its page's WebSocket, which ends
+# the leg sooner), with the same late-answer window and "heard at all" rule.
+BROWSER_CONSENT_INTERVAL_S = 5.0
+BROWSER_CONSENT_MISSES = 6
+_CONSENT_ATTRS = (
+    "_query_consent_task",
+    "_nominated",
+    "build_request",
+    "remote_password",
+    "close",
+    "data_received",
+    "request_received",
+)
+
+
+_WATCHED: weakref.WeakSet[Connection] = weakref.WeakSet()
 
 
 def _ice_connections(pc: RTCPeerConnection) -> list[Connection]:
@@ -154,15 +183,39 @@ def _ice_connections(pc: RTCPeerConnection) -> list[Connection]:
     return found
 
 
+def _last_heard(conn: Connection) -> Callable[[], float]:
+    """Note when the peer was last heard on ``conn`` (a packet, or a STUN request of its own);
+    returns a reader of that ``time.monotonic()``. aioice's protocols call these two methods of
+    the connection for every datagram that is not an answer to us."""
+    heard = [time.monotonic()]
+    data_received, request_received = conn.data_received, conn.request_received
+
+    def on_data(data: bytes, component: int) -> None:
+        heard[0] = time.monotonic()
+        data_received(data, component)
+
+    def on_request(*args: Any) -> None:
+        heard[0] = time.monotonic()
+        request_received(*args)
+
+    conn.data_received = on_data  # type: ignore[method-assign]
+    conn.request_received = on_request  # type: ignore[method-assign,assignment]
+    return lambda: heard[0]
+
+
 async def _check_consent(conn: Connection, interval_s: float, misses_allowed: int) -> None:
     """aioice's ``query_consent`` loop with our interval and limit (see the module docstring).
 
     Checks go out every ``interval_s`` without waiting for the previous one, and each waits up to
-    ``ANSWER_WINDOW_S`` for its answer: a provider whose loop is busy for a second or two (a loaded
-    machine) answers late, and a late answer is an answer."""
+    3.5 s for its answer: a provider whose loop is busy for a second or two (a loaded machine)
+    answers late, and a late answer is an answer. Consent is lost only when ``misses_allowed``
+    checks in a row went unanswered *and* nothing at all came from the peer for ``HEARD_WITHIN_S``:
+    on a loaded machine the answers queue behind seconds of media in our own socket, while the
+    media itself shows the peer is there."""
     misses = 0
     gone = asyncio.Event()
     checks: set[asyncio.Task[None]] = set()
+    last_heard = _last_heard(conn)
 
     async def check(pair: Any) -> None:
         nonlocal misses
@@ -177,7 +230,7 @@ async def _check_consent(conn: Connection, interval_s: float, misses_allowed: in
             misses = 0
         except stun.TransactionError:
             misses += 1
-            if misses >= misses_allowed:
+            if misses >= misses_allowed and time.monotonic() - last_heard() > HEARD_WITHIN_S:
                 gone.set()
 
     try:
@@ -190,12 +243,19 @@ async def _check_consent(conn: Connection, interval_s: float, misses_allowed: in
                 task = asyncio.ensure_future(check(pair))
                 checks.add(task)
                 task.add_done_callback(checks.discard)
-        log.info("no answer to %d consent checks in a row: the provider's side is gone", misses)
+        log.info("no answer to %d consent checks in a row and nothing heard: the peer is gone", misses)
         conn._query_consent_task = None  # close() must not cancel the task running it
         await conn.close()
     finally:
         for task in list(checks):
             task.cancel()
+
+
+def _watch_browser_consent(pc: RTCPeerConnection) -> None:
+    try:
+        watch_consent(pc, BROWSER_CONSENT_INTERVAL_S, BROWSER_CONSENT_MISSES)
+    except RtcTuningError as exc:
+        log.warning("%s", exc)
 
 
 def watch_consent(pc: RTCPeerConnection, interval_s: float = CONSENT_INTERVAL_S, misses: int = CONSENT_MISSES) -> int:
@@ -209,8 +269,9 @@ def watch_consent(pc: RTCPeerConnection, interval_s: float = CONSENT_INTERVAL_S,
                 "updated for this aioice version"
             )
         task = conn._query_consent_task
-        if task is None or task.done():
-            continue  # not connected yet, or already given up
+        if task is None or task.done() or conn in _WATCHED:
+            continue  # not connected yet, already given up, or already ours
+        _WATCHED.add(conn)
         task.cancel()
         conn._query_consent_task = asyncio.ensure_future(_check_consent(conn, interval_s, misses))
         watched += 1

@@ -220,3 +220,77 @@ async def test_a_peer_that_answers_late_keeps_its_call():
     finally:
         await caller.close()
         await far.close()
+
+
+async def _connected_pair(far_sends_audio: bool) -> tuple[RTCPeerConnection, RTCPeerConnection]:
+    caller, far = RTCPeerConnection(), RTCPeerConnection()
+    caller.addTransceiver("audio", direction="sendrecv")
+    if far_sends_audio:
+        from aiortc.mediastreams import AudioStreamTrack  # 20 ms frames of silence, paced: media flows
+
+        far.on("track", lambda track: far.addTrack(AudioStreamTrack()))
+    else:
+        far.on("track", lambda track: None)
+    await caller.setLocalDescription(await caller.createOffer())
+    await far.setRemoteDescription(caller.localDescription)
+    await far.setLocalDescription(await far.createAnswer())
+    await caller.setRemoteDescription(far.localDescription)
+    await wait_until(lambda: caller.connectionState == "connected", 10, "the peers to connect")
+    return caller, far
+
+
+async def test_a_peer_whose_answers_are_lost_but_still_sends_keeps_its_call():
+    """On a loaded machine our socket holds seconds of the peer's media ahead of its consent answers,
+    or drops them: the peer is there (its media arrives), so the call stays up."""
+    caller, far = await _connected_pair(far_sends_audio=True)
+    try:
+        assert watch_consent(caller) == 1
+        lost = 0
+        for conn in _ice_connections(caller):  # every STUN answer to the caller is lost on the way
+            for protocol in conn._protocols:
+                handle = protocol.datagram_received
+
+                def drop_answers(data, addr, handle=handle):
+                    nonlocal lost
+                    if data[:1] == b"\x01" and len(data) >= 20:  # a STUN success/error response
+                        lost += 1
+                        return
+                    handle(data, addr)
+
+                protocol.datagram_received = drop_answers  # type: ignore[method-assign]
+        await asyncio.sleep(10)  # 4 unanswered checks took about 7.5 s before the "heard" rule
+        assert lost >= 4
+        assert caller.connectionState == "connected"
+    finally:
+        await caller.close()
+        await far.close()
+
+
+async def test_the_browser_leg_gets_the_tolerant_consent_checks_on_its_own_loop():
+    """aioice's own checks give each answer 0.5 s: a loaded server dropped tabs' calls after 30 s of that."""
+    caller, far = await _connected_pair(far_sends_audio=False)
+
+    class Worker:
+        pc = caller
+        source_audio_track = None
+        _loop = asyncio.get_running_loop()
+
+    class Context:
+        def _get_worker(self):
+            return Worker()
+
+    try:
+        (conn,) = _ice_connections(caller)
+        aioice_task = conn._query_consent_task
+        assert aioice_task is not None
+        tune_streamlit_webrtc(Context())
+        await asyncio.sleep(0.1)  # scheduled onto the leg's loop, as from the page's thread
+        assert aioice_task.cancelled()
+        assert conn._query_consent_task is not None and "_check_consent" in repr(conn._query_consent_task)
+        ours = conn._query_consent_task
+        tune_streamlit_webrtc(Context())  # the page tunes again: the watch is not replaced
+        await asyncio.sleep(0.1)
+        assert conn._query_consent_task is ours
+    finally:
+        await caller.close()
+        await far.close()
