@@ -244,11 +244,19 @@ async def _check_consent(conn: Connection, interval_s: float, misses_allowed: in
                 checks.add(task)
                 task.add_done_callback(checks.discard)
         log.info("no answer to %d consent checks in a row and nothing heard: the peer is gone", misses)
+        pending = _cancel(checks)  # before the sockets close: a check's retransmission would send on a closed one
+        await asyncio.gather(*pending, return_exceptions=True)
         conn._query_consent_task = None  # close() must not cancel the task running it
         await conn.close()
     finally:
-        for task in list(checks):
-            task.cancel()
+        _cancel(checks)
+
+
+def _cancel(checks: set[asyncio.Task[None]]) -> list[asyncio.Task[None]]:
+    pending = list(checks)
+    for task in pending:
+        task.cancel()
+    return pending
 
 
 def _watch_browser_consent(pc: RTCPeerConnection) -> None:
