@@ -17,7 +17,7 @@ track too and hides the preview. Only the call's captures are wrapped: their vid
 `MARK` (added by `camera_constraints`, removed before the browser sees it), which the component's
 device dialog and its probes do not. Errors (a denied camera) pass through untouched, so the
 component shows its own message. Without access to the iframe the call works as before the element
-existed, only without a self-view.
+existed, only without a self-view. The same hook installs `ui.leg_steady` in that iframe.
 
 The pure parts (the constraints, the server-side frame meter and its log line) have unit tests; the
 browser behaviour is tested in Chromium (tests/browser/test_self_view_browser.py).
@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 from streamlit.logger import get_logger
 from streamlit_webrtc import VideoSinkTrack, create_video_sink_track
+
+from ui.leg_steady import STEADY_JS
 
 if TYPE_CHECKING:
     import av
@@ -163,6 +165,7 @@ _CSS = """
 # through the iframe's window at call time, so a window wrapped by an earlier copy of this module
 # still reports to the current one.
 _JS = f"""
+{STEADY_JS}
 const SEND_FPS = {SEND_FPS};
 const MARK = {MARK!r};
 const HUB = "__realtimeStudioSelfView";
@@ -266,6 +269,7 @@ function install(frame) {{
   }} catch (e) {{
     return;  // not same-origin: the component captures by itself, without a self-view
   }}
+  if (win) steady(win);  // ui.leg_steady: a brief "disconnected" does not end the call
   if (!md || typeof md.getUserMedia !== "function") return;
   win[HUB] = hub;
   if (md.getUserMedia[WRAPPED]) return;
