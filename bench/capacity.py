@@ -1046,8 +1046,9 @@ def _log_calls() -> None:
     """The product's own account of each call (why one ended, a reconnect) on stderr: the server's log."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    logging.getLogger("realtime").addHandler(handler)
-    logging.getLogger("realtime").setLevel(logging.INFO)
+    for name in ("realtime", "ui", "aioice.ice", "streamlit_webrtc"):
+        logging.getLogger(name).addHandler(handler)
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def serve_main(engine_url: str, probe_file: str, sample_ms: float) -> None:
@@ -1412,7 +1413,8 @@ async def run_aiortc(n: int, camera: bool, seconds: float, seed: int, workdir: P
 INIT_JS = """
 (() => {
   if (window.__cap) return;
-  const cap = window.__cap = {pcs: [], runs: [], open: {}, ctx: null, ready: null, watched: 0, errors: [], keep: []};
+  const cap = window.__cap = {pcs: [], runs: [], open: {}, ctx: null, ready: null, watched: 0, errors: [], keep: [],
+                              events: []};
   const SRC = `class CapMeter extends AudioWorkletProcessor {
     constructor(o) { super(); this.kind = o.processorOptions.kind; this.on = false; this.start = 0; this.last = 0; }
     process(inputs) {
@@ -1464,6 +1466,14 @@ INIT_JS = """
       const pc = new Orig(...args);
       cap.pcs.push(pc);
       pc.addEventListener('track', (e) => { if (e.track.kind === 'audio') watch(e.track, 'voice'); });
+      const note = (what) => cap.events.push([Date.now() / 1000, what]);
+      pc.addEventListener('connectionstatechange', () => note('connection ' + pc.connectionState));
+      pc.addEventListener('iceconnectionstatechange', () => note('ice ' + pc.iceConnectionState));
+      const close = pc.close.bind(pc);
+      pc.close = () => {
+        note('closed by the page: ' + String(new Error().stack).split('\\n').slice(2, 5).join(' < '));
+        close();
+      };
       return pc;
     };
     Wrapped.prototype = Orig.prototype;
@@ -1497,7 +1507,7 @@ async () => {
     });
   }
   return {now: c.ctx ? c.ctx.currentTime : null, runs: c.runs.slice(), open: Object.values(c.open),
-          watched: c.watched, errors: c.errors.slice(),
+          watched: c.watched, errors: c.errors.slice(), events: c.events.slice(),
           connected: c.pcs.some((pc) => pc.connectionState === 'connected'), stats};
 }
 """
@@ -1548,7 +1558,7 @@ def _read_tab(tab: Tab) -> dict[str, Any]:
 def start_tab(browser: Browser, url: str, app: AppUnderTest, timeout_s: float = 60.0) -> Tab:
     from playwright.sync_api import expect
 
-    from tests.browser.driver import component_frame, status
+    from tests.browser.driver import CALL_UP, component_frame, status
     from tests.browser.harness import VIEWPORT
 
     context = browser.new_context(viewport=cast(Any, VIEWPORT))
@@ -1557,7 +1567,7 @@ def start_tab(browser: Browser, url: str, app: AppUnderTest, timeout_s: float = 
     page.goto(url)
     component_frame(page).get_by_role("button", name=app.start).click(timeout=timeout_s * 1000)
     if app.label == "studio":
-        expect(status(page)).to_contain_text("Connected", timeout=timeout_s * 1000)
+        expect(status(page)).to_contain_text(CALL_UP, timeout=timeout_s * 1000)  # up, if overloaded
     tab = Tab(page)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -1704,13 +1714,19 @@ def run_chromium(
                 engine_pid = engine.pid if engine is not None else None
                 if engine_pid is None:
                     engine_pid = next((p for p in descendants(proc.pid) if "localengine" in cmdline(p)), None)
+
+                def load_generator() -> list[int]:  # Playwright and Chromium: not the app, its engine or theirs
+                    server_tree = {proc.pid, *descendants(proc.pid)}
+                    return [p for p in descendants(os.getpid()) if p not in server_tree and p != engine_pid]
+
                 tabs = []
                 for i in range(n):
+                    if loadgen_nice:  # each tab's renderer is a new process
+                        renice(load_generator(), loadgen_nice)
                     ticker.status(f"connecting {i + 1}/{n}")
                     tabs.append(start_tab(browser, url, app))
                 time.sleep(1.5)
-                server_tree = {proc.pid, *descendants(proc.pid)}
-                loadgen = [p for p in descendants(os.getpid()) if p not in server_tree and p != engine_pid]
+                loadgen = load_generator()
                 for tab in tabs:
                     data = _read_tab(tab)
                     tab.a0, tab.stats0 = float(data.get("now") or 0.0), data.get("stats", [])
