@@ -69,7 +69,6 @@ class Recognizer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._child: subprocess.Popen[bytes] | None = None
-        self._started = threading.Event()
         self._shut = False
 
     @property
