@@ -41,7 +41,9 @@ Media still arriving is proof enough that the peer is there. On a link losing 5 
 check goes unanswered once in ~1000, four in a row practically never.
 
 `tune_streamlit_webrtc` gives the browser leg the same watch at RFC 7675's pace (every 5 s, 6
-misses): aioice's own gives each answer 0.5 s, and under the same load it closed tabs' legs.
+misses), with the same 3.5 s per answer and "heard at all" rule: aioice's own gives each answer
+0.5 s, so a server loop that runs that late for 30 s would close the leg itself. (The tabs' calls
+that ended under load were hung up by the page, not by this: see ui.leg_steady.)
 """
 
 from __future__ import annotations

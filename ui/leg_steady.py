@@ -4,9 +4,10 @@ streamlit-webrtc's component (0.79) stops the call as soon as its RTCPeerConnect
 ``connectionState`` becomes "disconnected". That state is the transient one (the spec's "failed" is
 the end): Chromium enters it when its connectivity checks to the server have gone unanswered for a
 few seconds, and leaves it by itself once answers come again. A server that stalls that long (a
-loaded machine, a long pause, a network hiccup on the way) therefore ended the user's call. Measured
-with 4 Chromium tabs on these 2 cores: in a 30 s run 1-3 tabs went "disconnected" and the component
-hung up 0.5 s later, while the server had kept their calls. tests/browser/test_leg_steady_browser.py
+loaded machine, a long pause, a network hiccup on the way) therefore ended the user's call. With 4
+Chromium tabs on these 2 cores, 1-3 tabs' calls ended in a 30 s run; in the run that recorded why,
+both tabs had gone "disconnected" and the component hung up 0.5 s later, while the server still had
+their calls. tests/browser/test_leg_steady_browser.py
 stops the server for 9 s mid-call (Chromium said "disconnected" 5.6 s into it): the call ended
 before, and now comes back and answers.
 
