@@ -49,22 +49,32 @@ def wait_loaded(page: Page, quiet_ms: int = 500) -> None:
     page.wait_for_function(_IDLE_FOR, arg=quiet_ms, polling=100, timeout=LONG)
 
 
+def _page_shown(page: Page, name: str):
+    """What only page `name` draws: its title, or the Conversation page's chat box."""
+    if name == "Conversation":
+        return page.get_by_test_id("stChatInputTextArea")
+    return page.get_by_role("heading", name=name, exact=True)
+
+
 def go_to(page: Page, name: str) -> None:
-    """Open the app page `name` from the sidebar, as a user does.
+    """Open the app page `name` from the sidebar, as a user does, and wait until it is drawn.
 
     Streamlit loses a page change when a rerun from the page being left (a component's first value,
     a live part's update) reaches the server right behind it: the rerun names the old page and wins
-    (about 1 load in 10 when the click comes before the call component has mounted). A user clicks
-    again; so does this, once."""
+    (about 1 load in 10 when the click comes before the call component has mounted). The address bar
+    may show the new page all the same, so this waits for what the page itself draws. A user whose
+    click was lost clicks again; so does this, once."""
     link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=name, exact=True)
     href = link.get_attribute("href")
     assert href, f"no page link {name!r} in the sidebar"
     for attempt in range(2):
         link.click()
         try:
-            page.wait_for_url(re.compile(re.escape(href) + r"(\?.*)?$"), timeout=10_000 if attempt == 0 else LONG)
+            timeout = 10_000 if attempt == 0 else LONG
+            page.wait_for_url(re.compile(re.escape(href) + r"(\?.*)?$"), timeout=timeout)
+            expect(_page_shown(page, name).first).to_be_visible(timeout=timeout)
             return
-        except PlaywrightTimeoutError:
+        except (PlaywrightTimeoutError, AssertionError):
             if attempt:
                 raise
 
