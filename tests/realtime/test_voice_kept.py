@@ -20,6 +20,10 @@ def rms(pcm: bytes) -> float:
     return float(np.sqrt(np.mean(a * a))) if a.size else 0.0
 
 
+def played_out(call: BridgedCall) -> bool:
+    return any(e.type == "output_audio_buffer.stopped" for e in call.bridge.events.snapshot())
+
+
 async def spoken_call(engine, tmp_path, keep_audio: bool) -> tuple[HistoryStore, str, str]:
     wav = speech_wav(tmp_path / "hello.wav", "hello there how are you", tail_silence_ms=0)
     settings = Settings(
@@ -30,8 +34,9 @@ async def spoken_call(engine, tmp_path, keep_audio: bool) -> tuple[HistoryStore,
         cid = store.recorder.attach(call.bridge, settings)
         call.browser.play_wav(wav)
         await call.browser.mic.wait_spoken()
-        await wait_until(lambda: call.texts("assistant"), 30, "the assistant's reply")
-        await wait_until(lambda: call.bridge.snapshot().activity == "listening", 20, "the reply to finish playing")
+        # The reply's text arrives before its voice starts, so "listening" alone can be the moment
+        # between them: wait for the provider to say the voice has played out.
+        await wait_until(lambda: played_out(call), 30, "the reply to finish playing")
         await asyncio.sleep(0.5)
         user = [i for i in call.bridge.snapshot().transcript if i.role == "user" and i.kind == "audio"]
     assert store.recorder.flush(10)
