@@ -121,8 +121,33 @@ def type_message(page: Page, text: str) -> None:
 def wait_assistant_text(page: Page, pattern: str, timeout: float = LONG):
     """The last assistant bubble whose text matches `pattern` (regex, case-insensitive)."""
     loc = items(page, "assistant").filter(has_text=re.compile(pattern, re.I)).last
-    expect(loc).to_be_visible(timeout=timeout)
+    try:
+        expect(loc).to_be_visible(timeout=timeout)
+    except AssertionError:
+        report_page(page, f"no reply matching {pattern!r}")
+        raise
     return loc
+
+
+# What the page was doing when a wait failed: Streamlit's script state and how many elements it
+# shows as stale (left from a run that has not finished), to tell a page that stopped updating
+# from a reply that never came.
+_PAGE_STATE = """() => ({
+  script: document.querySelector("[data-testid='stApp']")?.getAttribute("data-test-script-state"),
+  stale: document.querySelectorAll("[data-stale='true']").length,
+  assistant: [...document.querySelectorAll("[class*='st-key-item-assistant-']")].slice(-2).map(e => e.innerText),
+})"""
+
+
+def report_page(page: Page, what: str) -> None:
+    """Print the page's state and keep a screenshot of it (a failed test's evidence, in CI's log)."""
+    name = f"failed-{time.strftime('%H%M%S')}"
+    try:
+        state = page.evaluate(_PAGE_STATE)
+        screenshot(page, name)
+    except Exception as exc:  # the page may be gone: the failure itself is what matters
+        state = f"unreadable ({type(exc).__name__})"
+    print(f"PAGE when {what}: {state}; screenshot {name}.png")
 
 
 def wait_replies_finished(page: Page, timeout: float = LONG) -> None:
