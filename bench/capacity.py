@@ -666,6 +666,12 @@ def proc_cpu_s(pid: int) -> float:
         return 0.0
 
 
+def engine_cpu(pid: int | None) -> dict[int, float]:
+    """CPU seconds of the engine and of each of its children (its recognizers, started as calls need
+    them): a child born in the window counts whole."""
+    return {p: proc_cpu_s(p) for p in ([pid, *descendants(pid)] if pid else [])}
+
+
 def _ppids() -> dict[int, int]:
     out = {}
     for entry in os.listdir("/proc"):
@@ -1298,6 +1304,33 @@ def bridge_note(all_bridges: Sequence[dict[str, Any]], since: float) -> str:
     )
 
 
+def turn_note(db: Path, since: float, until: float) -> str:
+    """The server's own account of the spoken turns in the window, from the studio's History: how many
+    were answered, and where a reply's wait went. With the local engine the reply's text comes as soon
+    as the turn is transcribed, so "to text" is the wait for the recognizer; "to voice" adds the
+    synthesis and the start of playback (the tab's own p50 adds the way back and Chromium's buffer)."""
+    import sqlite3
+
+    if not db.exists():
+        return "no History database"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        rows = conn.execute("SELECT details FROM turns WHERE created_at BETWEEN ? AND ?", (since, until)).fetchall()
+    turns = [json.loads(r[0]) for r in rows]
+    spoken = [t for t in turns if t.get("trigger") == "speech"]
+    if not spoken:
+        return "server: no spoken turn completed"
+    statuses: dict[str, int] = {}
+    for t in spoken:
+        statuses[t.get("status", "?")] = statuses.get(t.get("status", "?"), 0) + 1
+    to_text = [t["first_text_ms"] for t in spoken if t.get("first_text_ms") is not None]
+    to_voice = [t["first_audio_ms"] for t in spoken if t.get("first_audio_ms") is not None]
+    counted = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
+    return (
+        f"server: {len(spoken)} spoken turns ({counted}); speech end to reply text p50 {_fmt(_pct(to_text, 50), '.0f')}"
+        f" p90 {_fmt(_pct(to_text, 90), '.0f')} ms, to voice p50 {_fmt(_pct(to_voice, 50), '.0f')} ms"
+    )
+
+
 class Ticker:
     """Progress (tqdm, one bar per run) and the server's RSS, polled once a second."""
 
@@ -1355,7 +1388,7 @@ async def run_aiortc(n: int, camera: bool, seconds: float, seed: int, workdir: P
         await asyncio.sleep(1.5)
         rng = random.Random(seed * 1000 + n)
         s0 = read_probe(server.probe_file, time.time())
-        e0, l0, t0 = proc_cpu_s(engine.pid), process_cpu_s(), time.monotonic()
+        e0, l0, t0 = engine_cpu(engine.pid), process_cpu_s(), time.monotonic()
         end = t0 + seconds
         speakers = [asyncio.ensure_future(speak(c, speech, rng, end - ASK_MARGIN_S - 1)) for c in callers]
         ticker.status("talking")
@@ -1363,7 +1396,7 @@ async def run_aiortc(n: int, camera: bool, seconds: float, seed: int, workdir: P
             await asyncio.sleep(max(0.0, t0 + ticker.bar.n + 1 - time.monotonic()))
             ticker.step(server.probe_file)
         s1 = read_probe(server.probe_file, time.time())
-        e1, l1, t1 = proc_cpu_s(engine.pid), process_cpu_s(), time.monotonic()
+        e1, l1, t1 = engine_cpu(engine.pid), process_cpu_s(), time.monotonic()
         for task in speakers:
             task.cancel()
         await asyncio.gather(*speakers, return_exceptions=True)
@@ -1379,7 +1412,7 @@ async def run_aiortc(n: int, camera: bool, seconds: float, seed: int, workdir: P
             n=n,
             window_s=t1 - t0,
             cpu=cpu,
-            engine_cpu_s=e1 - e0,
+            engine_cpu_s=sum(t - e0.get(pid, 0.0) for pid, t in e1.items()),
             load_cpu_s=l1 - l0,
             rss_base_mb=base["rss_kb"] / 1024,
             rss_peak_mb=max(ticker.rss_peak_kb, s1["rss_kb"]) / 1024,
@@ -1731,10 +1764,10 @@ def run_chromium(
                     data = _read_tab(tab)
                     tab.a0, tab.stats0 = float(data.get("now") or 0.0), data.get("stats", [])
                 s0 = read_probe(probe_file, time.time())
-                engine_tree = [engine_pid, *descendants(engine_pid)] if engine_pid else []  # + its recognizer
                 if loadgen_nice:
                     renice(loadgen, loadgen_nice)
-                e0 = sum(proc_cpu_s(p) for p in engine_tree)
+                e0 = engine_cpu(engine_pid)
+                w0 = time.time()
                 g0 = sum(proc_cpu_s(p) for p in loadgen)
                 t0 = time.monotonic()
                 ticker.status("talking")
@@ -1742,7 +1775,8 @@ def run_chromium(
                     time.sleep(max(0.0, t0 + ticker.bar.n + 1 - time.monotonic()))
                     ticker.step(probe_file)
                 s1 = read_probe(probe_file, time.time())
-                e1 = sum(proc_cpu_s(p) for p in engine_tree)
+                e1 = engine_cpu(engine_pid)
+                w1 = time.time()
                 g1 = sum(proc_cpu_s(p) for p in loadgen)
                 t1 = time.monotonic()
                 replies = Replies()
@@ -1764,6 +1798,8 @@ def run_chromium(
         cpu = split_cpu(s0, s1)
         source = [b for at, b in s1["replies"] if s0["wall"] <= at <= s1["wall"]]
         notes.insert(0, bridge_note(s1.get("bridges", []), base["wall"]))
+        if app.own_engine:
+            notes.insert(1, turn_note(workdir / f"history-{n}.db", w0, w1 + 5.0))
         if engine_pid is None:
             notes.append("engine process not found")
         return RunFigures(
@@ -1773,7 +1809,7 @@ def run_chromium(
             n=n,
             window_s=t1 - t0,
             cpu=cpu,
-            engine_cpu_s=e1 - e0,
+            engine_cpu_s=sum(t - e0.get(pid, 0.0) for pid, t in e1.items()),
             load_cpu_s=g1 - g0,
             rss_base_mb=base["rss_kb"] / 1024,
             rss_peak_mb=max(ticker.rss_peak_kb, s1["rss_kb"]) / 1024,
