@@ -99,3 +99,24 @@ def test_after_shutdown_it_refuses_work_and_cancels_what_waited():
     assert all(f.done() for f in waiting)
     with pytest.raises(RuntimeError, match="shut down"):
         recognizer.transcribe(b"")
+
+
+def test_one_turn_at_a_time_needs_one_child_and_turns_at_once_get_a_second():
+    pcm = speech.synthesize("what do you see", "alloy")
+    recognizer = Recognizer(workers=2)
+    try:
+        for _ in range(3):  # each job waits for the one before: the first child does them all
+            assert recognizer.transcribe(pcm).result(timeout=60) == "what do you see"
+        assert len(recognizer.pids) == 1
+        together = [recognizer.transcribe(pcm) for _ in range(4)]  # several calls' turns at once
+        assert [f.result(timeout=120) for f in together] == ["what do you see"] * 4
+        children = recognizer.pids
+        assert len(children) == 2 and os.getpid() not in children
+    finally:
+        recognizer.shutdown(wait=True)
+    assert _wait(lambda: not any(_alive(pid) for pid in children), 5), "a child outlived shutdown"
+
+
+def test_workers_are_at_least_one():
+    with pytest.raises(ValueError, match="at least 1"):
+        Recognizer(workers=0)
