@@ -1326,8 +1326,9 @@ def turn_note(db: Path, since: float, until: float) -> str:
     to_voice = [t["first_audio_ms"] for t in spoken if t.get("first_audio_ms") is not None]
     counted = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
     return (
-        f"server: {len(spoken)} spoken turns ({counted}); speech end to reply text p50 {_fmt(_pct(to_text, 0.5), '.0f')}"
-        f" p90 {_fmt(_pct(to_text, 0.9), '.0f')} ms, to voice p50 {_fmt(_pct(to_voice, 0.5), '.0f')} ms"
+        f"server: {len(spoken)} spoken turns ({counted}); speech end to reply text"
+        f" p50 {_fmt(_pct(to_text, 0.5), '.0f')} p90 {_fmt(_pct(to_text, 0.9), '.0f')} ms,"
+        f" to voice p50 {_fmt(_pct(to_voice, 0.5), '.0f')} ms"
     )
 
 
