@@ -155,7 +155,7 @@ class Recognizer:
     def warm(self) -> None:
         """Start the first child now, so the first turn does not wait for it."""
         with self._lock:
-            if not self._workers:
+            if not self._workers and not self._shut:  # after shutdown nobody would stop it
                 self._start_worker(warm=True)
 
     def transcribe(self, pcm24k: bytes) -> Future[str]:
