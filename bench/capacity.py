@@ -329,7 +329,11 @@ class Probe:
                         "reasons": [r.reason for r in snap.replaced],
                         "images": len(snap.sent_images),
                         "voice_dropped_ms": bridge.voice.stats().dropped_ms,
-                        "mic_dropped_ms": bridge.mic.stats().dropped_ms,
+                        "mic_dropped_ms": (mic := bridge.mic.stats()).dropped_ms,
+                        "mic_trimmed_ms": mic.trimmed_ms,
+                        "mic_late_ms": mic.late_ms,
+                        "mic_pushed_ms": mic.pushed_frames * 20.0,
+                        "mic_silence_ms": mic.silence_frames * 20.0,
                     }
                 )
             except Exception as exc:  # a report, never a failure
@@ -1294,10 +1298,13 @@ def bridge_note(all_bridges: Sequence[dict[str, Any]], since: float) -> str:
     legs_ended = sum(1 for b in bridges if b["state"] == "closed")
     voice_ms = sum(b.get("voice_dropped_ms", 0.0) for b in bridges)
     mic_ms = sum(b.get("mic_dropped_ms", 0.0) for b in bridges)
+    mic_parts = {k: sum(b.get(f"mic_{k}_ms", 0.0) for b in bridges) for k in ("trimmed", "late", "pushed", "silence")}
     images = sum(b.get("images", 0) for b in bridges)
     return (
         f"{len(bridges)} bridges {'/'.join(states)}, {sum(b.get('replaced', 0) for b in bridges)} reconnects, "
         f"{images} images sent, voice dropped {voice_ms:.0f} ms, mic dropped {mic_ms:.0f} ms"
+        f" (trimmed {mic_parts['trimmed']:.0f}, the rest overflow; of {mic_parts['pushed']:.0f} ms pushed;"
+        f" late {mic_parts['late']:.0f} ms, silence sent {mic_parts['silence']:.0f} ms)"
         + (f" ({'; '.join(reasons[:2])})" if reasons else "")
         + (f", {legs_ended} browser legs ended" if legs_ended else "")
         + (f", errors: {errors[:2]}" if errors else "")
