@@ -314,6 +314,10 @@ class Probe:
         return init
 
     def _summarize_bridges(self) -> None:
+        # what the app has imported, never more: importing streamlit-webrtc before Streamlit's runtime
+        # exists leaves its component unserved
+        bg = sys.modules.get("realtime.loop")
+        voice_source = sys.modules.get("realtime.voice_source")
         out = []
         for bridge in list(self._bridges):
             try:
@@ -334,6 +338,9 @@ class Probe:
                         "mic_late_ms": mic.late_ms,
                         "mic_pushed_ms": mic.pushed_frames * 20.0,
                         "mic_silence_ms": mic.silence_frames * 20.0,
+                        "voice_starved_ms": bridge.voice.stats().starved_ms,
+                        "leg_late_ms": 1000 * _leg_late_s(voice_source, bridge),
+                        "loop_late_ms": 1000 * (bg.behind_s() if bg else 0.0),  # the bridge loop's, shared by all
                     }
                 )
             except Exception as exc:  # a report, never a failure
@@ -471,8 +478,10 @@ class Probe:
 
     def write(self) -> None:
         tmp = self.path + ".tmp"
+        # dumps, not dump: one C call; json.dump encodes in Python and holds the GIL the server's loops need
+        text = json.dumps(self.snapshot())
         with open(tmp, "w") as f:
-            json.dump(self.snapshot(), f)
+            f.write(text)
         os.replace(tmp, self.path)
 
     def run(self) -> None:
@@ -1287,6 +1296,11 @@ def caller_replies(caller: Caller, window: tuple[float, float]) -> Replies:
     return out
 
 
+def _leg_late_s(voice_source: Any, bridge: Any) -> float:
+    track = voice_source.voice_track(bridge.voice.audio_out) if voice_source else None
+    return float(track.late_s) if track is not None else 0.0
+
+
 def bridge_note(all_bridges: Sequence[dict[str, Any]], since: float) -> str:
     """The server's own view of its conversations (the Bridges made after `since`) at the window's end."""
     bridges = [b for b in all_bridges if b.get("created", 0.0) >= since]
@@ -1305,6 +1319,9 @@ def bridge_note(all_bridges: Sequence[dict[str, Any]], since: float) -> str:
         f"{images} images sent, voice dropped {voice_ms:.0f} ms, mic dropped {mic_ms:.0f} ms"
         f" (trimmed {mic_parts['trimmed']:.0f}, the rest overflow; of {mic_parts['pushed']:.0f} ms pushed;"
         f" late {mic_parts['late']:.0f} ms, silence sent {mic_parts['silence']:.0f} ms)"
+        f"; late: leg's voice reads {sum(b.get('leg_late_ms', 0.0) for b in bridges):.0f} ms,"
+        f" bridge loop {max(b.get('loop_late_ms', 0.0) for b in bridges):.0f} ms,"
+        f" voice starved {sum(b.get('voice_starved_ms', 0.0) for b in bridges):.0f} ms"
         + (f" ({'; '.join(reasons[:2])})" if reasons else "")
         + (f", {legs_ended} browser legs ended" if legs_ended else "")
         + (f", errors: {errors[:2]}" if errors else "")
