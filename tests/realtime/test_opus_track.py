@@ -95,3 +95,45 @@ def test_frames_that_are_not_20_ms_at_48_khz_are_refused():
     frame.sample_rate = 24000
     with pytest.raises(ValueError, match="20 ms frames at 48 kHz"):
         OpusVoice().packet(frame)
+
+
+def silence(i: int, layout: str = "mono") -> av.AudioFrame:
+    frame = tone(i, layout=layout, amplitude=0)
+    assert not frame.to_ndarray().any()
+    return frame
+
+
+def decode_all(packets: list[bytes]) -> np.ndarray:
+    decoder = OpusDecoder()
+    out = [
+        frame.to_ndarray().reshape(-1, 2)[:, 0]
+        for i, data in enumerate(packets)
+        for frame in decoder.decode(JitterFrame(data=data, timestamp=i * 960))
+        if isinstance(frame, av.AudioFrame)
+    ]
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("layout", ["stereo", "mono"])
+def test_a_long_silence_is_copied_not_encoded_and_what_follows_it_decodes_the_same(layout):
+    """The listener hears no difference: the speech after 500 copied silence packets decodes to the very
+    samples it decodes to after the few the encoder made itself."""
+    voice = OpusVoice()
+    speech = [bytes(voice.packet(tone(i, hz=300 + 40 * (i % 7), layout=layout))) for i in range(25)]
+    made: list[bytes] = []
+    while len(made) < 2 or made[-1] != made[-2]:  # the encoder flushes its look-ahead, then repeats itself
+        assert len(made) < 20, "the encoder never settled on one silence packet"
+        made.append(bytes(voice.packet(silence(25 + len(made), layout))))
+    settled = voice.encoded
+    copied = [voice.packet(silence(25 + len(made) + i, layout)) for i in range(500)]
+    assert voice.encoded == settled  # no frame of the long silence went through libopus
+    assert {bytes(p) for p in copied} == {made[-1]} and len(made[-1]) <= 3
+    assert [p.pts for p in copied] == [(25 + len(made) + i) * 960 for i in range(500)]  # time runs on
+    after = [bytes(voice.packet(tone(1000 + i, hz=500, layout=layout))) for i in range(20)]
+    assert voice.encoded == settled + 20  # speech is encoded again at once
+
+    with_copies = decode_all(speech + made + [bytes(p) for p in copied] + after)
+    without = decode_all(speech + made + after)
+    tail = 20 * 960
+    assert np.array_equal(with_copies[-tail:], without[-tail:])
+    assert np.sqrt(np.mean(with_copies[-tail:].astype(np.float64) ** 2)) > 5000  # and it is the loud tone
