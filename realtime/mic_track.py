@@ -74,9 +74,9 @@ class MicTrack(MediaStreamTrack):
     bursts after gaps (its loop or the browser ran late). The gap is padded with
     silence after ``slack_ms``, so the burst that follows is behind the schedule; with
     200 ms of each, everything past ~0.5 s of it was dropped and the provider heard
-    words cut out (4 Chromium tabs on 2 cores: 9 % of the mic audio lost, not every
-    caller answered). A provider's receiver takes a burst of in-order packets as it takes
-    network jitter; a standing backlog is still trimmed.
+    words cut out (4 Chromium tabs on 2 cores: 9-25 % of the mic audio lost, and up
+    to a quarter of the replies never came). A provider's receiver takes a burst of
+    in-order packets as it takes network jitter; a standing backlog is still trimmed.
 
     ``push()`` also notes gaps between mic frames longer than ``slack_ms`` (the
     browser leg's loop or network stalled; the provider was sent silence meanwhile):
