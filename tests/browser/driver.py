@@ -68,14 +68,15 @@ def go_to(page: Page, name: str) -> None:
     href = link.get_attribute("href")
     assert href, f"no page link {name!r} in the sidebar"
     for attempt in range(2):
-        link.click()
         try:
             timeout = 10_000 if attempt == 0 else LONG
+            link.click(timeout=timeout)
             page.wait_for_url(re.compile(re.escape(href) + r"(\?.*)?$"), timeout=timeout)
             expect(_page_shown(page, name).first).to_be_visible(timeout=timeout)
             return
         except (PlaywrightTimeoutError, AssertionError):
             if attempt:
+                report_page(page, f"the page {name!r} did not show")
                 raise
 
 
@@ -136,6 +137,9 @@ _PAGE_STATE = """() => ({
   script: document.querySelector("[data-testid='stApp']")?.getAttribute("data-test-script-state"),
   stale: document.querySelectorAll("[data-stale='true']").length,
   assistant: [...document.querySelectorAll("[class*='st-key-item-assistant-']")].slice(-2).map(e => e.innerText),
+  url: location.pathname,
+  nav: [...document.querySelectorAll("[data-testid='stSidebarNav'] a")].map(a => a.innerText),
+  sidebar: document.querySelector("[data-testid='stSidebar']")?.getAttribute("aria-expanded"),
 })"""
 
 
