@@ -1616,13 +1616,14 @@ def _read_tab(tab: Tab) -> dict[str, Any]:
 def start_tab(browser: Browser, url: str, app: AppUnderTest, timeout_s: float = 60.0) -> Tab:
     from playwright.sync_api import expect
 
-    from tests.browser.driver import CALL_UP, component_frame, status
+    from tests.browser.driver import CALL_UP, component_frame, status, wait_loaded
     from tests.browser.harness import VIEWPORT
 
     context = browser.new_context(viewport=cast(Any, VIEWPORT))
     context.add_init_script(INIT_JS)
     page = context.new_page()
     page.goto(url)
+    wait_loaded(page)  # a Start pressed before the component's mount rerun can be undone by it
     component_frame(page).get_by_role("button", name=app.start).click(timeout=timeout_s * 1000)
     if app.label == "studio":
         expect(status(page)).to_contain_text(CALL_UP, timeout=timeout_s * 1000)  # up, if overloaded
