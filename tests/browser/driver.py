@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from playwright.sync_api import Frame, Page, expect
+from playwright.sync_api import ConsoleMessage, Frame, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.harness import SCREENSHOTS
@@ -19,7 +19,37 @@ STOP = "Stop (hang up)"
 LONG = 60_000  # ms: the first call also starts the local engine
 
 
+_NOTES: dict[int, list[str]] = {}  # id(page) -> what its console and navigations said, for report_page
+
+
+def _watch(page: Page) -> None:
+    if id(page) in _NOTES:
+        return
+    notes: list[str] = []
+    _NOTES[id(page)] = notes
+
+    def console(m: ConsoleMessage) -> None:
+        if m.type in ("error", "warning"):
+            notes.append(f"console {m.type}: {m.text[:200]}")
+
+    def navigated(f: Frame) -> None:
+        if f == page.main_frame:
+            notes.append(f"{time.strftime('%H:%M:%S')} navigated: {f.url}")
+
+    def error(e: Exception) -> None:
+        notes.append(f"pageerror: {str(e)[:300]}")
+
+    def closed(_p: Page) -> None:
+        _NOTES.pop(id(page), None)
+
+    page.on("console", console)
+    page.on("pageerror", error)
+    page.on("framenavigated", navigated)
+    page.on("close", closed)
+
+
 def open_app(page: Page, url: str, path: str = "/") -> None:
+    _watch(page)
     page.goto(url + path)
     expect(page.get_by_text("Realtime Studio").first).to_be_visible(timeout=LONG)
     wait_loaded(page)
@@ -140,6 +170,7 @@ _PAGE_STATE = """() => ({
   url: location.pathname,
   nav: [...document.querySelectorAll("[data-testid='stSidebarNav'] a")].map(a => a.innerText),
   sidebar: document.querySelector("[data-testid='stSidebar']")?.getAttribute("aria-expanded"),
+  body: document.body ? document.body.innerHTML.length + " chars: " + document.body.innerText.slice(0, 120) : null,
 })"""
 
 
@@ -151,7 +182,7 @@ def report_page(page: Page, what: str) -> None:
         screenshot(page, name)
     except Exception as exc:  # the page may be gone: the failure itself is what matters
         state = f"unreadable ({type(exc).__name__})"
-    print(f"PAGE when {what}: {state}; screenshot {name}.png")
+    print(f"PAGE when {what}: {state}; screenshot {name}.png; last notes: {_NOTES.get(id(page), [])[-8:]}")
 
 
 def wait_replies_finished(page: Page, timeout: float = LONG) -> None:
