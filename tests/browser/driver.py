@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from playwright.sync_api import ConsoleMessage, Frame, Page, expect
+from playwright.sync_api import ConsoleMessage, Frame, Page, WebSocket, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.harness import SCREENSHOTS
@@ -42,6 +42,12 @@ def _watch(page: Page) -> None:
     def closed(_p: Page) -> None:
         _NOTES.pop(id(page), None)
 
+    def socket(ws: WebSocket) -> None:
+        path = ws.url.split("//", 1)[-1].split("/", 1)[-1][:40]
+        notes.append(f"{time.strftime('%H:%M:%S')} socket opened: {path}")
+        ws.on("close", lambda _ws: notes.append(f"{time.strftime('%H:%M:%S')} socket closed: {path}"))
+
+    page.on("websocket", socket)
     page.on("console", console)
     page.on("pageerror", error)
     page.on("framenavigated", navigated)
@@ -182,7 +188,11 @@ def report_page(page: Page, what: str) -> None:
         screenshot(page, name)
     except Exception as exc:  # the page may be gone: the failure itself is what matters
         state = f"unreadable ({type(exc).__name__})"
-    print(f"PAGE when {what}: {state}; screenshot {name}.png; last notes: {_NOTES.get(id(page), [])[-8:]}")
+    notes = _NOTES.get(id(page), [])
+    said: dict[str, int] = {}
+    for note in notes:
+        said[note] = said.get(note, 0) + 1
+    print(f"PAGE when {what}: {state}; screenshot {name}.png; notes (times said): {said}")
 
 
 def wait_replies_finished(page: Page, timeout: float = LONG) -> None:
