@@ -12,8 +12,9 @@ default is 5 ms) for the whole process. The media loops (this one and the browse
 server's loop) make many short C calls that let go of the GIL: an Opus encode, an SRTP protect, a
 ``sendto``. Each must win the GIL back, and while another thread runs Python it waits until that thread is
 made to yield, up to the switch interval. Measured: a 0.08 ms Opus encode took 7.0 ms of wall time next to
-a thread running Python, 1.3 ms at 1 ms. With several calls per 20 ms frame per conversation, that wait
-is what made the loops run late under load.
+a thread running Python, 1.3 ms at 1 ms. There are several such calls per 20 ms frame per conversation.
+(With 4 Chromium tabs on 2 cores the browser leg still read its voice late about as often: there the
+machine's CPU runs short, not the GIL.)
 
 At process exit the functions given to `before_exit` run (the bridges hang up their calls), then
 `shutdown` cancels and awaits whatever is left and stops the loop, so that no task is destroyed
