@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter, deque
 
 from playwright.sync_api import ConsoleMessage, Frame, Page, WebSocket, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -19,13 +20,14 @@ STOP = "Stop (hang up)"
 LONG = 60_000  # ms: the first call also starts the local engine
 
 
-_NOTES: dict[int, list[str]] = {}  # id(page) -> what its console and navigations said, for report_page
+# id(page) -> what its console said, where it navigated, its websockets opening and closing: for report_page
+_NOTES: dict[int, deque[str]] = {}
 
 
 def _watch(page: Page) -> None:
     if id(page) in _NOTES:
         return
-    notes: list[str] = []
+    notes: deque[str] = deque(maxlen=500)
     _NOTES[id(page)] = notes
 
     def console(m: ConsoleMessage) -> None:
@@ -188,10 +190,7 @@ def report_page(page: Page, what: str) -> None:
         screenshot(page, name)
     except Exception as exc:  # the page may be gone: the failure itself is what matters
         state = f"unreadable ({type(exc).__name__})"
-    notes = _NOTES.get(id(page), [])
-    said: dict[str, int] = {}
-    for note in notes:
-        said[note] = said.get(note, 0) + 1
+    said = dict(Counter(_NOTES.get(id(page), ())))
     print(f"PAGE when {what}: {state}; screenshot {name}.png; notes (times said): {said}")
 
 
