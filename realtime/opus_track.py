@@ -81,15 +81,14 @@ class OpusVoice:
         else:
             pts = round(frame.pts * frame.time_base * RATE)
         self._next_pts = pts + SAMPLES
-        if frame.format.name == "s16" and frame.layout.name == "mono":
-            mono = frame
-        else:  # the browser's mic: interleaved stereo
-            mono = av.AudioFrame.from_ndarray(self._mono.convert(frame).reshape(1, -1), format="s16", layout="mono")
-            mono.sample_rate = RATE
-        silent = not mono.to_ndarray().any()
+        is_mono = frame.format.name == "s16" and frame.layout.name == "mono"
+        pcm = frame.to_ndarray() if is_mono else self._mono.convert(frame)  # the browser's mic: interleaved stereo
+        silent = not pcm.any()
         if silent and self._silence is not None:
             packet = av.Packet(self._silence)
         else:
+            mono = frame if is_mono else av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+            mono.sample_rate = RATE
             mono.pts, mono.time_base = pts, TIME_BASE
             packets = self._codec.encode(mono)
             if len(packets) != 1:  # libopus: one packet per 20 ms frame, at once (tests/realtime/test_opus_track.py)
