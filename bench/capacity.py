@@ -332,13 +332,13 @@ class Probe:
                         "replaced": len(snap.replaced),
                         "reasons": [r.reason for r in snap.replaced],
                         "images": len(snap.sent_images),
-                        "voice_dropped_ms": bridge.voice.stats().dropped_ms,
+                        "voice_dropped_ms": (voice := bridge.voice.stats()).dropped_ms,
                         "mic_dropped_ms": (mic := bridge.mic.stats()).dropped_ms,
                         "mic_trimmed_ms": mic.trimmed_ms,
                         "mic_late_ms": mic.late_ms,
                         "mic_pushed_ms": mic.pushed_frames * 20.0,
                         "mic_silence_ms": mic.silence_frames * 20.0,
-                        "voice_starved_ms": bridge.voice.stats().starved_ms,
+                        "voice_starved_ms": voice.starved_ms,
                         "leg_late_ms": 1000 * _leg_late_s(voice_source, bridge),
                         "loop_late_ms": 1000 * (bg.behind_s() if bg else 0.0),  # the bridge loop's, shared by all
                     }
