@@ -1,6 +1,6 @@
 """What the Streamlit server process sets up once, before the first call: nothing per session here.
 
-Three things, each measured on the pinned versions (Streamlit 1.67, streamlit-webrtc 0.79):
+Four things, each measured on the pinned versions (Streamlit 1.67, streamlit-webrtc 0.79):
 
 - **No full garbage collection after every script run.** Streamlit runs `gc.collect(2)` after each
   run, fragment runs included (`runner.postScriptGC`, default on). With aiortc, PyAV, the OpenAI SDK
@@ -17,6 +17,9 @@ Three things, each measured on the pinned versions (Streamlit 1.67, streamlit-we
   `st.navigation` the first run of every session already "changes page" (the entrypoint's hash,
   then the default page's), which stopped the tracks of a call about to start. The observer keeps
   watching for the session's end (tab closed, server stopping); only the page test is switched off.
+- **A page change is not undone by the page being left.** A fragment rerun the tab sends right after
+  a click on another page still names the old page, and Streamlit ran it there: a white page
+  (`ui.stale_reruns` drops such reruns).
 - **The local engine starts with the server**, in a background thread, when no key is configured:
   the first Start connects in seconds instead of waiting 15-23 s for the engine child to boot.
 """
@@ -30,6 +33,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from ui import stale_reruns
 
 __all__ = ["EngineStatus", "EngineWarmup", "ProcessSetup", "prepare_process"]
 
@@ -91,6 +96,7 @@ class ProcessSetup:
     post_script_gc: bool  # Streamlit's forced full collection after each run (False once we are done)
     frozen_objects: int  # objects moved to the permanent generation by gc.freeze()
     navigation_stops_calls: bool  # streamlit-webrtc still stops calls on a page change
+    drops_stale_fragment_reruns: bool  # ui.stale_reruns is in place
     warmup: EngineWarmup | None  # None with a key (OpenAI): nothing to start
 
 
@@ -133,6 +139,7 @@ def prepare_process(*, backend: str, ensure_engine: Callable[[], object] | None 
     post_gc = _stop_gc_after_each_run()
     frozen = _freeze_import_time_heap()
     navigation = _keep_calls_across_pages()
+    stale_guard = stale_reruns.install()
     warmup = None
     if backend == "local":
         if ensure_engine is None:
@@ -141,4 +148,10 @@ def prepare_process(*, backend: str, ensure_engine: Callable[[], object] | None 
             ensure_engine = ensure_local_engine
         warmup = EngineWarmup(ensure_engine)
         warmup.start()
-    return ProcessSetup(post_script_gc=post_gc, frozen_objects=frozen, navigation_stops_calls=navigation, warmup=warmup)
+    return ProcessSetup(
+        post_script_gc=post_gc,
+        frozen_objects=frozen,
+        navigation_stops_calls=navigation,
+        drops_stale_fragment_reruns=stale_guard,
+        warmup=warmup,
+    )

@@ -97,9 +97,10 @@ def _page_shown(page: Page, name: str):
 def go_to(page: Page, name: str) -> None:
     """Open the app page `name` from the sidebar, as a user does, and wait until it is drawn.
 
-    Streamlit loses a page change when a rerun from the page being left (a component's first value,
-    a live part's update) reaches the server right behind it: the rerun names the old page and wins
-    (about 1 load in 10 when the click comes before the call component has mounted). The address bar
+    Streamlit loses a page change when a full rerun from the page being left (a component's first
+    value) reaches the server right behind it: the rerun names the old page and wins (about 1 load in
+    10 when the click comes before the call component has mounted). A fragment rerun from that page no
+    longer does (`ui.stale_reruns`). The address bar
     may show the new page all the same, so this waits for what the page itself draws. A user whose
     click was lost clicks again; so does this, once."""
     link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=name, exact=True)

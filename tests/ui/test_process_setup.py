@@ -55,7 +55,12 @@ before = min(full_gc_ms() for _ in range(3))
 setup = ps.prepare_process(backend="openai")
 after = min(full_gc_ms() for _ in range(3))
 from streamlit_webrtc import shutdown
-print(json.dumps({"before": before, "after": after, "post_gc": config.get_option("runner.postScriptGC"),
+from streamlit.runtime.app_session import AppSession
+again = ps.stale_reruns.install()
+print(json.dumps({"stale": setup.drops_stale_fragment_reruns, "again": again,
+                  "wrapped": getattr(AppSession.request_rerun, "_studio_stale_reruns", False),
+                  "wrapped_twice": hasattr(AppSession.request_rerun.__wrapped__, "_studio_stale_reruns"),
+                  "before": before, "after": after, "post_gc": config.get_option("runner.postScriptGC"),
                   "frozen": setup.frozen_objects, "nav": setup.navigation_stops_calls,
                   "page_hash": shutdown._get_current_page_script_hash(object()), "warmup": setup.warmup is None}))
 """
@@ -83,4 +88,5 @@ def test_reruns_no_longer_hold_the_gil_for_a_full_collection():
     assert facts["frozen"] > 100_000
     assert facts["after"] < facts["before"] / 5, facts
     assert facts["nav"] is False and facts["page_hash"] == ""  # a page change no longer ends the call
+    assert facts["stale"] and facts["wrapped"] and facts["again"] and not facts["wrapped_twice"]
     assert facts["warmup"]  # with a key (OpenAI) there is no local engine to start
