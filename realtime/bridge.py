@@ -121,6 +121,10 @@ WATCH_TICK_S = 0.05  # how often the rollover and pause watch looks (cheap reads
 # No screen frame for this long: the share is over (the page froze or went away without saying so).
 # The page sends an unchanged screen every 20 s; a background tab's timers may run once a minute.
 SCREEN_STALE_S = 60.0
+# A question typed right after Start waits this long (from Start) for the camera's first frame: the
+# browser's camera track starts with the call, and "what do you see?" must not go without a picture.
+FIRST_FRAME_WAIT_S = 6.0
+FIRST_FRAME_POLL_S = 0.05
 WAKE_LEVEL = 0.02  # mic RMS (of full scale) that counts as speech: wakes a paused call
 QUIET_LEVEL = 0.01  # below this the user is not speaking: a rollover may switch
 QUIET_EVENTS_S = 0.5  # no provider event for this long: nothing is about to start
@@ -244,6 +248,7 @@ class Bridge:
         self._call = CallState()
         self._call_lock = threading.Lock()  # `start()` steps the fold off the loop; the loop does the rest
         self._started = False
+        self._started_at = 0.0
 
         # loop-side objects (created/used only on the bridge loop)
         self._applied = settings
@@ -279,6 +284,7 @@ class Bridge:
         if self._started or self._close_future is not None:
             return
         self._started = True
+        self._started_at = time.monotonic()
         self._step(Lifecycle("connect", at=time.monotonic()))
         bg.call_soon(self._begin)
         _close_at_exit(self)
@@ -852,9 +858,17 @@ class Bridge:
     async def _frame_then_text(self, text: str) -> None:
         async with self._typing_order():
             try:
+                await self._first_camera_frame()
                 await self._send_camera_frame()
             finally:
                 self._send_typed(text)
+
+    async def _first_camera_frame(self) -> None:
+        """Wait, until ``FIRST_FRAME_WAIT_S`` after Start, for the camera's first frame. Later, or once
+        a frame came, it returns at once: a user without a camera waits only if they type at once."""
+        deadline = self._started_at + FIRST_FRAME_WAIT_S
+        while not self.throttle.has_frame and time.monotonic() < deadline and self._call.state == "connected":
+            await asyncio.sleep(FIRST_FRAME_POLL_S)
 
     async def _send_upload(self, text: str, files: tuple[Upload, ...]) -> None:
         self._last_activity = time.monotonic()

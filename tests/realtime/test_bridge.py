@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import av
+import numpy as np
 import pytest
 from openai.types.realtime import RealtimeClientEvent
 from pydantic import TypeAdapter
 
 from realtime import loop as bg
+from realtime.bridge import FIRST_FRAME_WAIT_S
 from realtime.settings import CameraSettings, Settings, TurnDetection
 from tests.fakebrowser import SILENCE_RMS, BridgedCall, SolidVideoTrack, wait_until
 from tests.media import speech_wav
@@ -82,6 +85,27 @@ async def test_solid_blue_camera_gets_a_reply_naming_blue(engine):
         call.bridge.send_text("what do you see?")
         reply = await call.reply_after(before)
         assert "blue" in reply.lower()
+
+
+async def test_a_question_asked_before_the_camera_s_first_frame_goes_with_that_frame(engine):
+    """Asked the moment the call is up, "what do you see?" waits for the camera's first frame, which
+    the browser sends a moment later, instead of going without a picture."""
+    async with BridgedCall(settings_for(engine), rgb=None) as call:
+        assert not call.bridge.throttle.has_frame
+        call.bridge.send_text("what do you see?")
+        await asyncio.sleep(1.5)
+        assert not call.texts("user")  # held for the picture
+        blue = np.zeros((240, 320, 3), np.uint8)
+        blue[:, :] = (0, 0, 255)
+        call.bridge.on_video_frame(av.VideoFrame.from_ndarray(blue, format="rgb24"))
+        assert "blue" in (await call.reply_after(0)).lower()
+
+
+async def test_without_a_camera_frame_a_question_still_goes_after_the_wait(engine):
+    async with BridgedCall(settings_for(engine), rgb=None) as call:
+        call.bridge.send_text("hello there")
+        assert (await call.reply_after(0, timeout=FIRST_FRAME_WAIT_S + 30)) == "You said: hello there"
+        assert not call.bridge.image_log.snapshot()
 
 
 def repaint(call: BridgedCall, rgb: tuple[int, int, int]) -> None:
