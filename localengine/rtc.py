@@ -2,14 +2,13 @@
 
 ``CallPeer`` only moves bytes: it hands decoded 24 kHz mic audio and data-channel messages to a
 ``CallListener`` (the session driver) and plays what the driver asks. ``VoiceTrack`` is an aiortc
-``MediaStreamTrack`` with one ``recv()`` that paces 20 ms frames of 48 kHz audio and reports
+``MediaStreamTrack`` with one ``recv()`` that paces 20 ms of 48 kHz audio as Opus packets and reports
 playback start/progress/finish; ``ChannelSink`` queues server events until the channel is open.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fractions
 import json
 import logging
 import random
@@ -18,7 +17,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import av
 import numpy as np
@@ -27,8 +26,12 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
+from .opus_out import OpusOut
 from .pacing import FramePacer
 from .pcm import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from .opus_out import Packet
 
 __all__ = ["CallListener", "CallPeer", "ChannelSink", "OfferError", "VoiceTrack", "read_pcm", "upsample_24k_to_48k"]
 
@@ -139,7 +142,7 @@ class _Segment:
 
 
 class VoiceTrack(MediaStreamTrack):
-    """The assistant's voice: paced 20 ms frames from a queue of segments, silence when idle."""
+    """The assistant's voice: paced 20 ms Opus packets from a queue of segments, silence when idle."""
 
     kind = "audio"
 
@@ -150,6 +153,7 @@ class VoiceTrack(MediaStreamTrack):
         self._pacer = FramePacer(OUT_RATE / FRAME_SAMPLES, max_lag_s=MAX_LAG_S)
         self._current: str | None = None
         self._played_frames = 0
+        self._opus = OpusOut()  # aiortc only packs what it is given as packets (localengine.opus_out)
 
     def bind(self, listener: CallListener) -> None:
         self._listener = listener
@@ -193,16 +197,11 @@ class VoiceTrack(MediaStreamTrack):
             self._notify("playback_progress", segment.item_id, self._played_frames * 20)
         return chunk.ljust(FRAME_BYTES, b"\x00")
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> Packet:
         if self.readyState != "live":
             raise MediaStreamError
         index = await self._pacer.wait()
-        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        frame.planes[0].update(self._next_chunk())
-        frame.pts = index * FRAME_SAMPLES
-        frame.sample_rate = OUT_RATE
-        frame.time_base = fractions.Fraction(1, OUT_RATE)
-        return frame
+        return self._opus.packet(self._next_chunk(), index * FRAME_SAMPLES)
 
 
 class ChannelSink:
