@@ -15,9 +15,12 @@ the clone, so it shows what is really sent: the clone disabled (the component's 
 "Camera off"; the clone stopped (Stop, a new device, the iframe gone) or ended stops the preview's
 track too and hides the preview. Only the call's captures are wrapped: their video constraints carry
 `MARK` (added by `camera_constraints`, removed before the browser sees it), which the component's
-device dialog and its probes do not. Errors (a denied camera) pass through untouched, so the
-component shows its own message. Without access to the iframe the call works as before the element
-existed, only without a self-view. The same hook installs `ui.leg_steady` in that iframe.
+device dialog and its probes do not; the call's audio constraints carry it too (`mic_constraints`). A
+capture the browser refuses (`NotAllowedError`) is rethrown as one that says what to allow
+(`MIC_DENIED`, `MIC_OR_CAMERA_DENIED`: the component shows an error as "name: message", and the
+browser does not say which device was refused); other errors pass through untouched. Without access
+to the iframe the call works as before the element existed, only without a self-view. The same hook
+installs `ui.leg_steady` in that iframe.
 
 The pure parts (the constraints, the server-side frame meter and its log line) have unit tests; the
 browser behaviour is tested in Chromium (tests/browser/test_self_view_browser.py).
@@ -25,6 +28,7 @@ browser behaviour is tested in Chromium (tests/browser/test_self_view_browser.py
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,9 +51,22 @@ _METER = "self_view_camera_meter"  # session key: the CameraMeter of this sessio
 _log = get_logger(__name__)
 
 
+# What the component says when the browser refuses the call's capture, as (name, message).
+MIC_DENIED = ("Microphone blocked", "allow the microphone in the browser's site settings, then Start again.")
+MIC_OR_CAMERA_DENIED = (
+    "Microphone or camera blocked",
+    "allow both in the browser's site settings (or turn the camera off in the sidebar), then Start again.",
+)
+
+
 def camera_constraints(video: Mapping[str, Any]) -> dict[str, Any]:
     """The call's video constraints, marked for the self-view's wrapper (which takes the mark out)."""
     return {**video, MARK: True}
+
+
+def mic_constraints(audio: Mapping[str, Any]) -> dict[str, Any]:
+    """The call's audio constraints, marked the same way (a call without a camera is the call's too)."""
+    return {**audio, MARK: True}
 
 
 # -- what reaches the server ---------------------------------------------------------------------
@@ -168,6 +185,8 @@ _JS = f"""
 {STEADY_JS}
 const SEND_FPS = {SEND_FPS};
 const MARK = {MARK!r};
+const MIC_DENIED = {json.dumps(MIC_DENIED)};
+const MIC_OR_CAMERA_DENIED = {json.dumps(MIC_OR_CAMERA_DENIED)};
 const HUB = "__realtimeStudioSelfView";
 const WRAPPED = "__realtimeStudioSelfViewWrapper";
 const FRAME = 'iframe[title*="webrtc_streamer"]';
@@ -274,12 +293,23 @@ function install(frame) {{
   win[HUB] = hub;
   if (md.getUserMedia[WRAPPED]) return;
   const original = md.getUserMedia;
+  const marked = (c) => !!c && typeof c === "object" && MARK in c;
+  const unmarked = (c) => {{ const copy = {{...c}}; delete copy[MARK]; return copy; }};
   const wrapper = function (constraints) {{
-    const video = constraints && constraints.video;
-    if (!video || typeof video !== "object" || !(MARK in video)) return original.call(md, constraints);
-    const asked = {{...constraints, video: {{...video}}}};
-    delete asked.video[MARK];
-    return original.call(md, asked).then((stream) => (win[HUB] ? win[HUB].split(frame, win, stream) : stream));
+    const video = constraints && constraints.video, audio = constraints && constraints.audio;
+    if (!marked(video) && !marked(audio)) return original.call(md, constraints);
+    const asked = {{...constraints}};
+    if (marked(video)) asked.video = unmarked(video);
+    if (marked(audio)) asked.audio = unmarked(audio);
+    return original.call(md, asked).then(
+      (stream) => (marked(video) && win[HUB] ? win[HUB].split(frame, win, stream) : stream),
+      (err) => {{
+        if (!err || (err.name !== "NotAllowedError" && err.name !== "SecurityError")) throw err;
+        const [name, message] = video ? MIC_OR_CAMERA_DENIED : MIC_DENIED;
+        const said = new Error(message);
+        said.name = name;
+        throw said;
+      }});
   }};
   wrapper[WRAPPED] = true;
   md.getUserMedia = wrapper;

@@ -42,7 +42,7 @@ from ui.live import live_fragment, live_snapshot
 from ui.process_setup import ProcessSetup, prepare_process
 from ui.pulse import Pulse
 from ui.replay_panel import REPLAY_HELP, open_for_replay
-from ui.self_view import camera_constraints, camera_sink, render_self_view
+from ui.self_view import camera_constraints, camera_sink, mic_constraints, render_self_view
 from ui.settings_source import default_settings
 from ui.webrtc_context import keep_context_across_reruns
 
@@ -78,7 +78,7 @@ TRANSLATIONS: Translations = {
     "media_api_not_available": "This browser cannot capture audio/video here (it needs https or localhost).",
     "device_ask_permission": "Allow the microphone (and camera) to talk to the assistant.",
     "device_not_available": "No microphone or camera found.",
-    "device_access_denied": "Microphone access was denied: allow it in the browser's site settings, then Start again.",
+    "device_access_denied": "The browser refused the microphone or camera: allow them in its site settings",
 }
 
 
@@ -99,7 +99,7 @@ def _stream_key() -> str:
 
 def _media_constraints(conv: Conversation) -> dict[str, Any]:
     return {
-        "audio": {"echoCancellation": True, "noiseSuppression": True, "autoGainControl": True},
+        "audio": mic_constraints({"echoCancellation": True, "noiseSuppression": True, "autoGainControl": True}),
         "video": camera_constraints(VIDEO) if conv.settings.camera.enabled else False,
     }
 

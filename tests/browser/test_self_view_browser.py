@@ -23,6 +23,7 @@ from tests.browser.conftest import BLUE, launch
 from tests.browser.driver import (
     CALL_UP,
     LONG,
+    START,
     component_frame,
     go_to,
     open_app,
@@ -33,13 +34,36 @@ from tests.browser.driver import (
     wait_assistant_text,
 )
 from tests.browser.harness import VIEWPORT, StreamlitApp, clean_env, start_streamlit
-from ui.self_view import OFF_LABEL, SEND_FPS
+from ui.self_view import MIC_DENIED, MIC_OR_CAMERA_DENIED, OFF_LABEL, SEND_FPS
 
 pytestmark = pytest.mark.browser
 
 CAPTURE_FPS = 15  # the fake camera's clip (tests.media.solid_y4m) and ui.studio.VIDEO's frameRate max
 RATE_LINE = re.compile(r"camera: (\d+) frames reached the server in ([\d.]+) s \(([\d.]+) frames/s")
 NO_TRACEBACK = re.compile(r"Traceback|File \".*\.py\"", re.I)
+
+# The user (or the site settings) refuses the capture, as Chromium's getUserMedia does then.
+_REFUSE_CAPTURE = (
+    "navigator.mediaDevices.getUserMedia = () => "
+    "Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));"
+)
+
+
+def refused_start_says(browser, url: str, said: tuple[str, str]) -> None:
+    """Start in a tab whose capture is refused: ``said`` shows, Start stays, no call comes up."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(_REFUSE_CAPTURE)
+    page = context.new_page()
+    open_app(page, url)
+    frame = component_frame(page)
+    frame.get_by_role("button", name=START).click()
+    expect(frame.get_by_role("alert")).to_have_text(": ".join(said), timeout=LONG)
+    expect(frame.get_by_role("button", name=START)).to_be_visible()
+    page.wait_for_timeout(1000)
+    expect(page.locator(".st-key-status")).not_to_contain_text(CALL_UP)
+    assert not NO_TRACEBACK.search(page.inner_text("body"))
+    context.close()
+
 
 # What the <video> of the self-view shows: playing or not, its size, the colour at its centre, and
 # whether its tracks are live (kept on window so they can be checked once the element let them go).
@@ -164,6 +188,10 @@ def test_the_camera_button_and_page_changes_keep_the_self_view_truthful(app, sil
     page.context.close()
 
 
+def test_a_refused_capture_says_to_allow_the_microphone_and_the_camera(app, silent_browser):
+    refused_start_says(silent_browser, app.url, MIC_OR_CAMERA_DENIED)
+
+
 def test_with_the_camera_off_in_settings_there_is_no_video_and_no_self_view(playwright_instance, media):
     server = start_streamlit("self-view-no-camera", clean_env(REALTIME_CAMERA="off"))
     browser = launch(playwright_instance, media["silence"], media["blue"])
@@ -178,6 +206,7 @@ def test_with_the_camera_off_in_settings_there_is_no_video_and_no_self_view(play
         expect(self_view(page)).to_be_hidden()
         stop_call(page)
         assert camera_lines(server) == []  # no camera frame reached the server
+        refused_start_says(browser, server.url, MIC_DENIED)  # only the mic asked for
     finally:
         browser.close()
         server.stop()
