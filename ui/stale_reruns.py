@@ -5,9 +5,10 @@ after a click on another page (a pulse trigger, a `run_every` tick) still names 
 Streamlit 1.67 with `fastReruns` the click starts a new ScriptRunner, that fragment request queues
 behind the new page's run and then runs *on the old page*: its `newSession` names the old page, the
 tab clears the new page's elements, and the fragment's deltas land where their parent is gone
-("Bad delta path index 2 (should be between [0, 1])"), a white page; or, when the new page's run
-already dropped the fragment, a page with the call bar and nothing under it.
-`tests/browser/test_page_change_browser.py` sends such a request on cue and sees both.
+("Bad delta path index 2 (should be between [0, 1])"), a white page; or (read in the code, not seen)
+when the new page's run already dropped the fragment, a page with the call bar and nothing under it.
+`tests/browser/test_page_change_browser.py` sends such a request behind every page change: without
+the guard the first one ends in that white page.
 
 The guard does what Streamlit already does for a fragment that no longer exists: it drops the
 request. The page being drawn runs its own fragments; a fragment in the call bar, on every page, is
