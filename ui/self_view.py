@@ -13,12 +13,12 @@ video track for the preview and hands the component the audio and a *clone* of t
 limited to ``SEND_FPS`` frames a second: that clone is what goes to the server. The preview follows
 the clone, so it shows what is really sent: the clone disabled (the component's camera button) reads
 "Camera off"; the clone stopped (Stop, a new device, the iframe gone) or ended stops the preview's
-track too and hides the preview. Only the call's captures are wrapped: their video constraints carry
-`MARK` (added by `camera_constraints`, removed before the browser sees it), which the component's
-device dialog and its probes do not; the call's audio constraints carry it too (`mic_constraints`). A
-capture the browser refuses (`NotAllowedError`) is rethrown as one that says what to allow
-(`MIC_DENIED`, `MIC_OR_CAMERA_DENIED`: the component shows an error as "name: message", and the
-browser does not say which device was refused); other errors pass through untouched. Without access
+track too and hides the preview. Only the call's captures are wrapped: their audio and video
+constraints carry `MARK` (added by `call_constraints`, removed before the browser sees it), which the
+component's device dialog and its probes do not. A capture the browser refuses (`NotAllowedError`)
+is rethrown as one that says what to allow (`MIC_DENIED`, `MIC_OR_CAMERA_DENIED`: the component shows
+an error as "name: message", and the browser does not say which device was refused); other errors
+pass through untouched. Without access
 to the iframe the call works as before the element existed, only without a self-view. The same hook
 installs `ui.leg_steady` in that iframe.
 
@@ -59,14 +59,10 @@ MIC_OR_CAMERA_DENIED = (
 )
 
 
-def camera_constraints(video: Mapping[str, Any]) -> dict[str, Any]:
-    """The call's video constraints, marked for the self-view's wrapper (which takes the mark out)."""
-    return {**video, MARK: True}
-
-
-def mic_constraints(audio: Mapping[str, Any]) -> dict[str, Any]:
-    """The call's audio constraints, marked the same way (a call without a camera is the call's too)."""
-    return {**audio, MARK: True}
+def call_constraints(kind: Mapping[str, Any]) -> dict[str, Any]:
+    """The call's audio or video constraints, marked for the self-view's wrapper (which takes the
+    mark out); a call without a camera is marked by its audio."""
+    return {**kind, MARK: True}
 
 
 # -- what reaches the server ---------------------------------------------------------------------

@@ -42,7 +42,7 @@ from ui.live import live_fragment, live_snapshot
 from ui.process_setup import ProcessSetup, prepare_process
 from ui.pulse import Pulse
 from ui.replay_panel import REPLAY_HELP, open_for_replay
-from ui.self_view import camera_constraints, camera_sink, mic_constraints, render_self_view
+from ui.self_view import call_constraints, camera_sink, render_self_view
 from ui.settings_source import default_settings
 from ui.webrtc_context import keep_context_across_reruns
 
@@ -99,8 +99,8 @@ def _stream_key() -> str:
 
 def _media_constraints(conv: Conversation) -> dict[str, Any]:
     return {
-        "audio": mic_constraints({"echoCancellation": True, "noiseSuppression": True, "autoGainControl": True}),
-        "video": camera_constraints(VIDEO) if conv.settings.camera.enabled else False,
+        "audio": call_constraints({"echoCancellation": True, "noiseSuppression": True, "autoGainControl": True}),
+        "video": call_constraints(VIDEO) if conv.settings.camera.enabled else False,
     }
 
 

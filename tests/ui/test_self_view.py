@@ -17,12 +17,12 @@ from streamlit_webrtc import VideoSinkTrack
 
 from realtime.settings import CameraSettings, Settings
 from ui.conversation import Conversation
-from ui.self_view import _JS, MARK, SEND_FPS, CameraMeter, camera_constraints
+from ui.self_view import _JS, MARK, SEND_FPS, CameraMeter, call_constraints
 from ui.studio import VIDEO, _media_constraints
 
 
 def test_the_calls_video_constraints_carry_the_mark_and_nothing_else_changes():
-    marked = camera_constraints(VIDEO)
+    marked = call_constraints(VIDEO)
     assert marked == {**VIDEO, MARK: True}
     assert MARK not in VIDEO  # the module constant is left alone
 
