@@ -285,7 +285,7 @@ class Bridge:
             return
         self._started = True
         self._started_at = time.monotonic()
-        self._step(Lifecycle("connect", at=time.monotonic()))
+        self._step(Lifecycle("connect", at=self._started_at))
         bg.call_soon(self._begin)
         _close_at_exit(self)
 
