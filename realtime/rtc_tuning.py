@@ -76,6 +76,9 @@ log = logging.getLogger(__name__)
 
 _ATTR = "_RTCRtpReceiver__jitter_buffer"
 _MAX_MISORDER = 100  # as aiortc: a packet this far "behind" means the stream restarted
+# An Opus packet this small carries no speech: the TOC byte alone (DTX), or a CELT/SILK silence frame
+# (libopus turns out 3 bytes for 20 ms of digital zeros; localengine.opus_out copies that one).
+QUIET_MAX_BYTES = 3
 
 
 class RtcTuningError(RuntimeError):
@@ -83,12 +86,26 @@ class RtcTuningError(RuntimeError):
 
 
 class ImmediateAudioBuffer(JitterBuffer):
-    """A zero-delay stand-in for aiortc's audio JitterBuffer: each in-order packet is a frame."""
+    """A zero-delay stand-in for aiortc's audio JitterBuffer: each in-order packet is a frame.
 
-    def __init__(self) -> None:
+    With ``quiet_after`` > 0, a steady run of silence is not handed on past its first ``quiet_after``
+    packets: the same tiny payload (at most `QUIET_MAX_BYTES`, an Opus silence or DTX frame) again and
+    again. A provider sends one every 20 ms while it listens, most of a call; each cost the receiver a
+    decode in its thread, a hop to the loop (``run_coroutine_threadsafe``: a task per frame) and the
+    relay's per-frame work, to produce zeros that `realtime.voice_out.VoiceOut` then does not queue
+    anyway (it queues silence only within its hangover of speech). The first packet that differs is
+    handed on at once. The decoder sees a gap in the stream, exactly as after a DTX pause."""
+
+    def __init__(self, *, quiet_after: int = 0) -> None:
         super().__init__(capacity=16, prefetch=0)
+        if quiet_after < 0:
+            raise ValueError(f"quiet_after must be >= 0, got {quiet_after!r}")
         self._newest: int | None = None
+        self._quiet_after = quiet_after
+        self._quiet: bytes | None = None  # the silence payload of the current run
+        self._quiet_run = 0
         self.dropped_late = 0
+        self.skipped_quiet = 0  # silence packets not handed on
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         seq = packet.sequence_number
@@ -99,11 +116,21 @@ class ImmediateAudioBuffer(JitterBuffer):
                 self.dropped_late += 1  # a duplicate, or later than a newer packet: too late to play
                 return False, None
         self._newest = seq
-        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+        data = packet._data  # type: ignore[attr-defined]
+        if self._quiet_after:
+            if len(data) <= QUIET_MAX_BYTES and data == self._quiet:
+                self._quiet_run += 1
+                if self._quiet_run > self._quiet_after:
+                    self.skipped_quiet += 1
+                    return False, None
+            else:
+                self._quiet, self._quiet_run = (bytes(data), 1) if len(data) <= QUIET_MAX_BYTES else (None, 0)
+        return False, JitterFrame(data=data, timestamp=packet.timestamp)
 
 
-def tune_receiver(receiver: RTCRtpReceiver) -> bool:
-    """Give an audio receiver the zero-delay buffer. Returns False for video (left alone)."""
+def tune_receiver(receiver: RTCRtpReceiver, *, quiet_after: int = 0) -> bool:
+    """Give an audio receiver the zero-delay buffer (``quiet_after``: see `ImmediateAudioBuffer`).
+    Returns False for video (left alone)."""
     if not isinstance(receiver, RTCRtpReceiver):
         raise TypeError(f"tune_receiver() takes an aiortc RTCRtpReceiver, got {type(receiver).__name__}")
     buffer = getattr(receiver, _ATTR, None)
@@ -116,13 +143,13 @@ def tune_receiver(receiver: RTCRtpReceiver) -> bool:
         return True
     if getattr(buffer, "_is_video", False) or getattr(receiver, "_RTCRtpReceiver__kind", "audio") != "audio":
         return False
-    setattr(receiver, _ATTR, ImmediateAudioBuffer())
+    setattr(receiver, _ATTR, ImmediateAudioBuffer(quiet_after=quiet_after))
     return True
 
 
-def tune_peer_connection(pc: RTCPeerConnection) -> int:
+def tune_peer_connection(pc: RTCPeerConnection, *, quiet_after: int = 0) -> int:
     """Tune every audio receiver of ``pc`` (call again after new transceivers). Returns how many."""
-    return sum(tune_receiver(r) for r in pc.getReceivers())
+    return sum(tune_receiver(r, quiet_after=quiet_after) for r in pc.getReceivers())
 
 
 def tune_streamlit_webrtc(ctx: Any) -> int:

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 HANGUP_TIMEOUT_S = 1.5
 HANGUP_ATTEMPTS = 2  # the first try, and one more when it timed out
 CONNECT_TIMEOUT_S = 20.0
+QUIET_AFTER_PACKETS = 25  # 0.5 s of one silence packet repeated (realtime.rtc_tuning.ImmediateAudioBuffer)
 
 
 def hangup_budget_s() -> float:
@@ -137,7 +138,9 @@ class UpstreamCall:
         # Opus: the mic goes as packets we encode on the loop (realtime.opus_track), not via aiortc's pool
         self._sent = EncodedVoice(self.mic) if settings.audio_codec == "opus" else self.mic
         offer_only(pc.addTransceiver(self._sent, direction="sendrecv"), settings.audio_codec)
-        tune_peer_connection(pc)  # the voice is handed on as it arrives (aiortc would hold it 80 ms)
+        # the voice is handed on as it arrives (aiortc would hold it 80 ms); a run of silence, past the first
+        # half second (VoiceOut's hangover is 0.2 s), not at all
+        tune_peer_connection(pc, quiet_after=QUIET_AFTER_PACKETS)
         dc = pc.createDataChannel("oai-events")
         self.dc = dc
         dc.on("open", self._channel_opened)

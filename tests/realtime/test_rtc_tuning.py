@@ -14,6 +14,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtp import RtpPacket
 
+from realtime.opus_track import EncodedVoice
 from realtime.rtc_tuning import (
     ImmediateAudioBuffer,
     RtcTuningError,
@@ -38,9 +39,9 @@ def test_aiortc_still_has_the_private_buffer_this_module_tunes():
     assert handle.count("__jitter_buffer") == 1  # add() is all the receiver asks of it
 
 
-def packet(seq: int) -> RtpPacket:
-    p = RtpPacket(payload_type=111, sequence_number=seq, timestamp=seq * 960, payload=b"x")
-    p._data = b"x"  # type: ignore[attr-defined]  # what the receiver sets after depacketizing
+def packet(seq: int, data: bytes = b"x" * 40) -> RtpPacket:
+    p = RtpPacket(payload_type=111, sequence_number=seq, timestamp=seq * 960, payload=data)
+    p._data = data  # type: ignore[attr-defined]  # what the receiver sets after depacketizing
     return p
 
 
@@ -56,7 +57,21 @@ def test_each_packet_is_released_at_once_in_order_and_late_ones_are_dropped():
     assert [f.timestamp // 960 if f else None for _, f in out] == [65534, 65535, 0, 2, None, None, 3]
     assert buffer.dropped_late == 2  # 1 came after 2; the second 2 is a duplicate
     _, restarted = buffer.add(packet(40000))  # a sender restart far ahead: followed
-    assert restarted is not None and restarted.data == b"x"
+    assert restarted is not None and restarted.data == b"x" * 40
+
+
+def test_a_steady_run_of_silence_is_handed_on_only_at_its_start():
+    silence, dtx = b"\xf8\xff\xfe", b"\xf8"
+    stream = [b"speech" * 10] + [silence] * 40 + [b"speech" * 10] + [silence, dtx] * 20 + [dtx] * 8
+    buffer = ImmediateAudioBuffer(quiet_after=5)
+    released = [buffer.add(packet(seq, data))[1] for seq, data in enumerate(stream)]
+    kept = [f.data for f in released if f is not None]
+    # speech, the run's first 5 packets, speech at once, alternating silences (no run), the DTX run's 5
+    assert kept == [stream[0]] + [silence] * 5 + [stream[0]] + [silence, dtx] * 20 + [dtx] * 4
+    assert buffer.skipped_quiet == 35 + 4 and buffer.dropped_late == 0
+    assert all(f is not None for f in (ImmediateAudioBuffer().add(packet(i, silence))[1] for i in range(40)))
+    with pytest.raises(ValueError):
+        ImmediateAudioBuffer(quiet_after=-1)
 
 
 async def test_tunes_the_audio_receivers_of_a_peer_and_leaves_video_alone():
@@ -143,6 +158,72 @@ async def test_a_tuned_receiver_hands_audio_over_about_80_ms_sooner():
     tuned = min([await _click_delay_ms(tune=True) for _ in range(2)])
     assert default - tuned > 50, (default, tuned)  # 4 frames = 80 ms less, with margin for a busy machine
     assert tuned < 40, tuned
+
+
+class _Beeps(MediaStreamTrack):
+    """Digital silence with a 100 ms beep every `every` frames, paced at 20 ms."""
+
+    kind = "audio"
+
+    def __init__(self, every: int) -> None:
+        super().__init__()
+        self.n, self.every = 0, every
+        self.beeps_sent: list[float] = []
+
+    async def recv(self) -> av.AudioFrame:
+        await asyncio.sleep(0.02)
+        phase = self.n % self.every
+        loud = self.n >= self.every and phase < 5
+        t = (np.arange(960) + self.n * 960) / 48000
+        pcm = (np.sin(2 * np.pi * 440 * t) * 12000 * loud).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 48000, self.n * 960, fractions.Fraction(1, 48000)
+        if loud and phase == 0:
+            self.beeps_sent.append(asyncio.get_running_loop().time())
+        self.n += 1
+        return frame
+
+
+async def test_a_quiet_receiver_skips_the_silence_between_beeps_and_plays_each_beep_whole_and_at_once():
+    """The provider's voice as the local engine sends it (Opus, its silence packet copied): between
+    replies the receiver hands on little, and every reply still arrives whole and without delay."""
+    sender, receiver = RTCPeerConnection(), RTCPeerConnection()
+    beeps = _Beeps(every=60)  # 1.2 s apart: 100 ms of tone, 1.1 s of silence
+    got: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def on_track(t: MediaStreamTrack) -> None:
+        if not got.done():
+            got.set_result(t)
+
+    receiver.on("track", on_track)
+    try:
+        sender.addTrack(EncodedVoice(beeps))
+        await sender.setLocalDescription(await sender.createOffer())
+        await receiver.setRemoteDescription(sender.localDescription)
+        assert tune_peer_connection(receiver, quiet_after=10) == 1
+        await receiver.setLocalDescription(await receiver.createAnswer())
+        await sender.setRemoteDescription(receiver.localDescription)
+        remote = await asyncio.wait_for(got, 10)
+        frames, loud_runs, delays = 0, [0], []
+        while len(beeps.beeps_sent) < 5:
+            pcm = (await asyncio.wait_for(remote.recv(), 5)).to_ndarray()
+            frames += 1
+            if np.abs(pcm).max() > 3000:
+                if loud_runs[-1] == 0:
+                    delays.append((asyncio.get_running_loop().time() - beeps.beeps_sent[-1]) * 1000)
+                loud_runs[-1] += 1
+            elif loud_runs[-1]:
+                loud_runs.append(0)
+        buffer = jitter_buffer(receiver.getReceivers()[0])
+        assert isinstance(buffer, ImmediateAudioBuffer)
+    finally:
+        await sender.close()
+        await receiver.close()
+    assert beeps.n >= 4 * 60
+    assert buffer.skipped_quiet > 100, buffer.skipped_quiet  # ~45 of each 55 silent frames
+    assert frames < beeps.n / 2, (frames, beeps.n)
+    assert all(5 <= r <= 6 for r in [r for r in loud_runs if r][:3]), loud_runs  # each beep whole (+ look-ahead)
+    assert max(delays[:3]) < 40, delays  # and at once, as any other frame
 
 
 def test_tune_streamlit_webrtc_reaches_the_worker_peer_and_never_raises():
