@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import speech
-from .conversation import ClearPlayback, Close, Effect, Play, Send, Session, Synthesize, Transcribe
+from .conversation import CancelTranscribe, ClearPlayback, Close, Effect, Play, Send, Session, Synthesize, Transcribe
 from .recognizer import Recognizer
 
 __all__ = ["DriverStats", "EventSink", "Player", "SessionDriver"]
@@ -78,6 +78,7 @@ class SessionDriver:
         self._tick_interval = tick_interval
         self._sinks: list[EventSink] = []
         self._jobs: set[asyncio.Future[Any]] = set()
+        self._by_id: dict[str, asyncio.Future[Any]] = {}
         self._tick_task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self.close_reason: str | None = None
@@ -119,6 +120,7 @@ class SessionDriver:
         for job in list(self._jobs):
             job.cancel()
         self._jobs.clear()
+        self._by_id.clear()
         sinks, self._sinks = self._sinks, []
         for sink in sinks:
             sink.close(reason)
@@ -188,6 +190,10 @@ class SessionDriver:
                     self._track(effect.job_id, asyncio.wrap_future(self._recognizer.transcribe(effect.pcm24k)))
                 else:
                     self._submit(effect.job_id, speech.transcribe, effect.pcm24k)
+            elif isinstance(effect, CancelTranscribe):
+                job = self._by_id.get(effect.job_id)
+                if job is not None:
+                    job.cancel()  # one still queued is never run; one running finishes unheard
             elif isinstance(effect, Synthesize):
                 self._submit(effect.job_id, speech.synthesize, effect.text, effect.voice, effect.speed)
             elif isinstance(effect, Play):
@@ -207,10 +213,12 @@ class SessionDriver:
     def _track(self, job_id: str, job: asyncio.Future[Any]) -> None:
         self._speech_jobs += 1
         self._jobs.add(job)
+        self._by_id[job_id] = job
         job.add_done_callback(lambda fut: self._job_done(job_id, fut))
 
     def _job_done(self, job_id: str, fut: asyncio.Future[Any]) -> None:
         self._jobs.discard(fut)
+        self._by_id.pop(job_id, None)
         if fut.cancelled() or self.closed:
             return
         exc = fut.exception()

@@ -408,6 +408,9 @@ class SpeechDetector:
         # Compare mean squares rather than taking a log per frame.
         self._gate_ms = (32768.0 * 10 ** (_energy_gate_dbfs(threshold) / 20.0)) ** 2
         self._silence_frames = max(1, -(-self.silence_ms // _FRAME_MS))
+        # A pause this long may be the end: the caller can start on the turn before the silence confirms it.
+        # Half the silence: a third also stopped at the comma of "hello there, can you hear me" (a job wasted).
+        self._pause_frames = max(3, self._silence_frames // 2)
         self.reset()
 
     def reset(self) -> None:
@@ -423,6 +426,14 @@ class SpeechDetector:
     @property
     def in_speech(self) -> bool:
         return self._in_speech
+
+    @property
+    def pausing_at_ms(self) -> int | None:
+        """Where the speech ended, while a pause of half ``silence_ms`` (at least 90 ms) has followed
+        it but not yet all of it: the ``stopped`` edge will be placed here unless speech resumes first."""
+        if not self._in_speech or self._quiet < self._pause_frames:
+            return None
+        return max(0, self._ms(self._last_speech_end))
 
     @property
     def position_ms(self) -> int:

@@ -20,6 +20,7 @@ import pytest
 from localengine.config import EngineConfig
 from localengine.conversation import (
     _HANDLERS,
+    CancelTranscribe,
     ClearPlayback,
     Close,
     Play,
@@ -54,6 +55,7 @@ class EnergyDetector:
         self.quiet_ms = 0
         self.rest = b""
         self.pos_ms = 0
+        self.pausing_at_ms = None  # it reports no pauses: turns are transcribed once committed
 
     def feed(self, pcm24k: bytes, *, at_ms: int) -> list[Edge]:
         data = self.rest + pcm24k
@@ -895,6 +897,105 @@ def test_server_vad_turn_end_to_end():
     h.result(job.job_id, "what time is it")
     assert h.one("conversation.item.input_audio_transcription.completed")["transcript"] == "what time is it"
     assert h.of(Synthesize)[0].text == "You said: what time is it"
+
+
+class PausingDetector:
+    """Like the real detector: 20 ms frames, RMS over a threshold is speech, ``stopped`` is placed where the
+    speech ended once ``silence_ms`` of quiet followed, and a pause of 100 ms reports ``pausing_at_ms``."""
+
+    def __init__(self, td: TurnDetectionConfig) -> None:
+        self.silence_ms = td.silence_ms
+        self.speaking, self.quiet_ms, self.end_ms, self.pos_ms = False, 0, 0, 0
+
+    @property
+    def pausing_at_ms(self) -> int | None:
+        return self.end_ms if self.speaking and self.quiet_ms >= 100 else None
+
+    def feed(self, pcm24k: bytes, *, at_ms: int) -> list[Edge]:
+        edges = []
+        for start in range(0, len(pcm24k) - len(pcm24k) % 960, 960):
+            samples = np.frombuffer(pcm24k[start : start + 960], dtype="<i2").astype(np.float32)
+            loud = float(np.sqrt(np.mean(samples**2))) > 500
+            if loud:
+                if not self.speaking:
+                    edges.append(Edge("started", self.pos_ms))
+                self.speaking, self.quiet_ms, self.end_ms = True, 0, self.pos_ms + 20
+            elif self.speaking:
+                self.quiet_ms += 20
+                if self.quiet_ms >= self.silence_ms:
+                    self.speaking = False
+                    edges.append(Edge("stopped", self.end_ms))
+            self.pos_ms += 20
+        return edges
+
+
+def pausing_session() -> Harness:
+    h = Harness(transport="webrtc", factory=PausingDetector)
+    h.update(
+        audio={
+            "input": {
+                "transcription": {"model": "whisper-1"},
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 500, "prefix_padding_ms": 100},
+            }
+        }
+    )
+    return h
+
+
+def feed(h: Harness, pcm: bytes) -> list:
+    out = []
+    for start in range(0, len(pcm), 960):
+        out += h.audio(pcm[start : start + 960])
+    h.last = out
+    return out
+
+
+def test_a_turn_is_transcribed_from_its_pause_so_the_reply_needs_no_wait_for_the_recognizer():
+    h = pausing_session()
+    feed(h, silence(200) + tone(600) + silence(80))
+    assert h.of(Transcribe) == []
+    (early,) = h.of(Transcribe, feed(h, silence(20)))  # 100 ms into the pause, 400 ms before the turn ends
+    assert len(early.pcm24k) == (800 - 100) * 48  # from the prefix padding to where the speech ended
+    assert h.result(early.job_id, "what time is it") == []  # nothing to say yet: the turn may go on
+    effects = feed(h, silence(400))
+    assert h.types(effects)[:7] == [
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+        "response.created",
+    ]
+    assert "response.output_item.added" in h.types(effects)  # at once: the words were in before the silence ended
+    assert h.one("input_audio_buffer.speech_stopped", effects)["audio_end_ms"] == 800
+    assert h.of(Synthesize, effects)[0].text == "You said: what time is it"
+
+
+def test_a_turn_that_ends_before_its_early_transcription_is_done_waits_for_that_one_job():
+    h = pausing_session()
+    (early,) = h.of(Transcribe, feed(h, silence(200) + tone(600) + silence(100)))
+    effects = feed(h, silence(400))
+    assert "response.created" in h.types(effects) and h.of(Transcribe, effects) == []  # no second job
+    assert h.of(Synthesize, effects) == []  # the response waits for the words
+    h.result(early.job_id, "hello")
+    assert h.one("conversation.item.input_audio_transcription.completed")["transcript"] == "hello"
+    assert h.of(Synthesize)[0].text == "You said: hello"
+
+
+def test_speech_after_a_pause_cancels_its_early_transcription():
+    h = pausing_session()
+    (first,) = h.of(Transcribe, feed(h, silence(200) + tone(400) + silence(200)))
+    effects = feed(h, tone(400))  # the speaker goes on within the silence
+    assert [c.job_id for c in h.of(CancelTranscribe, effects)] == [first.job_id]
+    (second,) = h.of(Transcribe, feed(h, silence(100)))
+    assert len(second.pcm24k) == (1200 - 100) * 48  # the whole turn so far
+    assert h.result(first.job_id, "hello") == []  # a cancelled job that ran anyway is not heard
+    feed(h, silence(400))
+    assert h.of(Transcribe) == [] and "response.created" in h.types()
+    h.result(second.job_id, "hello there")
+    assert h.one("conversation.item.input_audio_transcription.completed")["transcript"] == "hello there"
+    assert h.of(Synthesize)[0].text == "You said: hello there"
 
 
 def test_vad_over_websocket_append_and_create_response_false():
