@@ -352,7 +352,9 @@ def _transcript_panel(conv: Conversation) -> None:
         snap = bridge.snapshot() if bridge is not None else None
         revision = bridge.transcript.revision if bridge is not None else -1
         images = len(snap.sent_images) if snap is not None else 0
-        return (id(bridge), revision, images, conv.active, _light_fields(snap))
+        # only what `live` reads: not the activity, which changes four times a turn (the call bar shows it)
+        failed = (snap.state, snap.reconnectable) if snap is not None else None
+        return (id(bridge), revision, images, conv.active, failed)
 
     @live_snapshot(
         "transcript-live",
