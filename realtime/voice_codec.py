@@ -13,6 +13,10 @@ import numpy as np
 __all__ = ["OPUS_BITRATE", "decode_voice", "encode_voice", "wav_bytes"]
 
 OPUS_BITRATE = 24_000
+# libopus's least effort: a quarter of the default's CPU (5.7 vs 22 ms for 2.6 s of speech, measured with the
+# pinned PyAV) for about 0.6 dB less SNR and a tenth more bytes. History keeps every turn's voice this way,
+# on the server, while calls run.
+OPTIONS = {"compression_level": "0"}
 
 
 def encode_voice(pcm: bytes, rate: int, *, bitrate: int = OPUS_BITRATE) -> bytes:
@@ -20,7 +24,7 @@ def encode_voice(pcm: bytes, rate: int, *, bitrate: int = OPUS_BITRATE) -> bytes
     samples = np.frombuffer(pcm, dtype="<i2").reshape(1, -1)
     buf = io.BytesIO()
     with av.open(buf, "w", format="ogg") as out:
-        stream = out.add_stream("libopus", rate=rate)
+        stream = out.add_stream("libopus", rate=rate, options=dict(OPTIONS))
         stream.bit_rate = bitrate
         stream.layout = "mono"
         frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
