@@ -2,7 +2,7 @@
 
     scripts/loopback-only .venv/bin/python bench/capacity.py [--mode aiortc|chromium] [--n 1,2,4,8]
         [--seconds 60] [--camera on|off|both | --no-camera] [--peer PATH] [--json PATH] [--seed 1]
-        [--sample-ms 10]
+        [--sample-ms 10] [--repeat 1]
 
 (scripts/loopback-only, as `make test` uses it: aioice offers no 127.0.0.1 candidate, the namespace
 adds 127.0.0.2.) For every N a fresh server process and a fresh local engine are started, one
@@ -28,7 +28,9 @@ Load generators (--mode):
    app.py` on a free loopback port with its own local engine (tests/browser/harness.py's way).
    --peer PATH runs another Streamlit realtime app the same way (e.g. streamlit-webrtc's
    pages/18_audio_chat_realtime.py, voice only) against a local engine the bench starts, through
-   OPENAI_BASE_URL.
+   OPENAI_BASE_URL. --repeat K runs each N K times, the apps taking turns, and prints the medians
+   and the median of each (studio run, peer run after it) pair's CPU ratio: one run's CPU figure
+   moves by about a tenth from run to run on this 2-core machine.
 
 Server CPU is split by part. Inside the server process a probe (this file; in the app's process it
 is loaded by a sitecustomize the bench puts on PYTHONPATH: nothing in the product is changed) reads
@@ -862,6 +864,42 @@ def _top(parts: dict[str, float], window_s: float, k: int = 3) -> str:
     """The k largest parts as "name 1.2%" of a core."""
     ranked = sorted(parts.items(), key=lambda kv: -abs(kv[1]))[:k]
     return ", ".join(f"{name} {seconds / window_s * 100:.1f}%" for name, seconds in ranked) or "-"
+
+
+def repeat_summary(tables: dict[str, list[RunFigures]]) -> str:
+    """With --repeat: per table and N, the median server CPU per conversation and latency p50 over the
+    runs; where the peer ran too (voice only), each run's CPU against the peer's run right after it."""
+    lines = []
+    ours = next(
+        (runs for title, runs in tables.items() if title.startswith("chromium mode, studio") and "voice only" in title),
+        [],
+    )
+    peer = next((runs for title, runs in tables.items() if title.startswith("chromium mode, peer")), [])
+    for title, runs in tables.items():
+        for n in sorted({r.n for r in runs}):
+            at_n = [r for r in runs if r.n == n]
+            if len(at_n) < 2:
+                continue
+            cpu = [r.per_min_conv(r.cpu.total_s - r.cpu.probe_s) for r in at_n]
+            p50 = [x for x in (_pct(r.replies.latencies_ms, 0.5) for r in at_n) if x is not None]
+            lines.append(
+                f"{title}, N={n}, {len(at_n)} runs: server CPU median {statistics.median(cpu):.2f} s/min"
+                f" ({', '.join(f'{c:.2f}' for c in cpu)}), latency p50 median "
+                + (f"{statistics.median(p50):.0f} ms ({', '.join(f'{x:.0f}' for x in p50)})" if p50 else "-")
+            )
+    for n in sorted({r.n for r in ours}):
+        pairs = list(zip([r for r in ours if r.n == n], [r for r in peer if r.n == n], strict=False))
+        if len(pairs) < 2:
+            continue
+        ratios = [
+            a.per_min_conv(a.cpu.total_s - a.cpu.probe_s) / b.per_min_conv(b.cpu.total_s - b.cpu.probe_s)
+            for a, b in pairs
+        ]
+        lines.append(
+            f"server CPU per conversation, studio / peer, N={n}: median {statistics.median(ratios):.3f}x over"
+            f" {len(ratios)} pairs ({', '.join(f'{x:.3f}' for x in ratios)})"
+        )
+    return "\n".join(lines)
 
 
 def table(title: str, runs: Sequence[RunFigures]) -> str:
@@ -1912,6 +1950,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--camera", nargs="?", const="on", default="on", choices=("on", "off", "both"))
     parser.add_argument("--no-camera", dest="camera", action="store_const", const="off")
     parser.add_argument("--peer", type=Path, help="another Streamlit realtime app, run the same way (chromium)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        choices=range(1, 11),
+        metavar="1..10",
+        help="chromium: run each N this many times, the apps taking turns; prints the medians and, with --peer,"
+        " the median of each pair's CPU ratio (one run's figure moves by about a tenth)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -1979,30 +2026,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lead_silence_ms=500,
                 tail_silence_ms=max(3000, 7000 - spoken_ms),
             )
-            for app in apps:
-                for n in ns:
-                    for camera in _variants(args.camera) if app.own_engine else [False]:
-                        key = (
-                            f"chromium mode, {app.label} ({app.script.name}), {'camera on' if camera else 'voice only'}"
-                        )
-                        figures = _timed_run(
-                            functools.partial(
-                                run_chromium,
-                                app,
-                                n,
-                                camera,
-                                seconds,
-                                workdir,
-                                hook_dir,
-                                wav,
-                                args.sample_ms,
-                                args.loadgen_nice,
-                            ),
-                            f"{key}, N={n}",
-                            failures,
-                        )
-                        if figures is not None:
-                            tables.setdefault(key, []).append(figures)
+            # the apps take turns at each N (--repeat), so each pair of runs shares the machine's mood
+            for n, app in ((n, app) for n in ns for _ in range(args.repeat) for app in apps):
+                for camera in _variants(args.camera) if app.own_engine else [False]:
+                    key = f"chromium mode, {app.label} ({app.script.name}), {'camera on' if camera else 'voice only'}"
+                    figures = _timed_run(
+                        functools.partial(
+                            run_chromium,
+                            app,
+                            n,
+                            camera,
+                            seconds,
+                            workdir,
+                            hook_dir,
+                            wav,
+                            args.sample_ms,
+                            args.loadgen_nice,
+                        ),
+                        f"{key}, N={n}",
+                        failures,
+                    )
+                    if figures is not None:
+                        tables.setdefault(key, []).append(figures)
     except KeyboardInterrupt:
         print("interrupted: stopping everything", file=sys.stderr)
     finally:
@@ -2010,6 +2055,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for title, runs in tables.items():
         print(table(title, runs))
+        print()
+    summary = repeat_summary(tables)
+    if summary:
+        print(summary)
         print()
     for failure in failures:
         print(f"failed: {failure}")
