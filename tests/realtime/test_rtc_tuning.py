@@ -223,7 +223,7 @@ async def test_a_quiet_receiver_skips_the_silence_between_beeps_and_plays_each_b
     assert buffer.skipped_quiet > 100, buffer.skipped_quiet  # ~45 of each 55 silent frames
     assert frames < beeps.n / 2, (frames, beeps.n)
     assert all(5 <= r <= 6 for r in [r for r in loud_runs if r][:3]), loud_runs  # each beep whole (+ look-ahead)
-    assert max(delays[:3]) < 40, delays  # and at once, as any other frame
+    assert max(delays[:3]) < 100, delays  # and at once: nothing waits for more packets (loose for a busy CI)
 
 
 def test_tune_streamlit_webrtc_reaches_the_worker_peer_and_never_raises():
