@@ -866,15 +866,11 @@ def _top(parts: dict[str, float], window_s: float, k: int = 3) -> str:
     return ", ".join(f"{name} {seconds / window_s * 100:.1f}%" for name, seconds in ranked) or "-"
 
 
-def repeat_summary(tables: dict[str, list[RunFigures]]) -> str:
+def repeat_summary(tables: dict[str, list[RunFigures]], rounds: dict[tuple[int, int], dict[str, RunFigures]]) -> str:
     """With --repeat: per table and N, the median server CPU per conversation and latency p50 over the
-    runs; where the peer ran too (voice only), each run's CPU against the peer's run right after it."""
+    runs; and per N, each round's voice-only studio run against the peer's run of the same round
+    (``rounds``: (N, round) -> app label -> figures; a round where either failed has no pair)."""
     lines = []
-    ours = next(
-        (runs for title, runs in tables.items() if title.startswith("chromium mode, studio") and "voice only" in title),
-        [],
-    )
-    peer = next((runs for title, runs in tables.items() if title.startswith("chromium mode, peer")), [])
     for title, runs in tables.items():
         for n in sorted({r.n for r in runs}):
             at_n = [r for r in runs if r.n == n]
@@ -887,18 +883,17 @@ def repeat_summary(tables: dict[str, list[RunFigures]]) -> str:
                 f" ({', '.join(f'{c:.2f}' for c in cpu)}), latency p50 median "
                 + (f"{statistics.median(p50):.0f} ms ({', '.join(f'{x:.0f}' for x in p50)})" if p50 else "-")
             )
-    for n in sorted({r.n for r in ours}):
-        pairs = list(zip([r for r in ours if r.n == n], [r for r in peer if r.n == n], strict=False))
-        if len(pairs) < 2:
-            continue
+    for n in sorted({n for n, _ in rounds}):
         ratios = [
             a.per_min_conv(a.cpu.total_s - a.cpu.probe_s) / b.per_min_conv(b.cpu.total_s - b.cpu.probe_s)
-            for a, b in pairs
+            for (at, _), apps in sorted(rounds.items())
+            if at == n and (a := apps.get(STUDIO.label)) is not None and (b := apps.get("peer")) is not None
         ]
-        lines.append(
-            f"server CPU per conversation, studio / peer, N={n}: median {statistics.median(ratios):.3f}x over"
-            f" {len(ratios)} pairs ({', '.join(f'{x:.3f}' for x in ratios)})"
-        )
+        if len(ratios) >= 2:
+            lines.append(
+                f"server CPU per conversation, studio / peer, N={n}: median {statistics.median(ratios):.3f}x over"
+                f" {len(ratios)} pairs ({', '.join(f'{x:.3f}' for x in ratios)})"
+            )
     return "\n".join(lines)
 
 
@@ -1995,6 +1990,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     tables: dict[str, list[RunFigures]] = {}
+    rounds: dict[tuple[int, int], dict[str, RunFigures]] = {}  # (N, round) -> app label -> its voice-only run
     failures: list[str] = []
     started = time.monotonic()
     print(f"capacity: mode {args.mode}, N {ns}, {seconds:.0f} s each, camera {args.camera}; logs in {workdir}")
@@ -2027,7 +2023,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tail_silence_ms=max(3000, 7000 - spoken_ms),
             )
             # the apps take turns at each N (--repeat), so each pair of runs shares the machine's mood
-            for n, app in ((n, app) for n in ns for _ in range(args.repeat) for app in apps):
+            for n, rep, app in ((n, rep, app) for n in ns for rep in range(args.repeat) for app in apps):
                 for camera in _variants(args.camera) if app.own_engine else [False]:
                     key = f"chromium mode, {app.label} ({app.script.name}), {'camera on' if camera else 'voice only'}"
                     figures = _timed_run(
@@ -2048,6 +2044,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                     if figures is not None:
                         tables.setdefault(key, []).append(figures)
+                        if not camera:
+                            rounds.setdefault((n, rep), {})[app.label] = figures
     except KeyboardInterrupt:
         print("interrupted: stopping everything", file=sys.stderr)
     finally:
@@ -2056,7 +2054,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for title, runs in tables.items():
         print(table(title, runs))
         print()
-    summary = repeat_summary(tables)
+    summary = repeat_summary(tables, rounds)
     if summary:
         print(summary)
         print()
