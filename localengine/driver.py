@@ -77,8 +77,7 @@ class SessionDriver:
         self._clock = clock
         self._tick_interval = tick_interval
         self._sinks: list[EventSink] = []
-        self._jobs: set[asyncio.Future[Any]] = set()
-        self._by_id: dict[str, asyncio.Future[Any]] = {}
+        self._jobs: dict[str, asyncio.Future[Any]] = {}  # job id -> its future, until it is done
         self._tick_task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self.close_reason: str | None = None
@@ -117,10 +116,9 @@ class SessionDriver:
         self._closed.set()
         if self._tick_task is not None and self._tick_task is not asyncio.current_task():
             self._tick_task.cancel()
-        for job in list(self._jobs):
+        for job in list(self._jobs.values()):
             job.cancel()
         self._jobs.clear()
-        self._by_id.clear()
         sinks, self._sinks = self._sinks, []
         for sink in sinks:
             sink.close(reason)
@@ -191,7 +189,7 @@ class SessionDriver:
                 else:
                     self._submit(effect.job_id, speech.transcribe, effect.pcm24k)
             elif isinstance(effect, CancelTranscribe):
-                job = self._by_id.get(effect.job_id)
+                job = self._jobs.get(effect.job_id)
                 if job is not None:
                     job.cancel()  # one still queued is never run; one running finishes unheard
             elif isinstance(effect, Synthesize):
@@ -212,13 +210,11 @@ class SessionDriver:
 
     def _track(self, job_id: str, job: asyncio.Future[Any]) -> None:
         self._speech_jobs += 1
-        self._jobs.add(job)
-        self._by_id[job_id] = job
+        self._jobs[job_id] = job
         job.add_done_callback(lambda fut: self._job_done(job_id, fut))
 
     def _job_done(self, job_id: str, fut: asyncio.Future[Any]) -> None:
-        self._jobs.discard(fut)
-        self._by_id.pop(job_id, None)
+        self._jobs.pop(job_id, None)
         if fut.cancelled() or self.closed:
             return
         exc = fut.exception()
