@@ -63,6 +63,8 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
+from realtime.opus_track import SILENCE_MAX_BYTES
+
 __all__ = [
     "ImmediateAudioBuffer",
     "RtcTuningError",
@@ -76,9 +78,6 @@ log = logging.getLogger(__name__)
 
 _ATTR = "_RTCRtpReceiver__jitter_buffer"
 _MAX_MISORDER = 100  # as aiortc: a packet this far "behind" means the stream restarted
-# An Opus packet this small carries no speech: the TOC byte alone (DTX), or a CELT/SILK silence frame
-# (libopus turns out 3 bytes for 20 ms of digital zeros; localengine.opus_out copies that one).
-QUIET_MAX_BYTES = 3
 
 
 class RtcTuningError(RuntimeError):
@@ -89,12 +88,13 @@ class ImmediateAudioBuffer(JitterBuffer):
     """A zero-delay stand-in for aiortc's audio JitterBuffer: each in-order packet is a frame.
 
     With ``quiet_after`` > 0, a steady run of silence is not handed on past its first ``quiet_after``
-    packets: the same tiny payload (at most `QUIET_MAX_BYTES`, an Opus silence or DTX frame) again and
-    again. A provider sends one every 20 ms while it listens, most of a call; each cost the receiver a
-    decode in its thread, a hop to the loop (``run_coroutine_threadsafe``: a task per frame) and the
-    relay's per-frame work, to produce zeros that `realtime.voice_out.VoiceOut` then does not queue
-    anyway (it queues silence only within its hangover of speech). The first packet that differs is
-    handed on at once. The decoder sees a gap in the stream, exactly as after a DTX pause."""
+    packets: the same tiny payload (at most `SILENCE_MAX_BYTES`, an Opus silence frame or the TOC byte
+    alone of a DTX frame: no speech fits in it) again and again. A provider sends one every 20 ms while
+    it listens, most of a call; each cost the receiver a decode in its thread, a hop to the loop
+    (``run_coroutine_threadsafe``: a task per frame) and the relay's per-frame work, to produce zeros
+    that `realtime.voice_out.VoiceOut` then does not queue anyway (it queues silence only within its
+    hangover of speech). The first packet that differs is handed on at once. The decoder sees a gap in
+    the stream, exactly as after a DTX pause."""
 
     def __init__(self, *, quiet_after: int = 0) -> None:
         super().__init__(capacity=16, prefetch=0)
@@ -118,13 +118,13 @@ class ImmediateAudioBuffer(JitterBuffer):
         self._newest = seq
         data = packet._data  # type: ignore[attr-defined]
         if self._quiet_after:
-            if len(data) <= QUIET_MAX_BYTES and data == self._quiet:
+            if len(data) <= SILENCE_MAX_BYTES and data == self._quiet:
                 self._quiet_run += 1
                 if self._quiet_run > self._quiet_after:
                     self.skipped_quiet += 1
                     return False, None
             else:
-                self._quiet, self._quiet_run = (bytes(data), 1) if len(data) <= QUIET_MAX_BYTES else (None, 0)
+                self._quiet, self._quiet_run = (bytes(data), 1) if len(data) <= SILENCE_MAX_BYTES else (None, 0)
         return False, JitterFrame(data=data, timestamp=packet.timestamp)
 
 
