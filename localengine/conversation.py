@@ -5,7 +5,8 @@ and returns effects; it never touches sockets, loops, threads, clocks or blockin
 are passed in (``now``, seconds on any monotonic clock). Speech is requested through effects:
 ``Transcribe`` / ``Synthesize`` are run by the edge (in a thread pool) and their results come back
 through ``speech_result`` (a ``str`` transcript, ``bytes`` pcm16 24 kHz, or the ``Exception`` the job
-raised); ``CancelTranscribe`` withdraws a turn's early transcription that more speech made stale.
+raised). A turn's audio goes to the recognizer while it is spoken (``StreamSpeech``, then the turn's
+``Transcribe`` with the rest); ``CancelTranscribe`` drops a turn that was not committed.
 Voice activity detection is delegated to a ``Detector`` made by ``detector_factory`` (default:
 ``localengine.speech.SpeechDetector``, imported lazily).
 
@@ -67,6 +68,7 @@ __all__ = [
     "Play",
     "Send",
     "Session",
+    "StreamSpeech",
     "Synthesize",
     "Transcribe",
     "TurnDetectionConfig",
@@ -76,6 +78,7 @@ __all__ = [
 
 AUDIO_DELTA_MS = 100
 MIN_COMMIT_MS = 100
+_STREAM_CHUNK_MS = 100  # a turn goes to the recognizer in pieces of at least this much audio
 SPOKEN_CHARS_PER_SECOND = 14.5
 """About how fast the offline voice speaks at speed 1.0 (espeak, 175 words a minute): to fit a
 spoken reply into its output-token cap before it is synthesized."""
@@ -98,8 +101,17 @@ class Transcribe:
 
 
 @dataclass(frozen=True)
+class StreamSpeech:
+    """More audio of a turn still being spoken, so the recognizer can start on it now. The turn's
+    ``Transcribe`` with the same ``job_id`` brings the rest of its audio; ``CancelTranscribe`` drops it."""
+
+    job_id: str
+    pcm24k: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class CancelTranscribe:
-    """A transcription no longer wanted (an early one, made stale by more speech); its result is ignored."""
+    """A transcription no longer wanted (a streamed turn that was not committed); its result is ignored."""
 
     job_id: str
 
@@ -131,7 +143,7 @@ class Close:
     reason: str
 
 
-Effect = Send | Transcribe | CancelTranscribe | Synthesize | Play | ClearPlayback | Close
+Effect = Send | StreamSpeech | Transcribe | CancelTranscribe | Synthesize | Play | ClearPlayback | Close
 
 
 def session_limit_message(limit_seconds: float) -> str:
@@ -163,7 +175,7 @@ class Detector(Protocol):
     def feed(self, pcm24k: bytes, *, at_ms: int) -> Sequence[SpeechEdgeLike]: ...
 
     @property
-    def pausing_at_ms(self) -> int | None: ...  # speech paused long enough to maybe end here (None: no)
+    def speech_until_ms(self) -> int | None: ...  # in speech: where the speech heard so far ends (None: silent)
 
 
 DetectorFactory = Callable[[TurnDetectionConfig], Detector]
@@ -219,23 +231,20 @@ class _Playback:
 
 @dataclass(frozen=True)
 class _Job:
-    """A speech job the edge runs: transcribe the audio of an item (early: of a turn not yet committed),
-    or synthesize a response."""
+    """A speech job the edge runs: transcribe the audio of an item, or synthesize a response."""
 
-    kind: Literal["transcribe", "early", "synthesize"]
-    target: str  # item id | speech item id | response id
+    kind: Literal["transcribe", "synthesize"]
+    target: str  # item id | response id
 
 
 @dataclass
-class _Early:
-    """The turn's audio sent to the recognizer as soon as the speech paused (see ``_early_transcription``)."""
+class _Stream:
+    """The turn being spoken, as far as it has gone to the recognizer (see ``_stream_speech``)."""
 
     job_id: str
     item_id: str
-    audio_ms: int
-    pcm: bytes = field(repr=False)
-    done: bool = False
-    result: Any = None
+    start: int  # timeline position (bytes) of its first byte: where the turn's audio starts
+    end: int  # timeline position just past the audio sent so far
 
 
 # --------------------------------------------------------------------------------- session
@@ -269,7 +278,7 @@ class Session:
         self._response: _Response | None = None
         self._last_response_id: str | None = None
         self._jobs: dict[str, _Job] = {}
-        self._early: _Early | None = None
+        self._stream: _Stream | None = None
         self._playback: dict[str, _Playback] = {}
         self._audio_produced = False
         self._closed = False
@@ -279,6 +288,7 @@ class Session:
         self._buffer = bytearray()
         self._buffer_start = 0  # timeline position (bytes) of _buffer[0]
         self._speech_item: str | None = None
+        self._turn_start = 0  # timeline position (bytes) where the turn being spoken starts
         self._stored_audio_bytes = 0  # audio kept inside items
         self._now = now
         self._idle_since: float | None = None  # when the assistant last finished speaking (idle timeout)
@@ -313,8 +323,7 @@ class Session:
             out.append(self._send({"type": "session.updated", "session": self.settings.to_wire()}))
         if error is not None:
             out.append(self._error(error.code, f"Invalid initial session: {error.message}", None, error.param))
-        self._reset_detector()
-        return out
+        return out + self._reset_detector()
 
     def receive(self, raw: str | bytes, now: float) -> list[Effect]:
         if self._closed:
@@ -353,11 +362,6 @@ class Session:
         self._now = now
         if job.kind == "transcribe":
             return self._transcribed(job.target, job_id, result)
-        if job.kind == "early":
-            early = self._early
-            if early is not None and early.job_id == job_id:
-                early.done, early.result = True, result
-            return []
         return self._synthesized(job.target, job_id, result)
 
     def playback_started(self, item_id: str, now: float) -> list[Effect]:
@@ -431,10 +435,10 @@ class Session:
                 }
             )
         ]
-        pcm = bytes(self._buffer)
+        pcm, start = bytes(self._buffer), self._buffer_start
         self._buffer_start += len(self._buffer)
         self._buffer.clear()
-        out += self._commit(pcm, item_id)
+        out += self._commit(pcm, item_id, start)
         out += self._create_response({}, None)
         return out
 
@@ -492,9 +496,8 @@ class Session:
     def _on_session_update(self, event: dict[str, Any]) -> list[Effect]:
         before = self.settings.turn_detection
         self.settings = self._apply_session(event["session"])
-        if self.settings.turn_detection != before:
-            self._reset_detector()
-        return [self._send({"type": "session.updated", "session": self.settings.to_wire()})]
+        out = self._reset_detector() if self.settings.turn_detection != before else []
+        return [*out, self._send({"type": "session.updated", "session": self.settings.to_wire()})]
 
     # -- conversation items ----------------------------------------------------------------
 
@@ -603,11 +606,11 @@ class Session:
 
     # -- input audio -----------------------------------------------------------------------
 
-    def _reset_detector(self) -> None:
+    def _reset_detector(self) -> list[Effect]:
         td = self.settings.turn_detection
         self._detector = self._detector_factory(td) if td is not None else None
         self._speech_item = None
-        self._early = None  # a job still running is ignored when it ends
+        return self._cancel_stream()
 
     def _on_input_audio_buffer_append(self, event: dict[str, Any]) -> list[Effect]:
         pcm = decode_audio(event["audio"], "audio")
@@ -634,7 +637,7 @@ class Session:
             elif edge.kind == "stopped" and self._speech_item is not None:
                 out += self._speech_stopped(self._speech_item, int(edge.audio_ms))
         if self._speech_item is not None:
-            out += self._early_transcription(self._speech_item, self._detector.pausing_at_ms)
+            out += self._stream_speech(self._speech_item, self._detector.speech_until_ms)
         return out
 
     def _turn_audio(self, audio_ms: int) -> int:
@@ -642,30 +645,28 @@ class Session:
         end = max(0, audio_ms * BYTES_PER_MS - self._buffer_start)
         return min(end - end % 2, len(self._buffer))
 
-    def _early_transcription(self, item_id: str, pausing_at_ms: int | None) -> list[Effect]:
-        """Start on the turn's words as soon as the speech pauses, not once the whole silence has
-        confirmed its end: the recognizer takes about 0.12 s per second of speech (more on a loaded
-        machine), which was most of the wait for a reply after the silence. If the turn ends where it
-        paused, its commit takes this job (or its result) instead of starting one; speech that goes on
-        cancels it."""
-        early = self._early
-        if early is not None and early.item_id == item_id and early.audio_ms == pausing_at_ms:
+    def _stream_speech(self, item_id: str, speech_until_ms: int | None) -> list[Effect]:
+        """Send the turn's audio to the recognizer while it is spoken, up to where the speech heard
+        so far ends (the turn ends there or later), so that when the silence confirms its end only
+        its last ~100 ms are left to decode. Transcribing the whole turn then took the recognizer
+        about 0.12 s per second of speech, 0.3-0.4 s with several calls on a loaded machine."""
+        stream = self._stream
+        if stream is not None and stream.item_id != item_id:
+            return self._cancel_stream()
+        if speech_until_ms is None or self._buffer_start != self._turn_start:
+            return []  # silent, or the buffer limit dropped the turn's start: transcribed when committed
+        end = self._buffer_start + self._turn_audio(speech_until_ms)
+        begin = stream.end if stream is not None else self._buffer_start
+        if end - begin < _STREAM_CHUNK_MS * BYTES_PER_MS:
             return []
-        out = self._cancel_early()
-        if pausing_at_ms is not None:
-            pcm = bytes(self._buffer[: self._turn_audio(pausing_at_ms)])
-            job = self._new_id("job")
-            self._jobs[job] = _Job("early", item_id)
-            self._early = _Early(job, item_id, pausing_at_ms, pcm)
-            out.append(Transcribe(job, pcm))
-        return out
+        if stream is None:
+            stream = self._stream = _Stream(self._new_id("job"), item_id, begin, begin)
+        stream.end = end
+        return [StreamSpeech(stream.job_id, bytes(self._buffer[begin - self._buffer_start : end - self._buffer_start]))]
 
-    def _cancel_early(self) -> list[Effect]:
-        early, self._early = self._early, None
-        if early is None or early.done:
-            return []
-        self._jobs.pop(early.job_id, None)
-        return [CancelTranscribe(early.job_id)]
+    def _cancel_stream(self) -> list[Effect]:
+        stream, self._stream = self._stream, None
+        return [CancelTranscribe(stream.job_id)] if stream is not None else []
 
     def _speech_started(self, audio_ms: int) -> list[Effect]:
         td = self.settings.turn_detection
@@ -678,6 +679,7 @@ class Session:
             drop -= drop % 2
             del self._buffer[:drop]
             self._buffer_start += drop
+        self._turn_start = self._buffer_start
         out: list[Effect] = [
             self._send(
                 {
@@ -725,16 +727,17 @@ class Session:
             )
         ]
         end = self._turn_audio(audio_ms)
-        pcm = bytes(self._buffer[:end])
+        pcm, start = bytes(self._buffer[:end]), self._buffer_start
         del self._buffer[:end]
         self._buffer_start += end
-        out += self._commit(pcm, item_id)
+        out += self._commit(pcm, item_id, start)
         td = self.settings.turn_detection
         if td is not None and td.create_response and self._response is None:
             out += self._create_response({}, None)
         return out
 
-    def _commit(self, pcm: bytes, item_id: str) -> list[Effect]:
+    def _commit(self, pcm: bytes, item_id: str, start: int) -> list[Effect]:
+        """Commit ``pcm`` (from timeline position ``start``) as the user item ``item_id``."""
         prev = self._order[-1] if self._order else None
         item = Item(
             id=item_id,
@@ -746,14 +749,13 @@ class Session:
             self._send({"type": "input_audio_buffer.committed", "previous_item_id": prev, "item_id": item_id})
         ]
         out += self._insert(item)
-        early = self._early
-        if early is not None and early.item_id == item_id and early.pcm == pcm:
-            self._early = None
-            if early.done:
-                return out + self._transcribed(item_id, early.job_id, early.result)
-            self._jobs[early.job_id] = _Job("transcribe", item_id)
+        stream = self._stream
+        if stream is not None and (stream.item_id, stream.start) == (item_id, start) and stream.end - start <= len(pcm):
+            self._stream = None
+            self._jobs[stream.job_id] = _Job("transcribe", item_id)
+            out.append(Transcribe(stream.job_id, pcm[stream.end - start :]))  # the rest of the streamed turn
             return out
-        out += self._cancel_early()
+        out += self._cancel_stream()
         out.append(self._transcribe(item_id, pcm))
         return out
 
@@ -766,17 +768,16 @@ class Session:
                 f"of audio, but buffer only has {ms:.2f}ms of audio.",
             )
         item_id = self._speech_item or self._new_id("item")
-        pcm = bytes(self._buffer)
+        pcm, start = bytes(self._buffer), self._buffer_start
         self._buffer_start += len(self._buffer)
         self._buffer.clear()
-        self._reset_detector()
-        return self._commit(pcm, item_id)
+        out = self._commit(pcm, item_id, start)
+        return out + self._reset_detector()
 
     def _on_input_audio_buffer_clear(self, event: dict[str, Any]) -> list[Effect]:
         self._buffer_start += len(self._buffer)
         self._buffer.clear()
-        self._reset_detector()
-        return [self._send({"type": "input_audio_buffer.cleared"})]
+        return [*self._reset_detector(), self._send({"type": "input_audio_buffer.cleared"})]
 
     def _on_output_audio_buffer_clear(self, event: dict[str, Any]) -> list[Effect]:
         if self.transport != "webrtc":

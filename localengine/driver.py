@@ -5,7 +5,8 @@ The WebSocket edge and the WebRTC edge each give the driver somewhere to send se
 WebRTC, somewhere to play voice (a ``Player``). Everything here runs on the engine's loop; the
 blocking speech jobs come back through ``Session.speech_result``: ``Synthesize`` runs in the
 engine's bounded thread pool, ``Transcribe`` in its recognizer (a child process: decoding holds the
-GIL, and the loop must keep serving every call's packets meanwhile).
+GIL, and the loop must keep serving every call's packets meanwhile), which also takes a turn's
+``StreamSpeech`` as it is spoken.
 """
 
 from __future__ import annotations
@@ -19,7 +20,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import speech
-from .conversation import CancelTranscribe, ClearPlayback, Close, Effect, Play, Send, Session, Synthesize, Transcribe
+from .conversation import (
+    CancelTranscribe,
+    ClearPlayback,
+    Close,
+    Effect,
+    Play,
+    Send,
+    Session,
+    StreamSpeech,
+    Synthesize,
+    Transcribe,
+)
 from .recognizer import Recognizer
 
 __all__ = ["DriverStats", "EventSink", "Player", "SessionDriver"]
@@ -78,6 +90,8 @@ class SessionDriver:
         self._tick_interval = tick_interval
         self._sinks: list[EventSink] = []
         self._jobs: dict[str, asyncio.Future[Any]] = {}  # job id -> its future, until it is done
+        # Turns streamed and not yet finished: their job ids (with the recognizer) or their audio so far.
+        self._streams: dict[str, bytearray] = {}
         self._tick_task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self.close_reason: str | None = None
@@ -119,6 +133,7 @@ class SessionDriver:
         for job in list(self._jobs.values()):
             job.cancel()
         self._jobs.clear()
+        self._drop_streams(list(self._streams))
         sinks, self._sinks = self._sinks, []
         for sink in sinks:
             sink.close(reason)
@@ -183,15 +198,24 @@ class SessionDriver:
             if isinstance(effect, Send):
                 for sink in list(self._sinks):
                     sink.send(effect.event)
-            elif isinstance(effect, Transcribe):
+            elif isinstance(effect, StreamSpeech):
+                streamed = self._streams.setdefault(effect.job_id, bytearray())
                 if self._recognizer is not None:
-                    self._track(effect.job_id, asyncio.wrap_future(self._recognizer.transcribe(effect.pcm24k)))
+                    self._recognizer.feed(effect.job_id, effect.pcm24k)
                 else:
-                    self._submit(effect.job_id, speech.transcribe, effect.pcm24k)
+                    streamed += effect.pcm24k  # transcribed in one go when the turn ends
+            elif isinstance(effect, Transcribe):
+                streamed = self._streams.pop(effect.job_id, bytearray())
+                if self._recognizer is not None:
+                    finish = self._recognizer.finish(effect.job_id, effect.pcm24k)
+                    self._track(effect.job_id, asyncio.wrap_future(finish))
+                else:
+                    self._submit(effect.job_id, speech.transcribe, bytes(streamed + effect.pcm24k))
             elif isinstance(effect, CancelTranscribe):
                 job = self._jobs.get(effect.job_id)
                 if job is not None:
                     job.cancel()  # one still queued is never run; one running finishes unheard
+                self._drop_streams([effect.job_id])
             elif isinstance(effect, Synthesize):
                 self._submit(effect.job_id, speech.synthesize, effect.text, effect.voice, effect.speed)
             elif isinstance(effect, Play):
@@ -204,6 +228,11 @@ class SessionDriver:
                 self.close(effect.reason)
             else:  # pragma: no cover - a contract break, loud on purpose
                 raise TypeError(f"unknown effect {effect!r}")
+
+    def _drop_streams(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            if self._streams.pop(job_id, None) is not None and self._recognizer is not None:
+                self._recognizer.drop(job_id)
 
     def _submit(self, job_id: str, fn: Callable[..., Any], *args: Any) -> None:
         self._track(job_id, asyncio.get_running_loop().run_in_executor(self._executor, fn, *args))

@@ -307,48 +307,154 @@ _DECODERS = _DecoderPool(size=1)
 _SILENCE_DBFS = -55.0
 
 
-def _loudest_frame_dbfs(samples: np.ndarray) -> float:
-    usable = samples[: samples.size - samples.size % _FRAME_SAMPLES_24K]
-    if usable.size == 0:
-        return -120.0
-    power = np.mean(usable.reshape(-1, _FRAME_SAMPLES_24K).astype(np.float32) ** 2, axis=1).max()
-    return 10.0 * float(np.log10(max(float(power), 1e-12) / 32768.0**2))
-
-
 def warm_recognizer() -> None:
     """Build the decoder now (it takes about a second), so the first ``transcribe`` does not."""
     _DECODERS.release(_DECODERS.acquire())
 
 
-def transcribe(pcm24k: bytes) -> str:
-    """Recognize English speech in pcm16 LE mono 24 kHz audio. Lowercase words, "" for silence."""
-    samples = np.frombuffer(pcm24k[: len(pcm24k) - len(pcm24k) % 2], dtype="<i2")
-    if samples.size < SAMPLE_RATE // 10:  # under 100 ms: nothing to recognize
-        return ""
-    if _loudest_frame_dbfs(samples) < _SILENCE_DBFS:  # nothing above the noise floor: skip decoding
-        return ""
-    pcm16k = _resample_array(samples, SAMPLE_RATE, _RECOGNIZER_RATE).tobytes()
-    decoder = _DECODERS.acquire()
-    try:
-        # Live cepstral mean normalization carries over from one utterance to the next, which
-        # would make a result depend on what that decoder heard before. Every utterance starts
-        # from the same speech-adapted prior instead, so equal audio nearly always gives equal
-        # text (some search state still carries over: the utterance before can flip a word).
+def new_decoder() -> Decoder:
+    """A decoder for `Utterance.bind` (about 90 MB and 0.3 s to build: keep it for many utterances)."""
+    return _new_decoder()
+
+
+class Utterance:
+    """One utterance's audio, given in pieces as it is spoken, decoded as it comes once it holds a
+    decoder: when it ends, only its last few milliseconds are left to decode.
+
+    Every piece goes through the same steps as one call of ``transcribe`` with all of it (24 -> 16 kHz
+    three samples at a time, 10 ms per ``process_raw``, the same silence gate), so the text is the
+    same whether the audio came at once or in any pieces. Not thread-safe: one caller at a time.
+    """
+
+    def __init__(self) -> None:
+        self._samples = 0  # 24 kHz samples given so far
+        self._odd = b""  # a trailing odd byte, until the next piece completes its sample
+        self._held = np.zeros(0, dtype=np.int16)  # the 1-2 samples of an unfinished triple
+        self._context = np.zeros(3, dtype=np.int16)  # the triple before: its last sample smooths the next
+        self._frame = np.zeros(0, dtype=np.int16)  # samples of the unfinished 30 ms loudness frame
+        self._loudest = 0.0  # mean square of the loudest whole 30 ms frame
+        self._pcm16k = bytearray()
+        self._decoded = 0  # bytes of _pcm16k given to the decoder
+        self._decoder: Decoder | None = None
+
+    @property
+    def decoder(self) -> Decoder | None:
+        return self._decoder
+
+    @property
+    def audio_ms(self) -> int:
+        return self._samples * 1000 // SAMPLE_RATE
+
+    @property
+    def decoded_ms(self) -> int:
+        """How much of it the bound decoder has heard (0 without one)."""
+        return self._decoded * 1000 // (_RECOGNIZER_RATE * 2) if self._decoder is not None else 0
+
+    def add(self, pcm24k: bytes) -> None:
+        """More audio (pcm16 LE mono 24 kHz); decoded at once if a decoder is bound."""
+        data = self._odd + pcm24k
+        self._odd = data[len(data) - len(data) % 2 :]
+        samples = np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2")
+        if samples.size == 0:
+            return
+        self._samples += samples.size
+        self._measure(samples)
+        pending = np.concatenate([self._held, samples])
+        whole = pending.size - pending.size % 3
+        self._held = pending[whole:].copy()
+        if whole:
+            self._resample(pending[:whole])
+        self._decode(final=False)
+
+    def bind(self, decoder: Decoder) -> None:
+        """Start decoding with ``decoder`` (from the first sample, whatever was given before)."""
+        if self._decoder is not None:
+            raise RuntimeError("this utterance already has a decoder")
+        self._decoder = decoder
+        self._decoded = 0
+        # Live cepstral mean normalization carries over from one utterance to the next, which would
+        # make a result depend on what that decoder heard before. Every utterance starts from the same
+        # speech-adapted prior instead, so equal audio nearly always gives equal text (some search
+        # state still carries over: the utterance before can flip a word).
         decoder.set_cmn(_CMN_PRIOR)
         decoder.start_utt()
-        try:
-            # pocketsphinx holds the GIL while it decodes. Feeding it 10 ms at a time lets other
-            # threads (the engine's event loop) run between chunks; live-mode decoding of small
-            # chunks also recognizes synthetic speech better than one whole-utterance call.
-            for start in range(0, len(pcm16k), _DECODE_CHUNK_BYTES):
-                decoder.process_raw(pcm16k[start : start + _DECODE_CHUNK_BYTES], False, False)
-        finally:
-            decoder.end_utt()
+        self._decode(final=False)
+
+    def unbind(self) -> Decoder:
+        """Stop decoding and hand the decoder back: what it decoded is dropped (a later `bind` redoes it)."""
+        decoder, self._decoder = self._decoder, None
+        if decoder is None:
+            raise RuntimeError("this utterance has no decoder")
+        decoder.end_utt()
+        return decoder
+
+    def finish(self) -> str:
+        """Decode what is left and end the utterance: its words, lowercase ("" for silence or under
+        100 ms). Needs a decoder; the caller gets it back (it is no longer bound)."""
+        decoder = self._decoder
+        if decoder is None:
+            raise RuntimeError("bind a decoder first")
+        if self._held.size == 2:  # the last partial triple still gives one 16 kHz sample
+            self._resample(np.concatenate([self._held, np.zeros(1, dtype=np.int16)]), keep=1)
+        self._held = self._held[:0]
+        self._decode(final=True)
+        self._decoder = None
+        decoder.end_utt()
         hyp = decoder.hyp()
-        text = hyp.hypstr if hyp is not None else ""
+        if self.silent:
+            return ""
+        return " ".join((hyp.hypstr if hyp is not None else "").lower().split())
+
+    @property
+    def silent(self) -> bool:
+        """Under 100 ms, or nothing above the noise floor: nothing to recognize."""
+        if self._samples < SAMPLE_RATE // 10:
+            return True
+        return 10.0 * float(np.log10(max(self._loudest, 1e-12) / 32768.0**2)) < _SILENCE_DBFS
+
+    def _measure(self, samples: np.ndarray) -> None:
+        frames = np.concatenate([self._frame, samples])
+        whole = frames.size - frames.size % _FRAME_SAMPLES_24K
+        self._frame = frames[whole:].copy()
+        if whole:
+            power = np.mean(frames[:whole].reshape(-1, _FRAME_SAMPLES_24K).astype(np.float32) ** 2, axis=1).max()
+            self._loudest = max(self._loudest, float(power))
+
+    def _resample(self, triples: np.ndarray, keep: int | None = None) -> None:
+        # The same arithmetic as `_resample_array` over the whole utterance: its smoothing reaches one
+        # sample back, so the triple before goes in first and its two outputs are dropped.
+        out = _resample_array(np.concatenate([self._context, triples]), SAMPLE_RATE, _RECOGNIZER_RATE)[2:]
+        self._context = triples[-3:].copy()
+        self._pcm16k += out[:keep].astype("<i2").tobytes()
+
+    def _decode(self, *, final: bool) -> None:
+        decoder = self._decoder
+        if decoder is None:
+            return
+        end = len(self._pcm16k) if final else len(self._pcm16k) - len(self._pcm16k) % _DECODE_CHUNK_BYTES
+        view = memoryview(self._pcm16k)
+        # pocketsphinx holds the GIL while it decodes: 10 ms at a time lets other threads in between
+        # chunks. Live-mode decoding of small chunks also recognizes synthetic speech better than one
+        # whole-utterance call.
+        for start in range(self._decoded, end, _DECODE_CHUNK_BYTES):
+            decoder.process_raw(bytes(view[start : min(end, start + _DECODE_CHUNK_BYTES)]), False, False)
+        view.release()
+        self._decoded = max(self._decoded, end)
+
+
+def transcribe(pcm24k: bytes) -> str:
+    """Recognize English speech in pcm16 LE mono 24 kHz audio. Lowercase words, "" for silence."""
+    utterance = Utterance()
+    utterance.add(pcm24k)
+    if utterance.silent:  # skip decoding
+        return ""
+    decoder = _DECODERS.acquire()
+    try:
+        utterance.bind(decoder)
+        text = utterance.finish()
     finally:
         _DECODERS.release(decoder)
-    return " ".join(text.lower().split())
+    return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,9 +514,6 @@ class SpeechDetector:
         # Compare mean squares rather than taking a log per frame.
         self._gate_ms = (32768.0 * 10 ** (_energy_gate_dbfs(threshold) / 20.0)) ** 2
         self._silence_frames = max(1, -(-self.silence_ms // _FRAME_MS))
-        # A pause this long may be the end: the caller can start on the turn before the silence confirms it.
-        # Half the silence: a third also stopped at the comma of "hello there, can you hear me" (a job wasted).
-        self._pause_frames = max(3, self._silence_frames // 2)
         self.reset()
 
     def reset(self) -> None:
@@ -428,12 +531,10 @@ class SpeechDetector:
         return self._in_speech
 
     @property
-    def pausing_at_ms(self) -> int | None:
-        """Where the speech ended, while a pause of half ``silence_ms`` (at least 90 ms) has followed
-        it but not yet all of it: the ``stopped`` edge will be placed here unless speech resumes first."""
-        if not self._in_speech or self._quiet < self._pause_frames:
-            return None
-        return max(0, self._ms(self._last_speech_end))
+    def speech_until_ms(self) -> int | None:
+        """While in speech: where the speech heard so far ends. The ``stopped`` edge will be placed
+        there or later, so the audio before it belongs to the turn. None when silent."""
+        return max(0, self._ms(self._last_speech_end)) if self._in_speech else None
 
     @property
     def position_ms(self) -> int:

@@ -26,6 +26,7 @@ from localengine.conversation import (
     Play,
     Send,
     Session,
+    StreamSpeech,
     Synthesize,
     Transcribe,
     TurnDetectionConfig,
@@ -55,7 +56,7 @@ class EnergyDetector:
         self.quiet_ms = 0
         self.rest = b""
         self.pos_ms = 0
-        self.pausing_at_ms = None  # it reports no pauses: turns are transcribed once committed
+        self.speech_until_ms = None  # it does not say how far speech goes: turns are transcribed once committed
 
     def feed(self, pcm24k: bytes, *, at_ms: int) -> list[Edge]:
         data = self.rest + pcm24k
@@ -899,20 +900,21 @@ def test_server_vad_turn_end_to_end():
     assert h.of(Synthesize)[0].text == "You said: what time is it"
 
 
-class PausingDetector:
+class StreamingDetector:
     """Like the real detector: 20 ms frames, RMS over a threshold is speech, ``stopped`` is placed where the
-    speech ended once ``silence_ms`` of quiet followed, and a pause of 100 ms reports ``pausing_at_ms``."""
+    speech ended once ``silence_ms`` of quiet followed, and ``speech_until_ms`` says where speech ends so far."""
 
     def __init__(self, td: TurnDetectionConfig) -> None:
         self.silence_ms = td.silence_ms
         self.speaking, self.quiet_ms, self.end_ms, self.pos_ms = False, 0, 0, 0
 
     @property
-    def pausing_at_ms(self) -> int | None:
-        return self.end_ms if self.speaking and self.quiet_ms >= 100 else None
+    def speech_until_ms(self) -> int | None:
+        return self.end_ms if self.speaking else None
 
     def feed(self, pcm24k: bytes, *, at_ms: int) -> list[Edge]:
         edges = []
+        self.pos_ms = at_ms
         for start in range(0, len(pcm24k) - len(pcm24k) % 960, 960):
             samples = np.frombuffer(pcm24k[start : start + 960], dtype="<i2").astype(np.float32)
             loud = float(np.sqrt(np.mean(samples**2))) > 500
@@ -929,8 +931,8 @@ class PausingDetector:
         return edges
 
 
-def pausing_session() -> Harness:
-    h = Harness(transport="webrtc", factory=PausingDetector)
+def streaming_session(**config) -> Harness:
+    h = Harness(transport="webrtc", factory=StreamingDetector, config=EngineConfig(**config) if config else None)
     h.update(
         audio={
             "input": {
@@ -950,52 +952,72 @@ def feed(h: Harness, pcm: bytes) -> list:
     return out
 
 
-def test_a_turn_is_transcribed_from_its_pause_so_the_reply_needs_no_wait_for_the_recognizer():
-    h = pausing_session()
-    feed(h, silence(200) + tone(600) + silence(80))
-    assert h.of(Transcribe) == []
-    (early,) = h.of(Transcribe, feed(h, silence(20)))  # 100 ms into the pause, 400 ms before the turn ends
-    assert len(early.pcm24k) == (800 - 100) * 48  # from the prefix padding to where the speech ended
-    assert h.result(early.job_id, "what time is it") == []  # nothing to say yet: the turn may go on
-    effects = feed(h, silence(400))
-    assert h.types(effects)[:7] == [
-        "input_audio_buffer.speech_stopped",
-        "input_audio_buffer.committed",
-        "conversation.item.added",
-        "conversation.item.done",
-        "conversation.item.input_audio_transcription.delta",
-        "conversation.item.input_audio_transcription.completed",
-        "response.created",
-    ]
-    assert "response.output_item.added" in h.types(effects)  # at once: the words were in before the silence ended
-    assert h.one("input_audio_buffer.speech_stopped", effects)["audio_end_ms"] == 800
-    assert h.of(Synthesize, effects)[0].text == "You said: what time is it"
+def streamed(h: Harness, effects=None) -> tuple[set[str], bytes]:
+    pieces = h.of(StreamSpeech, effects)
+    return {p.job_id for p in pieces}, b"".join(p.pcm24k for p in pieces)
 
 
-def test_a_turn_that_ends_before_its_early_transcription_is_done_waits_for_that_one_job():
-    h = pausing_session()
-    (early,) = h.of(Transcribe, feed(h, silence(200) + tone(600) + silence(100)))
-    effects = feed(h, silence(400))
-    assert "response.created" in h.types(effects) and h.of(Transcribe, effects) == []  # no second job
-    assert h.of(Synthesize, effects) == []  # the response waits for the words
-    h.result(early.job_id, "hello")
-    assert h.one("conversation.item.input_audio_transcription.completed")["transcript"] == "hello"
-    assert h.of(Synthesize)[0].text == "You said: hello"
+def test_a_turn_goes_to_the_recognizer_while_it_is_spoken_and_its_end_sends_only_the_rest():
+    h = streaming_session()
+    audio = silence(200) + tone(600) + silence(500)
+    effects = feed(h, audio[: 800 * 48])
+    jobs, sent = streamed(h, effects)
+    assert len(jobs) == 1 and all(len(p.pcm24k) >= 100 * 48 for p in h.of(StreamSpeech, effects))
+    assert sent == audio[100 * 48 : len(sent) + 100 * 48] and len(sent) >= 600 * 48  # the turn, from its padding
+    pause = feed(h, audio[800 * 48 : 1280 * 48])
+    assert h.of(StreamSpeech, pause) == []  # the quiet after the speech may not be the turn's: held back
+    effects = feed(h, audio[1280 * 48 :])
+    (job,) = h.of(Transcribe, effects)
+    assert {job.job_id} == jobs and sent + job.pcm24k == audio[100 * 48 : 800 * 48]  # the turn's audio, once
+    h.result(job.job_id, "what time is it")
+    assert h.one("conversation.item.input_audio_transcription.completed")["transcript"] == "what time is it"
+    assert h.of(Synthesize)[0].text == "You said: what time is it"
+    assert h.of(CancelTranscribe) == []
 
 
-def test_speech_after_a_pause_cancels_its_early_transcription():
-    h = pausing_session()
-    (first,) = h.of(Transcribe, feed(h, silence(200) + tone(400) + silence(200)))
-    effects = feed(h, tone(400))  # the speaker goes on within the silence
-    assert [c.job_id for c in h.of(CancelTranscribe, effects)] == [first.job_id]
-    (second,) = h.of(Transcribe, feed(h, silence(100)))
-    assert len(second.pcm24k) == (1200 - 100) * 48  # the whole turn so far
-    assert h.result(first.job_id, "hello") == []  # a cancelled job that ran anyway is not heard
-    feed(h, silence(400))
-    assert h.of(Transcribe) == [] and "response.created" in h.types()
-    h.result(second.job_id, "hello there")
-    assert h.one("conversation.item.input_audio_transcription.completed")["transcript"] == "hello there"
-    assert h.of(Synthesize)[0].text == "You said: hello there"
+def test_speech_after_a_pause_goes_on_in_the_same_stream_with_the_pause_in_it():
+    h = streaming_session()
+    audio = silence(200) + tone(400) + silence(300) + tone(400) + silence(500)
+    effects = feed(h, audio)
+    jobs, sent = streamed(h, effects)
+    (job,) = h.of(Transcribe, effects)
+    assert jobs == {job.job_id} and sent + job.pcm24k == audio[100 * 48 : 1300 * 48]
+    assert len(h.sent("input_audio_buffer.committed")) == 1 and h.of(CancelTranscribe) == []
+
+
+def test_a_turn_that_is_not_committed_drops_its_stream_and_the_next_turn_gets_its_own():
+    h = streaming_session()
+    jobs, _ = streamed(h, feed(h, silence(200) + tone(400)))
+    effects = h.send({"type": "input_audio_buffer.clear"})
+    assert [c.job_id for c in h.of(CancelTranscribe, effects)] == list(jobs)
+    again, _ = streamed(h, feed(h, silence(200) + tone(400)))
+    td = {"type": "server_vad", "silence_duration_ms": 700, "prefix_padding_ms": 100}
+    effects = h.update(audio={"input": {"turn_detection": td}})
+    assert [c.job_id for c in h.of(CancelTranscribe, effects)] == list(again) and again != jobs
+    effects = feed(h, silence(200) + tone(400) + silence(800))
+    third, sent = streamed(h, effects)
+    (job,) = h.of(Transcribe, effects)
+    assert third == {job.job_id} and third.isdisjoint(jobs | again)
+    assert sent + job.pcm24k == (silence(200) + tone(400))[100 * 48 :]
+
+
+def test_a_commit_in_the_middle_of_speech_finishes_the_stream_with_the_buffer():
+    h = streaming_session()
+    audio = silence(200) + tone(500)
+    jobs, sent = streamed(h, feed(h, audio))
+    effects = h.send({"type": "input_audio_buffer.commit"})
+    (job,) = h.of(Transcribe, effects)
+    assert {job.job_id} == jobs and sent + job.pcm24k == audio[100 * 48 :]
+    assert h.of(CancelTranscribe, effects) == []
+
+
+def test_a_turn_longer_than_the_buffer_is_transcribed_once_from_what_the_buffer_kept():
+    h = streaming_session(max_input_audio_seconds=1)
+    effects = feed(h, silence(200) + tone(1500) + silence(600))
+    jobs, _ = streamed(h, effects)
+    assert [c.job_id for c in h.of(CancelTranscribe, effects)] == list(jobs)  # its start was dropped
+    (job,) = h.of(Transcribe, effects)
+    assert job.job_id not in jobs and len(job.pcm24k) <= 1000 * 48
 
 
 def test_vad_over_websocket_append_and_create_response_false():

@@ -160,19 +160,21 @@ def test_detector_finds_one_turn_in_speech_wrapped_in_silence(sentence_audio, ch
     assert abs(edges[1].audio_ms - (lead + end)) <= 300
 
 
-def test_detector_reports_a_pause_where_the_turn_will_end_before_the_silence_confirms_it(sentence_audio):
+def test_detector_says_how_far_the_speech_goes_before_the_silence_confirms_its_end(sentence_audio):
     detector = SpeechDetector(silence_ms=600)
-    assert [e.kind for e in detector.feed(silence_pcm24k(500) + sentence_audio)] == ["started"]
-    pauses = []
-    for _ in range(40):  # 800 ms of silence, 20 ms at a time as a call delivers it
-        edges = detector.feed(silence_pcm24k(20))
-        if edges:
-            break
-        pauses.append(detector.pausing_at_ms)
-    assert [e.kind for e in edges] == ["stopped"]
-    reported = [p for p in pauses if p is not None]
-    assert len(reported) >= 15 and set(reported) == {edges[0].audio_ms}  # from ~200 ms into the pause
-    assert pauses[:5] == [None] * 5 and detector.pausing_at_ms is None  # not at once, and not after the end
+    assert detector.speech_until_ms is None  # silent
+    audio = silence_pcm24k(500) + sentence_audio + silence_pcm24k(800)
+    until: list[int] = []
+    edges: list[SpeechEdge] = []
+    for start in range(0, len(audio), 960):  # 20 ms at a time, as a call delivers it
+        edges += detector.feed(audio[start : start + 960])
+        if detector.speech_until_ms is not None:
+            assert detector.speech_until_ms <= detector.position_ms  # only audio already heard
+            until.append(detector.speech_until_ms)
+    assert [e.kind for e in edges] == ["started", "stopped"]
+    assert until == sorted(until) and until[-1] - until[0] > 1000  # it follows the speech as it goes on
+    assert until[-1] == edges[1].audio_ms  # the turn ends where the speech heard last ended
+    assert detector.speech_until_ms is None  # silent again
 
 
 def test_detector_ignores_silence_and_faint_noise():
